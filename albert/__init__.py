@@ -1,0 +1,46 @@
+"""albert-lite: a PyTorch toolkit for ALBERT (Lan et al., ICLR 2020). Public names only; see the README."""
+
+from albert.config import PRESETS, AlbertConfig
+from albert.errors import AlbertError, CheckpointError, ConfigError
+from albert.heads import (
+    AlbertForMultipleChoice,
+    AlbertForQuestionAnswering,
+    AlbertForSequenceClassification,
+    AlbertForTokenClassification,
+    ClassifierOutput,
+    QuestionAnsweringOutput,
+)
+from albert.model import (
+    AlbertForMaskedLM,
+    AlbertForPreTraining,
+    AlbertModel,
+    AlbertOutput,
+    AlbertPreTrainedModel,
+    LoadReport,
+    MaskedLMOutput,
+    PreTrainingOutput,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "AlbertConfig",
+    "AlbertError",
+    "AlbertForMaskedLM",
+    "AlbertForMultipleChoice",
+    "AlbertForPreTraining",
+    "AlbertForQuestionAnswering",
+    "AlbertForSequenceClassification",
+    "AlbertForTokenClassification",
+    "AlbertModel",
+    "AlbertOutput",
+    "AlbertPreTrainedModel",
+    "CheckpointError",
+    "ClassifierOutput",
+    "ConfigError",
+    "LoadReport",
+    "MaskedLMOutput",
+    "PreTrainingOutput",
+    "QuestionAnsweringOutput",
+]

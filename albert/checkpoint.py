@@ -1,0 +1,97 @@
+"""Checkpoint directories on disk: read a transformers-layout directory, write one atomically.
+
+A directory holds ``config.json`` and the weights as ``model.safetensors`` (or ``pytorch_model.bin``, or a sharded
+set with an ``*.index.json``), with transformers' parameter names, so transformers and albert-lite read each
+other's directories. Every file is written to a temporary name and renamed into place, so an interrupted save never
+leaves a half-written file under the real name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from albert.errors import CheckpointError
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then rename the temporary file over ``path`` (same directory, so rename is atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def save_weights(directory: str | Path, state: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
+    # safetensors refuses tensors that share memory or are non-contiguous: give it plain copies where needed.
+    plain = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    atomic_write(Path(directory) / "model.safetensors", lambda tmp: save_file(plain, tmp, metadata={"format": "pt"}))
+
+
+def read_config_dict(directory: Path) -> dict[str, Any]:
+    path = directory / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: no config.json (expected a checkpoint directory with config.json)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _read_one(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: weight file is missing") from None
+    except Exception as err:  # safetensors and torch report corruption with many exception types
+        raise CheckpointError(f"{path}: cannot read weights, the file is truncated or corrupt ({err})") from None
+
+
+def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint directory, with the names they were saved under."""
+    directory = Path(directory)
+    for name in INDEX_FILES:
+        index_path = directory / name
+        if index_path.is_file():
+            try:
+                weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
+            except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as err:
+                raise CheckpointError(f"{index_path}: not a valid shard index ({err})") from None
+            state: dict[str, torch.Tensor] = {}
+            for shard in sorted(set(weight_map.values())):
+                state.update(_read_one(directory / shard))
+            return state
+    for name in WEIGHT_FILES:
+        if (directory / name).is_file():
+            return _read_one(directory / name)
+    raise CheckpointError(f"{directory}: no weights found (expected one of {', '.join(WEIGHT_FILES + INDEX_FILES)})")

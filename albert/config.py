@@ -1,0 +1,198 @@
+"""AlbertConfig: the model's hyper-parameters as a typed dataclass, and the released presets as data.
+
+Field names are the keys of ALBERT's ``config.json`` (Google's ``albert_config.json`` and transformers' layout alike),
+so a config file reads and writes without a translation table. ``__post_init__`` rejects shapes the forward pass
+cannot run, naming the field, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from albert.errors import ConfigError
+
+ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "relu", "silu")
+
+
+@dataclass
+class AlbertConfig:
+    vocab_size: int = 30000
+    embedding_size: int = 128  # E: the factorised embedding width
+    hidden_size: int = 768  # H
+    num_hidden_layers: int = 12
+    num_hidden_groups: int = 1  # groups of shared weights; layer i uses group i * groups // layers
+    inner_group_num: int = 1  # distinct layers inside one group, run in sequence
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu_new"  # the official TF `gelu` is the tanh approximation, i.e. transformers' gelu_new
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    classifier_dropout_prob: float = 0.1
+    pad_token_id: int = 0
+    bos_token_id: int = 2
+    eos_token_id: int = 3
+    # Task-head fields, as transformers writes them.
+    num_labels: int = 2
+    id2label: dict[int, str] | None = None
+    problem_type: str | None = None  # single_label_classification | multi_label_classification | regression
+    architectures: list[str] | None = None
+    # Keys we do not use (e.g. Google's net_structure_type, gap_size) are kept so a round trip loses nothing.
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "vocab_size",
+            "embedding_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_hidden_groups",
+            "inner_group_num",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+            "num_labels",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"config field '{name}' must be a positive integer, found {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"config field 'hidden_size' ({self.hidden_size}) must be divisible by 'num_attention_heads' "
+                f"({self.num_attention_heads})"
+            )
+        if self.num_hidden_layers % self.num_hidden_groups:
+            raise ConfigError(
+                f"config field 'num_hidden_layers' ({self.num_hidden_layers}) must be divisible by "
+                f"'num_hidden_groups' ({self.num_hidden_groups})"
+            )
+        if self.hidden_act not in ACTIVATIONS:
+            raise ConfigError(f"config field 'hidden_act' must be one of {ACTIVATIONS}, found {self.hidden_act!r}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+                raise ConfigError(f"config field '{name}' must be a probability in [0, 1), found {value!r}")
+        if self.problem_type not in (None, "single_label_classification", "multi_label_classification", "regression"):
+            raise ConfigError(f"config field 'problem_type' is not a known problem type: {self.problem_type!r}")
+        if self.id2label is not None:
+            self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+            if sorted(self.id2label) != list(range(len(self.id2label))):
+                raise ConfigError(f"config field 'id2label' must have keys 0..n-1, found {sorted(self.id2label)}")
+            self.num_labels = len(self.id2label)
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in self.labels_by_id().items()}
+
+    def labels_by_id(self) -> dict[int, str]:
+        return self.id2label if self.id2label is not None else {i: f"LABEL_{i}" for i in range(self.num_labels)}
+
+    # -- presets ---------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_name(cls, name: str, **overrides: Any) -> AlbertConfig:
+        """A released configuration by name (``albert-base-v2``; the ``albert/`` hub prefix is accepted)."""
+        key = name.removeprefix("albert/")
+        if key not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
+        return cls(**{**PRESETS[key], **overrides})
+
+    # -- dict / JSON ----------------------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> AlbertConfig:
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known and k not in _DERIVED_KEYS}
+        if "num_labels" not in data and data.get("id2label"):
+            kwargs["num_labels"] = len(data["id2label"])
+        try:
+            return cls(**kwargs, extra=extra)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+        except TypeError as err:  # e.g. a string where a number belongs
+            raise ConfigError(f"{source}: {err}") from None
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> AlbertConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a JSON object, found {type(data).__name__}")
+        return cls.from_dict(data, source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The transformers-compatible ``config.json`` content."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        id2label = self.labels_by_id()
+        data["id2label"] = {str(k): v for k, v in id2label.items()}
+        data["label2id"] = self.label2id
+        data["model_type"] = "albert"
+        data["tie_word_embeddings"] = True
+        if data["problem_type"] is None:
+            del data["problem_type"]
+        if data["architectures"] is None:
+            del data["architectures"]
+        return {**self.extra, **data}
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def num_flops_per_token(self, seq_len: int) -> float:
+        """Forward FLOPs per token of the encoder (2 per multiply-add): projection, per-layer GEMMs, attention."""
+        h, e, f = self.hidden_size, self.embedding_size, self.intermediate_size
+        per_layer = 2 * (4 * h * h + 2 * h * f) + 2 * 2 * seq_len * h  # QKV+out, FFN, scores and weighted sum
+        return 2 * e * h + self.num_hidden_layers * per_layer
+
+
+# Keys transformers writes that are derived from fields (or describe the file), not configuration of their own.
+_DERIVED_KEYS = {"label2id", "model_type", "tie_word_embeddings", "transformers_version", "dtype", "torch_dtype"}
+
+
+def _preset(h: int, layers: int, heads: int, ffn: int, dropout: float = 0.0, **kw: Any) -> dict[str, Any]:
+    base = dict(
+        hidden_size=h,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=ffn,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
+    return {**base, **kw}
+
+
+# The released configurations (google-research/albert tarballs; transformers hub configs). English models use the
+# tanh GELU the TF code computed, whatever transformers' v1 configs say; v1 had dropout 0.1 except xxlarge, v2 none.
+# Chinese models (Google's *_zh) use the 21,128-entry WordPiece vocab and ReLU (google-research/albert#154).
+PRESETS: dict[str, dict[str, Any]] = {
+    "albert-base-v1": _preset(768, 12, 12, 3072, dropout=0.1),
+    "albert-large-v1": _preset(1024, 24, 16, 4096, dropout=0.1),
+    "albert-xlarge-v1": _preset(2048, 24, 16, 8192, dropout=0.1),
+    "albert-xxlarge-v1": _preset(4096, 12, 64, 16384),
+    "albert-base-v2": _preset(768, 12, 12, 3072),
+    "albert-large-v2": _preset(1024, 24, 16, 4096),
+    "albert-xlarge-v2": _preset(2048, 24, 16, 8192),
+    "albert-xxlarge-v2": _preset(4096, 12, 64, 16384),
+    "albert-base-zh": _preset(768, 12, 12, 3072, vocab_size=21128, hidden_act="relu"),
+    "albert-large-zh": _preset(1024, 24, 16, 4096, vocab_size=21128, hidden_act="relu"),
+    "albert-xlarge-zh": _preset(2048, 24, 16, 8192, vocab_size=21128, hidden_act="relu"),
+    "albert-xxlarge-zh": _preset(4096, 12, 64, 16384, vocab_size=21128, hidden_act="relu"),
+    # brightmart's albert_tiny shape (4 layers, H=312): a small model for CPUs, tests and demos.
+    "albert-tiny": _preset(312, 4, 12, 1248),
+    "albert-tiny-zh": _preset(312, 4, 12, 1248, vocab_size=21128),
+}

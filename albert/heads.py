@@ -1,0 +1,156 @@
+"""Task heads on the ALBERT encoder, with the names, parameters and losses of transformers' classes.
+
+Sequence classification (single-label, multi-label, regression) and multiple choice read the pooled [CLS] vector;
+token classification and span QA read every position and build the encoder without a pooler, as transformers does,
+so checkpoints move between the two libraries unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from albert.config import AlbertConfig
+from albert.model import AlbertModel, AlbertPreTrainedModel
+
+
+@dataclass
+class ClassifierOutput:
+    logits: torch.Tensor  # (B, num_labels) | (B, T, num_labels) | (B, num_choices)
+    loss: torch.Tensor | None = None
+
+
+@dataclass
+class QuestionAnsweringOutput:
+    start_logits: torch.Tensor  # (B, T)
+    end_logits: torch.Tensor  # (B, T)
+    loss: torch.Tensor | None = None
+
+
+def _problem_type(config: AlbertConfig, labels: torch.Tensor) -> str:
+    """transformers' rule: one label → regression; integer labels → single-label; float labels → multi-label."""
+    if config.problem_type is None:
+        if config.num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    return config.problem_type
+
+
+class AlbertForSequenceClassification(AlbertPreTrainedModel):
+    hf_class_name = "AlbertForSequenceClassification"
+    optional_prefixes = ("classifier.", "albert.pooler.")
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.albert = AlbertModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights(self.classifier)
+
+    def forward(
+        self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None
+    ) -> ClassifierOutput:
+        pooled = self.albert(input_ids, attention_mask, token_type_ids, position_ids).pooler_output
+        logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
+        loss = None
+        if labels is not None:
+            kind = _problem_type(self.config, labels)
+            if kind == "regression":
+                loss = F.mse_loss(logits.squeeze(-1), labels.squeeze(-1).to(logits.dtype))
+            elif kind == "single_label_classification":
+                loss = F.cross_entropy(logits, labels.view(-1))
+            else:
+                loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        return ClassifierOutput(logits=logits, loss=loss)
+
+
+class AlbertForTokenClassification(AlbertPreTrainedModel):
+    hf_class_name = "AlbertForTokenClassification"
+    optional_prefixes = ("classifier.",)
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.albert = AlbertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights(self.classifier)
+
+    def forward(
+        self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None
+    ) -> ClassifierOutput:
+        h = self.albert(input_ids, attention_mask, token_type_ids, position_ids).last_hidden_state
+        logits = self.classifier(self.dropout(h))  # (B, T, num_labels)
+        loss = None if labels is None else F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        return ClassifierOutput(logits=logits, loss=loss)
+
+
+class AlbertForQuestionAnswering(AlbertPreTrainedModel):
+    """Start/end logits from one Linear(H, 2) (transformers' layout; the SQuAD 2.0 answerability head is separate)."""
+
+    hf_class_name = "AlbertForQuestionAnswering"
+    optional_prefixes = ("qa_outputs.",)
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.albert = AlbertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.init_weights(self.qa_outputs)
+
+    def forward(
+        self,
+        input_ids,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        start_positions=None,
+        end_positions=None,
+    ) -> QuestionAnsweringOutput:
+        h = self.albert(input_ids, attention_mask, token_type_ids, position_ids).last_hidden_state
+        start_logits, end_logits = self.qa_outputs(h).unbind(-1)  # (B, T) each
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            # Answers cut off by truncation are labelled past the end: they count for nothing (transformers' rule).
+            T = start_logits.size(1)
+            start = start_positions.view(-1).clamp(0, T)
+            end = end_positions.view(-1).clamp(0, T)
+            loss = (
+                F.cross_entropy(start_logits, start, ignore_index=T) + F.cross_entropy(end_logits, end, ignore_index=T)
+            ) / 2
+        return QuestionAnsweringOutput(
+            start_logits=start_logits.contiguous(), end_logits=end_logits.contiguous(), loss=loss
+        )
+
+
+class AlbertForMultipleChoice(AlbertPreTrainedModel):
+    """Each (B, C, T) choice is encoded separately; Linear(H, 1) on its pooled vector; softmax over the C choices."""
+
+    hf_class_name = "AlbertForMultipleChoice"
+    optional_prefixes = ("classifier.", "albert.pooler.")
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.albert = AlbertModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.init_weights(self.classifier)
+
+    def forward(
+        self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None
+    ) -> ClassifierOutput:
+        B, C, T = input_ids.shape
+
+        def flat(t):
+            return None if t is None else t.reshape(B * C, T)
+
+        pooled = self.albert(
+            flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids)
+        ).pooler_output
+        logits = self.classifier(self.dropout(pooled)).view(B, C)
+        loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
+        return ClassifierOutput(logits=logits, loss=loss)

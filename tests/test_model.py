@@ -1,0 +1,148 @@
+"""Properties of the forward pass that hold for any weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import STRUCTURES, make_batch, tiny_config
+
+import albert
+from albert.heads import (
+    AlbertForMultipleChoice,
+    AlbertForQuestionAnswering,
+    AlbertForSequenceClassification,
+    AlbertForTokenClassification,
+)
+
+
+def _loss(model, batch, cfg):
+    B, T = batch["input_ids"].shape
+    if isinstance(model, AlbertForMultipleChoice):
+        other = make_batch(cfg, batch=B, length=T, seed=1)
+        expand = {k: torch.stack([v, other[k]], dim=1) for k, v in batch.items()}
+        return model(**expand, labels=torch.zeros(B, dtype=torch.long)).loss
+    if isinstance(model, AlbertForQuestionAnswering):
+        return model(**batch, start_positions=torch.ones(B, dtype=torch.long), end_positions=torch.full((B,), 2)).loss
+    if isinstance(model, AlbertForTokenClassification):
+        return model(**batch, labels=torch.ones(B, T, dtype=torch.long)).loss
+    if isinstance(model, AlbertForSequenceClassification):
+        return model(**batch, labels=torch.ones(B, dtype=torch.long)).loss
+    if isinstance(model, albert.AlbertForPreTraining):
+        labels = batch["input_ids"].clone()
+        return model(**batch, labels=labels, sentence_order_label=torch.zeros(B, dtype=torch.long)).loss
+    if isinstance(model, albert.AlbertForMaskedLM):
+        return model(**batch, labels=batch["input_ids"]).loss
+    out = model(**batch)
+    return out.last_hidden_state.pow(2).mean() + out.pooler_output.pow(2).mean()
+
+
+CLASSES = [
+    albert.AlbertModel,
+    albert.AlbertForPreTraining,
+    albert.AlbertForMaskedLM,
+    AlbertForSequenceClassification,
+    AlbertForTokenClassification,
+    AlbertForQuestionAnswering,
+    AlbertForMultipleChoice,
+]
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("name", ["2groups-2inner-relu", "E=H"])
+def test_every_parameter_gets_a_gradient(cls, name):
+    cfg = tiny_config(**STRUCTURES[name])
+    torch.manual_seed(0)
+    model = cls(cfg)
+    _loss(model, make_batch(cfg), cfg).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, f"{pname} got no gradient"
+        if isinstance(model, AlbertForMultipleChoice) and pname == "classifier.bias":
+            continue  # one bias added to every choice cancels in the softmax: its gradient is exactly zero
+        assert p.grad.abs().sum() > 0, f"{pname} got an all-zero gradient"
+
+
+def test_parameter_count_does_not_grow_with_depth():
+    counts = {n: albert.AlbertModel(tiny_config(num_hidden_layers=n)).num_parameters() for n in (1, 4, 12)}
+    assert len(set(counts.values())) == 1, counts
+    # With as many groups as layers nothing is shared, and each layer adds its own weights.
+    unshared = albert.AlbertModel(tiny_config(num_hidden_layers=4, num_hidden_groups=4)).num_parameters()
+    layer = sum(p.numel() for p in albert.AlbertModel(tiny_config()).groups[0].parameters())
+    assert unshared == counts[4] + 3 * layer
+
+
+def test_group_rule_matches_the_reference_formula():
+    for layers, groups in [(12, 1), (12, 2), (12, 3), (12, 4), (12, 12), (24, 6), (6, 3)]:
+        model = albert.AlbertModel(tiny_config(num_hidden_layers=layers, num_hidden_groups=groups))
+        assert [model.group_of_layer(i) for i in range(layers)] == [int(i / (layers / groups)) for i in range(layers)]
+
+
+def test_layers_really_share_weights():
+    """Running the one shared layer L times by hand reproduces the model: there is no hidden per-layer state."""
+    cfg = tiny_config()
+    model = albert.AlbertModel(cfg).eval()
+    batch = make_batch(cfg)
+    with torch.no_grad():
+        x = model.projection(model.embeddings(batch["input_ids"], batch["token_type_ids"]))
+        bias = albert.model.attention_bias(batch["attention_mask"], x.dtype)
+        for _ in range(cfg.num_hidden_layers):
+            x = model.groups[0][0](x, bias)
+        torch.testing.assert_close(model(**batch).last_hidden_state, x, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cls", [albert.AlbertModel, AlbertForTokenClassification, AlbertForQuestionAnswering])
+def test_padding_does_not_change_real_positions(structure, cls):
+    torch.manual_seed(0)
+    model = cls(structure).eval()
+    batch = make_batch(structure, batch=1, length=9)
+    padded = {k: torch.cat([v, torch.zeros(1, 7, dtype=v.dtype)], dim=1) for k, v in batch.items()}
+    padded["input_ids"][0, 9:] = torch.arange(5, 12)  # whatever sits under the padding must not matter
+    with torch.no_grad():
+        a, b = model(**batch), model(**padded)
+    for name in ("last_hidden_state", "logits", "start_logits", "end_logits"):
+        if hasattr(a, name):
+            torch.testing.assert_close(getattr(b, name)[:, :9], getattr(a, name), rtol=1e-5, atol=1e-5)
+    if getattr(a, "pooler_output", None) is not None:
+        torch.testing.assert_close(b.pooler_output, a.pooler_output, rtol=1e-5, atol=1e-5)
+
+
+def test_eval_is_deterministic_and_train_uses_dropout():
+    cfg = tiny_config(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    model = AlbertForSequenceClassification(cfg)
+    batch = make_batch(cfg)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, model(**batch).logits, rtol=0, atol=0)
+        model.train()
+        assert not torch.equal(model(**batch).logits, model(**batch).logits)
+
+
+def test_masked_positions_give_the_full_logits_at_those_positions():
+    cfg = tiny_config()
+    model = albert.AlbertForPreTraining(cfg).eval()
+    batch = make_batch(cfg)
+    positions = torch.tensor([[1, 4], [2, 3], [0, 5]])
+    with torch.no_grad():
+        full = model(**batch).prediction_logits
+        gathered = model(**batch, masked_positions=positions).prediction_logits
+    torch.testing.assert_close(gathered, torch.stack([full[b, positions[b]] for b in range(3)]))
+
+
+def test_sequence_longer_than_positions_is_a_clear_error():
+    cfg = tiny_config(max_position_embeddings=8)
+    with pytest.raises(ValueError, match="10 tokens but the model has 8 position embeddings"):
+        albert.AlbertModel(cfg)(torch.ones(1, 10, dtype=torch.long))
+
+
+def test_mlm_decoder_is_tied_to_word_embeddings():
+    cfg = tiny_config()
+    model = albert.AlbertForMaskedLM(cfg)
+    names = [n for n, _ in model.named_parameters()]
+    assert not any("decoder" in n for n in names)
+    ids = torch.tensor([[7, 8, 9]])
+    with torch.no_grad():
+        model.albert.embeddings.word.weight[11] += 5.0  # changing the input table changes the output logits of 11
+        h = model.albert(ids).last_hidden_state
+        expected = (
+            model.mlm.norm(model.mlm.act(model.mlm.dense(h))) @ model.albert.embeddings.word.weight.T + model.mlm.bias
+        )
+    torch.testing.assert_close(model(ids).logits, expected)
