@@ -3,9 +3,62 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any
 
 import albert
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Flags generated from a config dataclass; a YAML --config overrides the defaults, flags override the YAML.
+# ----------------------------------------------------------------------------------------------------------------
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = (), skip: tuple[str, ...] = ()
+) -> None:
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        kind = hints[field.name]
+        args = typing.get_args(kind)
+        if isinstance(kind, types.UnionType) and type(None) in args:  # "int | None" → int
+            kind = next(a for a in args if a is not type(None))
+        default = field.default if field.default is not dataclasses.MISSING else None
+        help_text = f"default: {default!r}" + (" (required)" if field.name in required else "")
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+        elif typing.get_origin(kind) is list:
+            parser.add_argument(flag, nargs="+", default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text)
+    parser.add_argument("--config", help="YAML file of field: value overrides (configs/)")
+
+
+def config_from_args(cls: type, args: argparse.Namespace, base: dict[str, Any] | None = None):
+    values: dict[str, Any] = dict(base or {})
+    if getattr(args, "config", None):
+        import yaml
+
+        path = Path(args.config)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise albert.AlbertError(f"{path}: cannot read the YAML config ({err})") from None
+        if not isinstance(loaded, dict):
+            raise albert.AlbertError(f"{path}: expected a mapping of field: value")
+        values.update(loaded)
+    names = {f.name for f in dataclasses.fields(cls)}
+    values.update({k: v for k, v in vars(args).items() if k in names})
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise albert.AlbertError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+    return cls(**values)
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -62,11 +115,50 @@ def cmd_tokenizer_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Tokenise a corpus into shards for pretraining."""
+    from albert.data import PrepareConfig, prepare
+
+    cfg = config_from_args(PrepareConfig, args)
+    manifest = prepare(cfg)
+    tokens = sum(s["tokens"] for s in manifest["shards"])
+    documents = sum(s["documents"] for s in manifest["shards"])
+    print(f"{documents:,} documents, {manifest['lines']:,} lines, {tokens:,} tokens → {cfg.out}")
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Pretrain ALBERT (MLM + SOP); under torchrun every process runs this."""
+    from albert.pretrain import PretrainConfig, train
+
+    base = None
+    if args.resume_dir:  # `--resume DIR` continues DIR with the configuration it was started with
+        saved = Path(args.resume_dir) / "run_config.json"
+        if not saved.is_file():
+            raise albert.AlbertError(f"{args.resume_dir}: nothing to resume (no run_config.json)")
+        base = {k: v for k, v in json.loads(saved.read_text()).items() if k != "world_size"}
+        base.update(out=args.resume_dir, resume=True)
+    result = train(config_from_args(PretrainConfig, args, base))
+    print(json.dumps(result, indent=2))
+    return 130 if result.get("interrupted") else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="albert", description="ALBERT toolkit: pretrain, fine-tune, convert, serve.")
     parser.add_argument("--version", action="version", version=f"albert-lite {albert.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("presets", help=cmd_presets.__doc__).set_defaults(func=cmd_presets)
+
+    from albert.data import PrepareConfig
+    from albert.pretrain import PretrainConfig
+
+    prepare = sub.add_parser("prepare", help=cmd_prepare.__doc__)
+    add_dataclass_flags(prepare, PrepareConfig, required=("input", "tokenizer", "out"))
+    prepare.set_defaults(func=cmd_prepare)
+    pretrain = sub.add_parser("pretrain", help=cmd_pretrain.__doc__)
+    add_dataclass_flags(pretrain, PretrainConfig, required=("data", "out"), skip=("resume",))
+    pretrain.add_argument("--resume", dest="resume_dir", metavar="RUN_DIR", help="continue this run directory")
+    pretrain.set_defaults(func=cmd_pretrain)
 
     tok = sub.add_parser("tokenizer", help="train a tokenizer or encode text").add_subparsers(
         dest="action", required=True

@@ -110,6 +110,26 @@ class AlbertTokenizer:
         """The file this tokenizer was read from (for error messages)."""
         return str(getattr(self, "model_file", None) or getattr(self, "vocab_file", "tokenizer"))
 
+    def word_starts(self, ids: Sequence[int]) -> list[bool]:
+        """Whether each token begins a whole word (for whole-word masking). A piece begins a word if the tokenizer
+        marks it so (SentencePiece "▁", WordPiece no "##"), if it is punctuation, or if punctuation precedes it."""
+        kinds = self._piece_kinds()
+        out, prev = [], _PUNCT
+        for i in ids:
+            kind = kinds[i]
+            out.append(kind != _CONT or prev == _PUNCT)
+            prev = kind
+        return out
+
+    def _piece_kinds(self) -> list[int]:
+        if getattr(self, "_kinds", None) is None:
+            self._kinds = [
+                _piece_kind(p, self.continuation_prefix) for p in self.convert_ids_to_tokens(range(self.vocab_size))
+            ]
+        return self._kinds
+
+    continuation_prefix = ""  # WordPiece: "##"; SentencePiece marks starts instead ("▁")
+
     def tokenize(self, text: str) -> list[str]:
         return self.convert_ids_to_tokens(self.encode_batch([text])[0][0])
 
@@ -193,6 +213,24 @@ class AlbertTokenizer:
             )
 
 
+_START, _CONT, _PUNCT = 0, 1, 2
+
+
+def _piece_kind(piece: str, continuation_prefix: str) -> int:
+    body = piece.removeprefix(continuation_prefix) if continuation_prefix else piece.removeprefix("▁")
+    if body and not any(c.isalnum() for c in body):
+        return _PUNCT
+    if continuation_prefix:
+        return _CONT if piece.startswith(continuation_prefix) else _START
+    # SentencePiece: "▁" marks a word start; a piece that begins with a CJK character is a word of its own.
+    return _START if piece.startswith("▁") or (body and is_cjk(body[0])) or piece.startswith(("<", "[")) else _CONT
+
+
+def is_cjk(ch: str) -> bool:
+    cp = ord(ch)
+    return 0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2FA1F or 0xF900 <= cp <= 0xFAFF
+
+
 def _truncated_lengths(la: int, lb: int, budget: int, strategy: bool | str, index: int) -> tuple[int, int]:
     """Lengths after truncation, as transformers' slow tokenizers compute them one token at a time."""
     excess = la + lb - budget
@@ -259,6 +297,7 @@ class WordPieceTokenizer(AlbertTokenizer):
     lower-casing and accent stripping, greedy longest-match ``##`` pieces, [UNK] for words over 100 characters."""
 
     cls_token, sep_token, pad_token, unk_token, mask_token = "[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"
+    continuation_prefix = "##"
 
     def __init__(self, vocab_file: str | Path, do_lower_case: bool = True, strip_accents: bool | None = None):
         from tokenizers import BertWordPieceTokenizer

@@ -1,0 +1,366 @@
+"""Pretraining data: corpus → documents → token shards on disk → SOP instances → masked batches.
+
+``prepare`` streams text (one sentence or paragraph per line, a blank line between documents; or .jsonl with a
+"text" field, one document per record) through the tokenizer in chunks and writes shards of numpy arrays plus a
+manifest. ``PretrainData`` memory-maps the shards and builds each epoch's instances from a generator seeded by
+(seed, variant): dynamic masking uses a new variant every epoch, static masking cycles through ``dupe_factor`` of them
+(the reference's dupe_factor copies, without storing them). The order of instances and each instance's mask are
+functions of (seed, epoch, position), so a run resumed at any step sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from albert.errors import AlbertError
+from albert.masking import Pair, mask_ngrams, sop_pairs
+from albert.tokenizer import AlbertTokenizer, WordPieceTokenizer, is_cjk
+
+MANIFEST = "manifest.json"
+
+
+class DataError(AlbertError):
+    """A corpus or prepared data directory that cannot be used."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# prepare: text → shards
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class PrepareConfig:
+    input: list[str]  # files or directories (*.txt, *.jsonl, searched recursively)
+    tokenizer: str  # tokenizer directory (spiece.model or vocab.txt)
+    out: str
+    chinese_words: str = "auto"  # WordPiece whole-word boundaries: "jieba", "char" or "auto" (jieba if installed)
+    shard_tokens: int = 50_000_000
+    chunk_lines: int = 20_000  # lines tokenised per batch call (the engines use all cores inside one call)
+
+
+def input_files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".jsonl") and p.is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError(f"{path}: no such file or directory")
+    if not files:
+        raise DataError(f"no .txt or .jsonl files in {', '.join(paths)}")
+    return files
+
+
+def read_documents(files: Sequence[Path]) -> Iterator[list[str]]:
+    """Documents as lists of segments (lines). Bad bytes or records raise DataError naming file and line."""
+    for path in files:
+        doc: list[str] = []
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8").strip()
+                except UnicodeDecodeError as err:
+                    raise DataError(f"{path}:{number}: not UTF-8 ({err.reason} at byte {err.start})") from None
+                if path.suffix == ".jsonl":
+                    if not line:
+                        continue
+                    try:
+                        text = json.loads(line)["text"]
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        raise DataError(f'{path}:{number}: expected a JSON object with a "text" field') from None
+                    segments = [s.strip() for s in str(text).splitlines() if s.strip()]
+                    if segments:
+                        yield segments
+                elif line:
+                    doc.append(line)
+                elif doc:
+                    yield doc
+                    doc = []
+        if doc:
+            yield doc
+
+
+def _word_starts(tok: AlbertTokenizer, texts: list[str], ids: list[list[int]], mode: str) -> list[list[bool]]:
+    """Whole-word boundaries: the tokenizer's own, or for Chinese WordPiece the words jieba finds."""
+    starts = [tok.word_starts(row) for row in ids]
+    if mode == "char" or not isinstance(tok, WordPieceTokenizer):
+        return starts
+    try:
+        import jieba
+    except ImportError:
+        if mode == "jieba":
+            raise DataError("chinese_words='jieba' needs the jieba package (pip install jieba)") from None
+        return starts
+    jieba.setLogLevel(60)
+    _, offsets = tok.encode_batch(texts, offsets=True)
+    for text, row_starts, row_offsets in zip(texts, starts, offsets, strict=True):
+        boundaries, position = set(), 0
+        for word in jieba.cut(text):
+            boundaries.add(position)
+            position += len(word)
+        for k, (begin, _) in enumerate(row_offsets):
+            if row_starts[k] and begin not in boundaries and begin < len(text) and is_cjk(text[begin]):
+                row_starts[k] = False  # a character inside a Chinese word continues it
+    return starts
+
+
+class _ShardWriter:
+    def __init__(self, out: Path, vocab_size: int, shard_tokens: int):
+        self.out, self.shard_tokens = out, shard_tokens
+        self.dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max else np.int32
+        self.shards: list[dict] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.tokens: list[np.ndarray] = []
+        self.starts: list[np.ndarray] = []
+        self.segment_lengths: list[int] = []
+        self.doc_sizes: list[int] = []
+        self.count = 0
+
+    def add(self, segments: list[list[int]], starts: list[list[bool]]) -> None:
+        kept = [(s, f) for s, f in zip(segments, starts, strict=True) if s]
+        if not kept:
+            return
+        for s, f in kept:
+            self.tokens.append(np.asarray(s, dtype=self.dtype))
+            self.starts.append(np.asarray(f, dtype=bool))
+            self.segment_lengths.append(len(s))
+            self.count += len(s)
+        self.doc_sizes.append(len(kept))
+        if self.count >= self.shard_tokens:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.doc_sizes:
+            return
+        name = f"shard-{len(self.shards):05d}"
+        np.save(self.out / f"{name}.tokens.npy", np.concatenate(self.tokens))
+        np.save(self.out / f"{name}.starts.npy", np.concatenate(self.starts))
+        np.save(self.out / f"{name}.segments.npy", np.concatenate([[0], np.cumsum(self.segment_lengths)]))
+        np.save(self.out / f"{name}.documents.npy", np.concatenate([[0], np.cumsum(self.doc_sizes)]))
+        self.shards.append(
+            {
+                "name": name,
+                "tokens": self.count,
+                "segments": len(self.segment_lengths),
+                "documents": len(self.doc_sizes),
+            }
+        )
+        self._reset()
+
+
+def prepare(cfg: PrepareConfig, progress: bool = True) -> dict:
+    """Tokenise a corpus into shards under ``cfg.out`` and write the manifest (last, so a crash leaves none)."""
+    from tqdm import tqdm
+
+    files = input_files(cfg.input)
+    tok = AlbertTokenizer.from_pretrained(cfg.tokenizer)
+    out = Path(cfg.out)
+    if (out / MANIFEST).exists():
+        raise DataError(f"{out}: already holds prepared data; choose a new --out directory")
+    out.mkdir(parents=True, exist_ok=True)
+    writer = _ShardWriter(out, tok.vocab_size, cfg.shard_tokens)
+    pending: list[list[str]] = []
+    lines = 0
+    bar = tqdm(desc="tokenising", unit=" docs", disable=not progress, mininterval=1)
+
+    def flush_pending() -> None:
+        texts = [segment for doc in pending for segment in doc]
+        ids, _ = tok.encode_batch(texts)
+        starts = _word_starts(tok, texts, ids, cfg.chinese_words)
+        k = 0
+        for doc in pending:
+            writer.add(ids[k : k + len(doc)], starts[k : k + len(doc)])
+            k += len(doc)
+        bar.update(len(pending))
+        pending.clear()
+
+    for doc in read_documents(files):
+        pending.append(doc)
+        lines += len(doc)
+        if sum(len(d) for d in pending) >= cfg.chunk_lines:
+            flush_pending()
+    flush_pending()
+    writer.flush()
+    bar.close()
+    if not writer.shards:
+        raise DataError(f"no text found in {', '.join(map(str, files))} (empty corpus?)")
+    tok.save_pretrained(out / "tokenizer")
+    manifest = {
+        "version": 1,
+        "vocab_size": tok.vocab_size,
+        "tokenizer_fingerprint": tokenizer_fingerprint(out / "tokenizer"),
+        "files": [str(f) for f in files],
+        "lines": lines,
+        "shards": writer.shards,
+        "config": asdict(cfg),
+    }
+    from albert.checkpoint import write_text
+
+    write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def tokenizer_fingerprint(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for name in ("spiece.model", "vocab.txt"):
+        if (directory / name).is_file():
+            digest.update((directory / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# PretrainData: shards → instances → batches
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class Instance:
+    pair: Pair
+    variant: int  # which masking variant (seed) this instance belongs to
+
+
+class PretrainData:
+    """The documents of one split, their SOP pairs for an epoch, and masked, collated batches."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        max_seq_length: int,
+        max_predictions: int,
+        masked_lm_prob: float,
+        short_seq_prob: float,
+        seed: int,
+        split: str = "train",
+        eval_fraction: float = 0.01,
+        masking: str = "dynamic",
+        dupe_factor: int = 10,
+    ):
+        self.directory = Path(directory)
+        manifest_path = self.directory / MANIFEST
+        if not manifest_path.is_file():
+            raise DataError(f"{self.directory}: no {MANIFEST} (run `albert prepare` first)")
+        self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        self.tokenizer = AlbertTokenizer.from_pretrained(self.directory / "tokenizer")
+        self.vocab_size = self.manifest["vocab_size"]
+        self.max_seq_length, self.max_predictions = max_seq_length, max_predictions
+        self.masked_lm_prob, self.short_seq_prob = masked_lm_prob, short_seq_prob
+        self.seed, self.masking, self.dupe_factor = seed, masking, dupe_factor
+        if masking not in ("dynamic", "static"):
+            raise DataError(f"masking must be 'dynamic' or 'static', found {masking!r}")
+        tok = self.tokenizer
+        self.special_ids = frozenset(tok.all_special_ids)
+        self.mask_id, self.pad_id = tok.mask_token_id, tok.pad_token_id
+        self.cls_id, self.sep_id = tok.cls_token_id, tok.sep_token_id
+        self.shards = [self._load_shard(s["name"]) for s in self.manifest["shards"]]
+        documents = [(k, d) for k, shard in enumerate(self.shards) for d in range(len(shard["documents"]) - 1)]
+        every = max(1, round(1 / eval_fraction)) if eval_fraction > 0 else 0
+        is_eval = [every > 0 and i % every == every - 1 for i in range(len(documents))]
+        self.documents = [
+            doc for doc, held_out in zip(documents, is_eval, strict=True) if held_out == (split == "eval")
+        ]
+        if not self.documents:
+            raise DataError(
+                f"{self.directory}: the {split} split has no documents (corpus too small for eval_fraction)"
+            )
+        self._epoch_cache: dict[int, list[Pair]] = {}
+
+    def _load_shard(self, name: str) -> dict[str, np.ndarray]:
+        return {
+            part: np.load(self.directory / f"{name}.{part}.npy", mmap_mode="r")
+            for part in ("tokens", "starts", "segments", "documents")
+        }
+
+    def variant(self, epoch: int) -> int:
+        return epoch if self.masking == "dynamic" else epoch % self.dupe_factor
+
+    def pairs(self, epoch: int) -> list[Pair]:
+        """This epoch's SOP pairs over all documents of the split, in building order (cached per variant)."""
+        variant = self.variant(epoch)
+        if variant not in self._epoch_cache:
+            rng = np.random.default_rng([self.seed, variant, 0])
+            pairs: list[Pair] = []
+            for shard_index, doc in self.documents:
+                shard = self.shards[shard_index]
+                first, last = shard["documents"][doc], shard["documents"][doc + 1]
+                bounds = shard["segments"][first : last + 1]
+                segments = [np.asarray(shard["tokens"][bounds[i] : bounds[i + 1]]) for i in range(len(bounds) - 1)]
+                starts = [np.asarray(shard["starts"][bounds[i] : bounds[i + 1]]) for i in range(len(bounds) - 1)]
+                pairs += sop_pairs(segments, starts, self.max_seq_length - 3, rng, self.short_seq_prob)
+            self._epoch_cache = {variant: pairs}  # keep one variant: memory stays bounded
+        return self._epoch_cache[variant]
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The epoch's shuffled order of instances: position → instance number."""
+        return np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.pairs(epoch)))
+
+    def steps_per_epoch(self, global_batch: int) -> int:
+        return len(self.pairs(0)) // global_batch
+
+    def batch(self, epoch: int, positions: Sequence[int], shuffle: bool = True) -> dict[str, torch.Tensor]:
+        """Mask and collate the instances at these positions of the epoch's order (or in building order).
+
+        An instance's mask is a function of (seed, variant, instance number): static masking therefore repeats the
+        same masked instances every dupe_factor epochs, in a new order."""
+        pairs = self.pairs(epoch)
+        variant = self.variant(epoch)
+        order = self.order(epoch) if shuffle else None
+        rows = []
+        for position in positions:
+            number = int(order[position]) if shuffle else int(position)
+            pair = pairs[number]
+            ids = [self.cls_id, *map(int, pair.a), self.sep_id, *map(int, pair.b), self.sep_id]
+            starts = [True, *pair.a_starts, True, *pair.b_starts, True]
+            rng = np.random.default_rng([self.seed, variant, 2, number])
+            masked = mask_ngrams(
+                ids,
+                starts,
+                rng,
+                mask_id=self.mask_id,
+                vocab_size=self.vocab_size,
+                special_ids=self.special_ids,
+                max_predictions=self.max_predictions,
+                masked_lm_prob=self.masked_lm_prob,
+            )
+            rows.append((masked, len(pair.a) + 2, pair.swapped))
+        return self._collate(rows)
+
+    def _collate(self, rows) -> dict[str, torch.Tensor]:
+        width = max(len(m.input_ids) for m, _, _ in rows)
+        B, P = len(rows), self.max_predictions
+        input_ids = torch.full((B, width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((B, width), dtype=torch.long)
+        token_type_ids = torch.zeros((B, width), dtype=torch.long)
+        positions = torch.zeros((B, P), dtype=torch.long)
+        labels = torch.full((B, P), -100, dtype=torch.long)  # -100: a padding slot, no prediction
+        for b, (masked, first_len, _) in enumerate(rows):
+            n = len(masked.input_ids)
+            input_ids[b, :n] = torch.tensor(masked.input_ids)
+            attention_mask[b, :n] = 1
+            token_type_ids[b, first_len:n] = 1
+            k = len(masked.positions)
+            positions[b, :k] = torch.tensor(masked.positions, dtype=torch.long)
+            labels[b, :k] = torch.tensor(masked.labels, dtype=torch.long)
+        sop = torch.tensor([int(swapped) for _, _, swapped in rows], dtype=torch.long)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+            "masked_positions": positions,
+            "labels": labels,
+            "sentence_order_label": sop,
+        }
+
+
+def copy_tokenizer(data_dir: str | Path, target: str | Path) -> None:
+    """Put the tokenizer the data was prepared with beside a model directory."""
+    for path in (Path(data_dir) / "tokenizer").iterdir():
+        shutil.copyfile(path, Path(target) / path.name)

@@ -1,0 +1,62 @@
+"""Distributed set-up from the torchrun environment: one process per device, nccl on CUDA, gloo on CPU.
+
+Without torchrun (no WORLD_SIZE) everything runs in one process and these helpers are no-ops, so the same loop
+serves a laptop, one GPU and many.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as torch_dist
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch_dist.barrier()
+
+    def mean(self, value: float) -> float:
+        """The mean of a number over all processes (for logging)."""
+        if not self.enabled:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        torch_dist.all_reduce(tensor)
+        return tensor.item() / self.world_size
+
+
+def setup(device: str = "auto") -> Dist:
+    """Read RANK/WORLD_SIZE/LOCAL_RANK (set by torchrun), pick the device, join the process group."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        torch.cuda.set_device(local_rank)
+        chosen = torch.device("cuda", local_rank)
+    else:
+        chosen = torch.device(device)
+    if world_size > 1 and not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
+    return Dist(rank=rank, world_size=world_size, local_rank=local_rank, device=chosen)
+
+
+def teardown(dist: Dist) -> None:
+    if dist.enabled and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()

@@ -1,0 +1,387 @@
+"""Pretraining: PretrainConfig and train(cfg), one plain loop for one CPU, one GPU or many (torchrun).
+
+Per step: the step's global batch (a function of seed, epoch and step) is split over processes and accumulation
+micro-steps → forward (MLM logits at the masked positions only, plus SOP) → backward (DDP syncs on the last
+micro-step) → global-norm clip → LAMB → warmup + polynomial decay → log → evaluate → checkpoint. A checkpoint holds
+the weights in transformers' layout, the optimizer and schedule, the step and the RNG state; since the data order
+and masks are functions of the step, ``resume=True`` continues with exactly the losses an uninterrupted run has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from albert import dist as distributed
+from albert.checkpoint import read_weights
+from albert.config import PRESETS, AlbertConfig
+from albert.data import PretrainData, copy_tokenizer
+from albert.errors import AlbertError
+from albert.model import AlbertForPreTraining
+from albert.optim import build_optimizer, build_schedule
+
+
+@dataclass
+class PretrainConfig:
+    data: str = ""  # a directory written by `albert prepare`
+    out: str = ""  # the run directory
+    model: str = (
+        "albert-base-v2"  # a preset (its shape; the vocabulary comes from the data), config.json, or checkpoint dir
+    )
+    max_steps: int = 10000
+    batch_size: int = 32  # sequences per process and micro-step
+    grad_accum: int = 1
+    learning_rate: float = 0.00176
+    warmup_steps: int | None = None  # default: 2.5 % of max_steps (the official 3,125 of 125,000)
+    poly_power: float = 1.0
+    optimizer: str = "lamb"
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    max_seq_length: int = 128
+    max_predictions: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    masking: str = "dynamic"  # dynamic (new masks every epoch) or static (dupe_factor fixed variants)
+    dupe_factor: int = 10
+    eval_fraction: float = 0.01  # share of documents held out
+    eval_every: int = 500
+    eval_batches: int = 20
+    save_every: int = 1000
+    keep_last: int = 3
+    log_every: int = 10
+    seed: int = 12345
+    device: str = "auto"
+    bf16: bool = True  # bf16 autocast on CUDA (fp32 on CPU, where bf16 is emulated and slow)
+    dropout: float | None = None  # override the model's hidden and attention dropout
+    resume: bool = False
+    progress: bool = True
+
+
+# Fields that must not change when a run is resumed (the rest, e.g. max_steps or save_every, may).
+_IDENTITY = (
+    "data",
+    "model",
+    "batch_size",
+    "grad_accum",
+    "max_seq_length",
+    "max_predictions",
+    "masked_lm_prob",
+    "short_seq_prob",
+    "masking",
+    "dupe_factor",
+    "eval_fraction",
+    "seed",
+    "optimizer",
+    "learning_rate",
+)
+
+
+class RunError(AlbertError):
+    """A run directory or configuration that cannot be used."""
+
+
+def model_config(cfg: PretrainConfig, vocab_size: int) -> tuple[AlbertConfig, Path | None]:
+    """The model's config and, if cfg.model is a checkpoint directory, where to load weights from."""
+    source = Path(cfg.model)
+    if cfg.model.removeprefix("albert/") in PRESETS:
+        config, weights = AlbertConfig.from_name(cfg.model, vocab_size=vocab_size), None
+    elif source.is_dir():
+        config, weights = AlbertConfig.from_json_file(source / "config.json"), source
+    elif source.is_file():
+        config, weights = AlbertConfig.from_json_file(source), None
+    else:
+        raise RunError(f"model {cfg.model!r} is neither a preset ({', '.join(sorted(PRESETS))}) nor a config file/dir")
+    if config.vocab_size != vocab_size:
+        raise RunError(
+            f"the model has vocab_size {config.vocab_size} but the data's tokenizer has {vocab_size} "
+            f"pieces ({cfg.model} vs {cfg.data})"
+        )
+    if cfg.max_seq_length > config.max_position_embeddings:
+        raise RunError(
+            f"max_seq_length {cfg.max_seq_length} exceeds the model's {config.max_position_embeddings} positions"
+        )
+    if cfg.dropout is not None:
+        config.hidden_dropout_prob = config.attention_probs_dropout_prob = cfg.dropout
+    return config, weights
+
+
+def _check_run_dir(cfg: PretrainConfig, out: Path, world_size: int) -> None:
+    saved_path = out / "run_config.json"
+    if not cfg.resume:
+        if latest_checkpoint(out) is not None:
+            raise RunError(f"{out} already holds a run; pass resume=True (--resume) or choose another out directory")
+        return
+    if not saved_path.is_file():
+        raise RunError(f"{out}: nothing to resume (no run_config.json)")
+    saved = json.loads(saved_path.read_text())
+    changed = [f"{k}: {saved.get(k)!r} → {getattr(cfg, k)!r}" for k in _IDENTITY if saved.get(k) != getattr(cfg, k)]
+    if saved.get("world_size", 1) != world_size:
+        changed.append(f"world_size: {saved.get('world_size')} → {world_size}")
+    if changed:
+        raise RunError(
+            f"{out} was run with another configuration; resuming would not continue it: {'; '.join(changed)}"
+        )
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    steps = sorted((out / "checkpoints").glob("step-*")) if (out / "checkpoints").is_dir() else []
+    return steps[-1] if steps else None
+
+
+def _save_checkpoint(out: Path, model, optimizer, schedule, step: int, data_dir: str, keep_last: int) -> None:
+    """checkpoints/step-N (atomic directory rename), then model/ (the latest weights + tokenizer), then pruning."""
+    final = out / "checkpoints" / f"step-{step:07d}"
+    tmp = out / "checkpoints" / f".tmp-step-{step:07d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    state = {
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "step": step,
+        "torch_rng": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    torch.save(state, tmp / "trainer.pt")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    staging = out / ".tmp-model"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(final, staging, ignore=shutil.ignore_patterns("trainer.pt"))
+    copy_tokenizer(data_dir, staging)
+    old = out / ".old-model"
+    if (out / "model").exists():
+        os.replace(out / "model", old)
+    os.replace(staging, out / "model")
+    shutil.rmtree(old, ignore_errors=True)
+    for stale in sorted((out / "checkpoints").glob("step-*"))[:-keep_last]:
+        shutil.rmtree(stale)
+
+
+def _load_checkpoint(path: Path, model, optimizer, schedule) -> int:
+    model.load_hf_state_dict(read_weights(path), source=str(path))
+    state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    torch.set_rng_state(state["torch_rng"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return state["step"]
+
+
+def _micro_batches(data: PretrainData, step: int, cfg: PretrainConfig, dist) -> tuple[int, list[list[int]]]:
+    """The indices this process uses at ``step``: the global batch is [micro][rank][batch_size]."""
+    per_step = cfg.batch_size * cfg.grad_accum * dist.world_size
+    steps_per_epoch = data.steps_per_epoch(per_step)
+    if steps_per_epoch == 0:
+        raise RunError(f"{cfg.data}: fewer training instances than one global batch of {per_step} sequences")
+    epoch, offset = divmod(step, steps_per_epoch)
+    first = offset * per_step
+    micro = []
+    for m in range(cfg.grad_accum):
+        start = first + (m * dist.world_size + dist.rank) * cfg.batch_size
+        micro.append(list(range(start, start + cfg.batch_size)))
+    return epoch, micro
+
+
+def _metrics(out, batch) -> dict[str, float]:
+    labels = batch["labels"]
+    predicted = labels != -100
+    mlm_acc = (out.prediction_logits.argmax(-1) == labels)[predicted].float().mean()
+    sop_acc = (out.sop_logits.argmax(-1) == batch["sentence_order_label"]).float().mean()
+    return {
+        "loss": out.loss.item(),
+        "mlm_loss": out.mlm_loss.item(),
+        "sop_loss": out.sop_loss.item(),
+        "mlm_acc": mlm_acc.item(),
+        "sop_acc": sop_acc.item(),
+    }
+
+
+@torch.no_grad()
+def evaluate(model, data: PretrainData, cfg: PretrainConfig, device, batches: int) -> dict[str, float]:
+    """Held-out MLM/SOP loss and accuracy on the first ``batches`` batches of the eval split's fixed instances."""
+    model.eval()
+    total = len(data.pairs(0))
+    sums: dict[str, float] = {}
+    n = 0
+    for start in range(0, min(total, batches * cfg.batch_size), cfg.batch_size):
+        positions = range(start, min(start + cfg.batch_size, total))
+        batch = {k: v.to(device) for k, v in data.batch(0, positions, shuffle=False).items()}
+        for key, value in _metrics(model(**batch), batch).items():
+            sums[key] = sums.get(key, 0.0) + value
+        n += 1
+    model.train()
+    return {f"eval_{k}": v / max(n, 1) for k, v in sums.items()}
+
+
+def train(cfg: PretrainConfig) -> dict[str, Any]:
+    """Run (or resume) pretraining; returns the last logged metrics. Rank 0 writes everything under cfg.out."""
+    from tqdm import tqdm
+
+    if not cfg.data or not cfg.out:
+        raise RunError("pretraining needs data (a prepared directory) and out (the run directory)")
+    dist = distributed.setup(cfg.device)
+    out = Path(cfg.out)
+    _check_run_dir(cfg, out, dist.world_size)
+    data_args = dict(
+        max_seq_length=cfg.max_seq_length,
+        max_predictions=cfg.max_predictions,
+        seed=cfg.seed,
+        masked_lm_prob=cfg.masked_lm_prob,
+        short_seq_prob=cfg.short_seq_prob,
+        eval_fraction=cfg.eval_fraction,
+        masking=cfg.masking,
+        dupe_factor=cfg.dupe_factor,
+    )
+    data = PretrainData(cfg.data, split="train", **data_args)
+    eval_data = PretrainData(cfg.data, split="eval", **data_args) if cfg.eval_fraction > 0 else None
+    config, init_from = model_config(cfg, data.vocab_size)
+    torch.manual_seed(cfg.seed)
+    model = AlbertForPreTraining(config)
+    if init_from is not None:
+        model.load_hf_state_dict(read_weights(init_from), str(init_from))
+    model.to(dist.device).train()
+    optimizer = build_optimizer(model, cfg.optimizer, cfg.learning_rate, cfg.weight_decay)
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(0.025 * cfg.max_steps)
+    schedule = build_schedule(optimizer, warmup, cfg.max_steps, cfg.poly_power)
+    step = 0
+    if cfg.resume and latest_checkpoint(out) is not None:
+        step = _load_checkpoint(latest_checkpoint(out), model, optimizer, schedule)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
+    log_path = out / "log.jsonl"
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        record = {**dataclasses.asdict(cfg), "world_size": dist.world_size}
+        (out / "run_config.json").write_text(json.dumps(record, indent=2) + "\n")
+        _truncate_log(log_path, step)
+    stop = _StopFlag()
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if dist.device.type == "cuda" and cfg.bf16
+        else contextlib.nullcontext()
+    )
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not (cfg.progress and dist.is_main), desc="pretraining")
+    last: dict[str, Any] = {}
+    tokens, tick = 0, time.perf_counter()
+    while step < cfg.max_steps:
+        epoch, micro = _micro_batches(data, step, cfg, dist)
+        sums: dict[str, float] = {}
+        for m, indices in enumerate(micro):
+            batch = {k: v.to(dist.device) for k, v in data.batch(epoch, indices).items()}
+            sync = contextlib.nullcontext() if (m == len(micro) - 1 or not dist.enabled) else ddp.no_sync()
+            with sync, autocast:
+                result = ddp(**batch)
+                (result.loss / cfg.grad_accum).backward()
+            for key, value in _metrics(result, batch).items():
+                sums[key] = sums.get(key, 0.0) + value / cfg.grad_accum
+            tokens += int(batch["attention_mask"].sum()) * dist.world_size
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            elapsed, tick = time.perf_counter() - tick, time.perf_counter()
+            last = {
+                "step": step,
+                "epoch": epoch,
+                **{k: dist.mean(v) for k, v in sums.items()},
+                "lr": schedule.get_last_lr()[0],
+                "grad_norm": float(grad_norm),
+                "tokens_per_s": tokens / elapsed,
+            }
+            tokens = 0
+            bar.set_postfix(loss=f"{last['loss']:.3f}", mlm=f"{last['mlm_acc']:.3f}", sop=f"{last['sop_acc']:.3f}")
+            _log(log_path, last, dist)
+        if eval_data is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+            metrics = evaluate(model, eval_data, cfg, dist.device, cfg.eval_batches)
+            _log(log_path, {"step": step, **{k: dist.mean(v) for k, v in metrics.items()}}, dist)
+            last.update(metrics)
+        stopping = stop.requested(dist)
+        if step % cfg.save_every == 0 or step == cfg.max_steps or stopping:
+            if dist.is_main:
+                _save_checkpoint(out, model, optimizer, schedule, step, cfg.data, cfg.keep_last)
+            dist.barrier()
+        if stopping:
+            break
+    bar.close()
+    stop.restore()
+    if dist.is_main and step == cfg.max_steps:
+        plot_curves(log_path, out / "curves.png")
+    distributed.teardown(dist)
+    return {**last, "step": step, "interrupted": step < cfg.max_steps}
+
+
+def _log(path: Path, record: dict, dist) -> None:
+    if dist.is_main:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """On resume, drop lines logged after the checkpoint we continue from (they will be logged again)."""
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in kept))
+
+
+class _StopFlag:
+    """Ctrl-C / SIGTERM set a flag; the loop finishes its step, all ranks agree, a checkpoint is written."""
+
+    def __init__(self):
+        self.flag = False
+        self.previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals stay with the caller
+                pass
+
+    def _handle(self, signum, frame) -> None:
+        self.flag = True
+
+    def requested(self, dist) -> bool:
+        return dist.mean(float(self.flag)) > 0 if dist.enabled else self.flag
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def plot_curves(log_path: Path, png: Path) -> None:
+    """Training and held-out loss and accuracy against steps (skipped without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line]
+    train = [r for r in rows if "loss" in r]
+    held = [r for r in rows if "eval_loss" in r]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss")
+    ax_loss.plot([r["step"] for r in held], [r["eval_loss"] for r in held], "o-", label="held-out loss")
+    for key, label in [("mlm_acc", "MLM"), ("sop_acc", "SOP")]:
+        ax_acc.plot([r["step"] for r in train], [r[key] for r in train], alpha=0.5, label=f"train {label} acc")
+        ax_acc.plot([r["step"] for r in held], [r["eval_" + key] for r in held], "o-", label=f"held-out {label} acc")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("step")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)

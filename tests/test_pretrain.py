@@ -1,0 +1,288 @@
+"""Pretraining end to end on real text: prepare, the loop, exact resume after a crash, DDP, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import albert
+from albert.data import DataError, PrepareConfig, PretrainData, prepare
+from albert.pretrain import PretrainConfig, RunError, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def corpus(realdata, tmp_path_factory):
+    """120 Brown documents (blank line between documents), a 2,000-piece tokenizer, prepared shards."""
+    from albert import spm
+
+    root = tmp_path_factory.mktemp("pretrain")
+    text = "\n\n".join("\n".join(d["sentences"]) for d in realdata.brown_documents()[:120])
+    (root / "corpus.txt").write_text(text + "\n", encoding="utf-8")
+    spm.train([root / "corpus.txt"], root / "tok", vocab_size=2000, progress=False)
+    prepare(
+        PrepareConfig(input=[str(root / "corpus.txt")], tokenizer=str(root / "tok"), out=str(root / "data")),
+        progress=False,
+    )
+    config = albert.AlbertConfig(
+        vocab_size=2000,
+        embedding_size=32,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=128,
+    )
+    (root / "model.json").write_text(config.to_json_string())
+    return root
+
+
+def _cfg(corpus: Path, out: Path, **overrides) -> PretrainConfig:
+    base = dict(
+        data=str(corpus / "data"),
+        out=str(out),
+        model=str(corpus / "model.json"),
+        max_steps=20,
+        batch_size=8,
+        max_seq_length=64,
+        max_predictions=10,
+        learning_rate=0.01,
+        warmup_steps=2,
+        eval_every=10,
+        eval_batches=2,
+        save_every=5,
+        log_every=1,
+        eval_fraction=0.05,
+        progress=False,
+    )
+    return PretrainConfig(**{**base, **overrides})
+
+
+def _losses(run: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def test_loss_falls_and_the_run_directory_is_complete(corpus, tmp_path):
+    result = train(_cfg(corpus, tmp_path / "run", max_steps=60, eval_every=30, save_every=30, eval_batches=8))
+    losses = _losses(tmp_path / "run")
+    first, last = sum(losses[s] for s in range(1, 6)) / 5, sum(losses[s] for s in range(56, 61)) / 5
+    assert last < first - 1.0, (first, last)
+    assert result["eval_mlm_loss"] < 7.0  # held-out: well below log(2000) = 7.6, the loss of a uniform guess
+    run = tmp_path / "run"
+    assert (run / "curves.png").stat().st_size > 10_000
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-0000030", "step-0000060"]
+    model = albert.AlbertForPreTraining.from_pretrained(run / "model")  # the latest weights, HF layout + tokenizer
+    tok = albert.AlbertTokenizer.from_pretrained(run / "model")
+    assert model.load_report.initialised == [] and tok.vocab_size == 2000
+    transformers = pytest.importorskip("transformers")
+    theirs = transformers.AlbertForPreTraining.from_pretrained(run / "model").eval()
+    batch = tok(["the jury said it was fine"], return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.eval()(**batch).prediction_logits, theirs(**batch).prediction_logits, atol=1e-5, rtol=0
+        )
+
+
+def _cli(corpus: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "albert",
+        "pretrain",
+        "--data",
+        str(corpus / "data"),
+        "--out",
+        str(out),
+        "--model",
+        str(corpus / "model.json"),
+        "--max-steps",
+        "24",
+        "--batch-size",
+        "8",
+        "--max-seq-length",
+        "64",
+        "--max-predictions",
+        "10",
+        "--learning-rate",
+        "0.01",
+        "--warmup-steps",
+        "2",
+        "--eval-every",
+        "12",
+        "--eval-batches",
+        "2",
+        "--save-every",
+        "6",
+        "--log-every",
+        "1",
+        "--eval-fraction",
+        "0.05",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def _run_until(cmd: list[str], log: Path, step: int, sig: int) -> int:
+    """Start the CLI, wait until it has logged `step`, then send `sig`; returns the exit code."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and any(
+            json.loads(line).get("step", 0) >= step for line in log.read_text().splitlines() if line
+        ):
+            proc.send_signal(sig)
+            break
+        time.sleep(0.05)
+    return proc.wait(timeout=120)
+
+
+def test_killed_run_resumes_with_identical_losses(corpus, tmp_path):
+    subprocess.run(_cli(corpus, tmp_path / "straight"), check=True, capture_output=True)
+    straight = _losses(tmp_path / "straight")
+    # A hard crash (SIGKILL) after step 14: the last checkpoint is step 12; steps 13-14 are logged and redone.
+    code = _run_until(_cli(corpus, tmp_path / "crashed"), tmp_path / "crashed" / "log.jsonl", 14, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    assert (tmp_path / "crashed" / "checkpoints").is_dir()
+    subprocess.run(
+        [sys.executable, "-m", "albert", "pretrain", "--resume", str(tmp_path / "crashed"), "--no-progress"],
+        check=True,
+        capture_output=True,
+    )
+    resumed = _losses(tmp_path / "crashed")
+    assert sorted(resumed) == list(range(1, 25))
+    assert resumed == straight  # exact on CPU: same data, same weights, same optimizer state, same RNG
+
+
+def test_sigterm_writes_a_checkpoint_at_the_current_step(corpus, tmp_path):
+    run = tmp_path / "run"
+    code = _run_until(_cli(corpus, run, "--save-every", "1000"), run / "log.jsonl", 3, signal.SIGTERM)
+    assert code == 130  # interrupted, after saving
+    steps = [p.name for p in (run / "checkpoints").iterdir()]
+    assert len(steps) == 1 and int(steps[0].split("-")[1]) >= 3 and (run / "model" / "model.safetensors").exists()
+
+
+def test_two_process_ddp_equals_one_process_with_the_same_global_batch(corpus, tmp_path):
+    common = ["--max-steps", "4", "--save-every", "4", "--eval-every", "100"]
+    one = _cli(corpus, tmp_path / "one", *common, "--batch-size", "4", "--grad-accum", "2")
+    subprocess.run(one, check=True, capture_output=True)
+    two = _cli(corpus, tmp_path / "two", *common, "--batch-size", "4", "--grad-accum", "1")
+    two = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        *two[2:],
+    ]
+    result = subprocess.run(two, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    a = load_file(tmp_path / "one" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "two" / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    assert not torch.equal(
+        a["albert.pooler.weight"],
+        albert.AlbertForPreTraining(albert.AlbertConfig.from_json_file(corpus / "model.json")).state_dict()[
+            "albert.pooler.weight"
+        ],
+    )
+
+
+def test_static_masking_repeats_every_dupe_factor_epochs(corpus):
+    args = dict(max_seq_length=64, max_predictions=10, masked_lm_prob=0.15, short_seq_prob=0.1, seed=3)
+    static = PretrainData(corpus / "data", masking="static", dupe_factor=2, **args)
+    dynamic = PretrainData(corpus / "data", masking="dynamic", **args)
+    key = lambda data, epoch: sorted(map(str, data.batch(epoch, range(len(data.pairs(epoch))))["input_ids"].tolist()))  # noqa: E731
+    assert key(static, 0) == key(static, 2) != key(static, 1)
+    assert key(dynamic, 0) != key(dynamic, 2)
+
+
+def test_chinese_prepare_marks_jieba_words(realdata, tmp_path):
+    pytest.importorskip("jieba")
+    text = "\n".join(realdata.peoples_daily_paragraphs()[:30])
+    (tmp_path / "zh.txt").write_text(text + "\n", encoding="utf-8")
+    tok = albert.AlbertTokenizer.from_pretrained(realdata.chinese_vocab())
+    tok.save_pretrained(tmp_path / "tok")
+    prepare(
+        PrepareConfig(input=[str(tmp_path / "zh.txt")], tokenizer=str(tmp_path / "tok"), out=str(tmp_path / "data")),
+        progress=False,
+    )
+    data = PretrainData(
+        tmp_path / "data",
+        max_seq_length=128,
+        max_predictions=20,
+        masked_lm_prob=0.15,
+        short_seq_prob=0.1,
+        seed=0,
+        eval_fraction=0,
+    )
+    shard = data.shards[0]
+    tokens = tok.convert_ids_to_tokens(shard["tokens"][:400].tolist())
+    starts = shard["starts"][:400].tolist()
+    assert 0.3 < sum(starts) / len(starts) < 0.9  # words of several characters exist, and are not all single
+    joined = "".join(f" {t}" if s else t for t, s in zip(tokens, starts, strict=True))
+    assert " 中国" in joined or " 人民" in joined or " 经济" in joined, joined[:200]
+
+
+# -- failures -----------------------------------------------------------------------------------------------------
+def test_bad_corpora(tmp_path, corpus):
+    (tmp_path / "empty.txt").write_text("\n\n\n")
+    with pytest.raises(DataError, match="no text found"):
+        prepare(
+            PrepareConfig(input=[str(tmp_path / "empty.txt")], tokenizer=str(corpus / "tok"), out=str(tmp_path / "a")),
+            progress=False,
+        )
+    (tmp_path / "bad.txt").write_bytes(b"fine\n\xff\xfe broken\n")
+    with pytest.raises(DataError, match=r"bad\.txt:2: not UTF-8"):
+        prepare(
+            PrepareConfig(input=[str(tmp_path / "bad.txt")], tokenizer=str(corpus / "tok"), out=str(tmp_path / "b")),
+            progress=False,
+        )
+    with pytest.raises(DataError, match="already holds prepared data"):
+        prepare(
+            PrepareConfig(input=[str(tmp_path / "bad.txt")], tokenizer=str(corpus / "tok"), out=str(corpus / "data")),
+            progress=False,
+        )
+    # Documents of one word each cannot make a single training batch.
+    (tmp_path / "tiny.txt").write_text("a\n\nb\n\nc\n")
+    prepare(
+        PrepareConfig(input=[str(tmp_path / "tiny.txt")], tokenizer=str(corpus / "tok"), out=str(tmp_path / "c")),
+        progress=False,
+    )
+    with pytest.raises(RunError, match="fewer training instances than one global batch"):
+        train(_cfg(corpus, tmp_path / "run", data=str(tmp_path / "c"), eval_fraction=0))
+
+
+def test_vocab_mismatch_and_foreign_run_directory(corpus, tmp_path):
+    with pytest.raises(RunError, match="vocab_size 30000 but the data's tokenizer has 2000"):
+        train(
+            _cfg(corpus, tmp_path / "x", model=str(tmp_path / "big.json"))
+            if (tmp_path / "big.json").write_text(albert.AlbertConfig.from_name("albert-tiny").to_json_string())
+            else None
+        )
+    train(_cfg(corpus, tmp_path / "run", max_steps=2, save_every=2))
+    with pytest.raises(RunError, match="already holds a run"):
+        train(_cfg(corpus, tmp_path / "run", max_steps=2))
+    with pytest.raises(RunError, match=r"another configuration.*batch_size: 8 → 4"):
+        train(_cfg(corpus, tmp_path / "run", max_steps=4, batch_size=4, resume=True))
+    with pytest.raises(RunError, match="nothing to resume"):
+        train(_cfg(corpus, tmp_path / "fresh", resume=True))
+    # a preset takes its vocabulary from the data
+    assert train(_cfg(corpus, tmp_path / "preset", model="albert-tiny", max_steps=1, eval_fraction=0))["step"] == 1
