@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -10,6 +11,8 @@ import types
 import typing
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import albert
 
@@ -143,6 +146,65 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 130 if result.get("interrupted") else 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune a classifier on a CSV/TSV/JSONL file; the best dev checkpoint lands in --out."""
+    from albert.finetune import FinetuneConfig, train
+
+    print(json.dumps(train(config_from_args(FinetuneConfig, args)), indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Metrics of a fine-tuned model on a labelled file (and a confusion-matrix PNG for classification)."""
+    from albert.finetune import TextClassifier
+    from albert.tasks import classification as task
+
+    clf = TextClassifier.from_pretrained(args.model, max_length=args.max_seq_length)
+    examples = task.read_examples(args.data, clf.task, args.text_column, args.pair_column, args.label_column)
+    task.check_labels(examples, clf.labels, clf.task, args.data)
+    texts = [e.text for e in examples]
+    scores = clf.predict_proba(texts)
+    y = task.targets(examples, clf.labels, clf.task)
+    raw = np.log(np.clip(scores, 1e-12, 1)) if clf.task == "classification" else scores
+    if clf.task == "multi_label":
+        raw = np.log(np.clip(scores, 1e-12, 1)) - np.log(np.clip(1 - scores, 1e-12, 1))
+    result = task.metrics(clf.task, y, raw)
+    print(f"{len(examples)} examples from {args.data}")
+    for name, value in result.items():
+        print(f"  {name:<12} {value:.4f}")
+    if clf.task == "classification":
+        png = Path(args.confusion_png or Path(args.model) / "confusion.png")
+        task.confusion_png(y, scores.argmax(-1), clf.labels, png)
+        print(f"confusion matrix → {png}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict labels (and probabilities) for texts given as arguments, --input FILE, or stdin lines."""
+    from albert.finetune import TextClassifier
+    from albert.tasks import classification as task
+
+    clf = TextClassifier.from_pretrained(args.model, max_length=args.max_seq_length)
+    if args.texts:
+        texts = args.texts
+    elif args.input:
+        texts = [e.text for e in task.read_examples(args.input, text_column=args.text_column, label_column=None)]
+    else:
+        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    probs = clf.predict_proba(texts)
+    labels = clf.predict(texts)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    with out if args.output else contextlib.nullcontext():
+        for text, label, p in zip(texts, labels, probs, strict=True):
+            record = {"text": text, "label": label}
+            if clf.task == "classification":
+                record["probability"] = round(float(p.max()), 6)
+            elif clf.task == "multi_label":
+                record["probabilities"] = {lab: round(float(q), 6) for lab, q in zip(clf.labels, p, strict=True)}
+            print(json.dumps(record, ensure_ascii=False), file=out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="albert", description="ALBERT toolkit: pretrain, fine-tune, convert, serve.")
     parser.add_argument("--version", action="version", version=f"albert-lite {albert.__version__}")
@@ -159,6 +221,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_flags(pretrain, PretrainConfig, required=("data", "out"), skip=("resume",))
     pretrain.add_argument("--resume", dest="resume_dir", metavar="RUN_DIR", help="continue this run directory")
     pretrain.set_defaults(func=cmd_pretrain)
+
+    from albert.finetune import FinetuneConfig
+
+    finetune = sub.add_parser("finetune", help=cmd_finetune.__doc__)
+    add_dataclass_flags(finetune, FinetuneConfig, required=("train", "init", "out"))
+    finetune.set_defaults(func=cmd_finetune)
+    evaluate = sub.add_parser("evaluate", help=cmd_evaluate.__doc__)
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--confusion-png")
+    predict = sub.add_parser("predict", help=cmd_predict.__doc__)
+    predict.add_argument("--model", required=True)
+    predict.add_argument("texts", nargs="*")
+    predict.add_argument("--input", help="CSV/TSV/JSONL/TXT file of texts")
+    predict.add_argument("--output", help="write JSONL here instead of stdout")
+    for p in (evaluate, predict):
+        p.add_argument("--text-column", default="text")
+        p.add_argument("--max-seq-length", type=int, default=128)
+    evaluate.add_argument("--pair-column")
+    evaluate.add_argument("--label-column", default="label")
+    evaluate.set_defaults(func=cmd_evaluate)
+    predict.set_defaults(func=cmd_predict)
 
     tok = sub.add_parser("tokenizer", help="train a tokenizer or encode text").add_subparsers(
         dest="action", required=True

@@ -1,0 +1,347 @@
+"""Fine-tuning for text classification: FinetuneConfig, train(cfg), evaluate(), and the TextClassifier API.
+
+One plain loop: shuffled batches padded to their longest row → forward → loss / accumulation → backward → clip →
+AdamW → warmup + linear decay → log → evaluate every N steps → keep the best checkpoint by the dev metric → stop
+early when it stops improving. The output directory is a transformers-layout AlbertForSequenceClassification with
+its labels and tokenizer, so ``albert predict``, ``TextClassifier.from_pretrained`` and transformers all load it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from albert.config import PRESETS, AlbertConfig
+from albert.errors import AlbertError
+from albert.heads import AlbertForSequenceClassification
+from albert.optim import build_optimizer, build_schedule
+from albert.tasks import classification as task
+from albert.tokenizer import AlbertTokenizer
+
+log = logging.getLogger("albert")
+
+
+@dataclass
+class FinetuneConfig:
+    train: str = ""  # CSV/TSV/JSONL with a text column and a label column
+    eval: str | None = None  # dev set: evaluated every eval_every steps, picks the best checkpoint
+    out: str = ""
+    init: str = ""  # checkpoint directory (ours or transformers'), or a preset / config.json for random init
+    tokenizer: str | None = None  # needed when init has no tokenizer files
+    task: str = "classification"  # classification | multi_label | regression
+    text_column: str = "text"
+    pair_column: str | None = None
+    label_column: str = "label"
+    epochs: float = 3.0
+    max_steps: int | None = None  # overrides epochs
+    batch_size: int = 32
+    grad_accum: int = 1
+    learning_rate: float = 3e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_seq_length: int = 128
+    classifier_dropout: float = 0.1  # the paper's Table 14 value for every task
+    eval_every: int | None = None  # default: once per epoch
+    early_stopping: int | None = None  # stop after this many evaluations without improvement
+    seed: int = 42
+    device: str = "auto"
+    progress: bool = True
+
+
+def load_tokenizer(init: str, tokenizer: str | None) -> AlbertTokenizer:
+    """The tokenizer given, else the one stored beside the initial checkpoint."""
+    if tokenizer:
+        return AlbertTokenizer.from_pretrained(tokenizer)
+    path = Path(init)
+    if path.is_dir() and (any(path.glob("*.model")) or (path / "vocab.txt").is_file()):
+        return AlbertTokenizer.from_pretrained(path)
+    raise AlbertError(f"no tokenizer files in {init!r}: pass --tokenizer DIR (spiece.model or vocab.txt)")
+
+
+def build_model(cfg: FinetuneConfig, labels: list[str], vocab_size: int) -> AlbertForSequenceClassification:
+    problem = {
+        "classification": "single_label_classification",
+        "multi_label": "multi_label_classification",
+        "regression": "regression",
+    }[cfg.task]
+    head = dict(id2label=dict(enumerate(labels)), problem_type=problem, classifier_dropout_prob=cfg.classifier_dropout)
+    init = Path(cfg.init)
+    if (init / "config.json").is_file():
+        model = AlbertForSequenceClassification.from_pretrained(init, **head)
+    elif cfg.init.removeprefix("albert/") in PRESETS:
+        model = AlbertForSequenceClassification(AlbertConfig.from_name(cfg.init, vocab_size=vocab_size, **head))
+    elif init.is_file():
+        model = AlbertForSequenceClassification(AlbertConfig.from_dict({**json.loads(init.read_text()), **head}))
+    else:
+        raise AlbertError(f"init {cfg.init!r} is neither a checkpoint directory, a preset nor a config.json")
+    if model.config.vocab_size != vocab_size:
+        raise AlbertError(f"the model has vocab_size {model.config.vocab_size}, the tokenizer {vocab_size}")
+    return model
+
+
+class Encoded:
+    """Tokenised examples; batches are padded to their longest row."""
+
+    def __init__(self, tok: AlbertTokenizer, examples: list[task.Example], max_length: int, y: np.ndarray | None):
+        pairs = [e.pair for e in examples] if examples and examples[0].pair is not None else None
+        full = tok([e.text for e in examples], pairs)["input_ids"]
+        self.truncated = sum(len(ids) > max_length for ids in full)
+        enc = tok([e.text for e in examples], pairs, max_length=max_length, truncation=True)
+        self.ids, self.types, self.y = enc["input_ids"], enc["token_type_ids"], y
+        self.pad = tok.pad_token_id
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
+        width = max(len(self.ids[r]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
+        types = torch.zeros((len(rows), width), dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for b, r in enumerate(rows):
+            n = len(self.ids[r])
+            ids[b, :n], types[b, :n], mask[b, :n] = torch.tensor(self.ids[r]), torch.tensor(self.types[r]), 1
+        out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        if self.y is not None:
+            out["labels"] = torch.from_numpy(self.y[list(rows)])
+        return out
+
+
+@torch.no_grad()
+def predict_scores(model, data: Encoded, batch_size: int, device) -> np.ndarray:
+    """Logits in input order; batches are formed from rows sorted by length, so little padding is computed."""
+    model.eval()
+    order = sorted(range(len(data)), key=lambda r: len(data.ids[r]))
+    scores = np.zeros((len(data), model.config.num_labels), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = {k: v.to(device) for k, v in data.batch(rows).items() if k != "labels"}
+        scores[rows] = model(**batch).logits.float().cpu().numpy()
+    return scores
+
+
+def evaluate(model, data: Encoded, kind: str, batch_size: int = 64, device="cpu") -> dict[str, float]:
+    return task.metrics(kind, data.y, predict_scores(model, data, batch_size, device))
+
+
+def train(cfg: FinetuneConfig) -> dict[str, Any]:
+    """Read and validate every file first, then fine-tune; returns the best dev metrics (or the last train ones)."""
+    train_examples = task.read_examples(cfg.train, cfg.task, cfg.text_column, cfg.pair_column, cfg.label_column)
+    eval_examples = (
+        task.read_examples(cfg.eval, cfg.task, cfg.text_column, cfg.pair_column, cfg.label_column) if cfg.eval else None
+    )
+    return fit_examples(cfg, train_examples, eval_examples)
+
+
+def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples) -> dict[str, Any]:
+    if not cfg.out:
+        raise AlbertError("fine-tuning needs an output directory (out)")
+    labels = task.label_list(train_examples, cfg.task)
+    if eval_examples is not None:
+        task.check_labels(eval_examples, labels, cfg.task, cfg.eval or "eval")
+    tok = load_tokenizer(cfg.init, cfg.tokenizer)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, labels, tok.vocab_size)
+    device = torch.device(
+        "cuda" if cfg.device == "auto" and torch.cuda.is_available() else "cpu" if cfg.device == "auto" else cfg.device
+    )
+    model.to(device)
+    train_data = Encoded(tok, train_examples, cfg.max_seq_length, task.targets(train_examples, labels, cfg.task))
+    dev = (
+        Encoded(tok, eval_examples, cfg.max_seq_length, task.targets(eval_examples, labels, cfg.task))
+        if eval_examples is not None
+        else None
+    )
+    for name, data in (("train", train_data), ("eval", dev)):
+        if data is not None and data.truncated:
+            log.warning(
+                "%s: %d of %d examples truncated to %d tokens", name, data.truncated, len(data), cfg.max_seq_length
+            )
+    per_step = cfg.batch_size * cfg.grad_accum
+    steps_per_epoch = max(1, len(train_data) // per_step)
+    total = cfg.max_steps or max(1, int(cfg.epochs * steps_per_epoch))
+    eval_every = cfg.eval_every or steps_per_epoch
+    optimizer = build_optimizer(model, "adamw", cfg.learning_rate, cfg.weight_decay)
+    schedule = build_schedule(optimizer, int(cfg.warmup_ratio * total), total, power=1.0)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "log.jsonl"
+    log_path.write_text("")
+    (out / "finetune_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    metric = task.main_metric(cfg.task)
+    best, best_step, stale, last = None, 0, 0, {}
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, disable=not cfg.progress, desc="fine-tuning")
+    g = torch.Generator().manual_seed(cfg.seed)
+    order, cursor, step = torch.randperm(len(train_data), generator=g).tolist(), 0, 0
+    model.train()
+    while step < total:
+        running = 0.0
+        for _ in range(cfg.grad_accum):
+            if cursor + cfg.batch_size > len(order):  # a new epoch: reshuffle
+                order, cursor = torch.randperm(len(train_data), generator=g).tolist(), 0
+            batch = {k: v.to(device) for k, v in train_data.batch(order[cursor : cursor + cfg.batch_size]).items()}
+            cursor += cfg.batch_size
+            loss = model(**batch).loss / cfg.grad_accum
+            loss.backward()
+            running += loss.item()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        bar.update(1)
+        last = {"step": step, "loss": running, "lr": schedule.get_last_lr()[0]}
+        if dev is not None and (step % eval_every == 0 or step == total):
+            scores = evaluate(model, dev, cfg.task, cfg.batch_size * 2, device)
+            model.train()
+            last |= {f"eval_{k}": v for k, v in scores.items()}
+            bar.set_postfix({metric: f"{scores[metric]:.4f}"})
+            if best is None or scores[metric] > best[metric]:
+                best, best_step, stale = scores, step, 0
+                save_classifier(model, tok, out)
+            else:
+                stale += 1
+        with open(log_path, "a") as f:
+            f.write(json.dumps(last) + "\n")
+        if cfg.early_stopping and stale >= cfg.early_stopping:
+            log.warning("early stopping at step %d: no %s gain for %d evaluations", step, metric, stale)
+            break
+    bar.close()
+    if dev is None:
+        save_classifier(model, tok, out)
+    plot_finetune(log_path, out / "curves.png", metric)
+    return {"best_step": best_step, **(best or {}), "steps": step, "train_examples": len(train_data)}
+
+
+def save_classifier(model, tok: AlbertTokenizer, out: Path) -> None:
+    """Model + tokenizer into ``out`` (each file replaced atomically)."""
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+
+
+def plot_finetune(log_path: Path, png: Path, metric: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot([r["step"] for r in rows], [r["loss"] for r in rows], alpha=0.6, label="train loss")
+    dev = [r for r in rows if f"eval_{metric}" in r]
+    right.plot([r["step"] for r in dev], [r[f"eval_{metric}"] for r in dev], "o-", label=f"dev {metric}")
+    for ax in (left, right):
+        ax.set_xlabel("step")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The Python API
+# ----------------------------------------------------------------------------------------------------------------
+class TextClassifier:
+    """fit / predict / predict_proba / save around AlbertForSequenceClassification and its tokenizer."""
+
+    def __init__(
+        self,
+        model: AlbertForSequenceClassification,
+        tokenizer: AlbertTokenizer,
+        init: str | None = None,
+        labels: list[str] | None = None,
+        task_kind: str | None = None,
+        max_length: int = 128,
+    ):
+        self.model, self.tokenizer, self.init, self.max_length = model, tokenizer, init, max_length
+        self.labels = labels or [model.config.labels_by_id()[i] for i in range(model.config.num_labels)]
+        self.task = task_kind or {"regression": "regression", "multi_label_classification": "multi_label"}.get(
+            model.config.problem_type or "", "classification"
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, labels: list[str] | None = None, task: str = "classification", max_length: int = 128
+    ) -> TextClassifier:
+        """A fine-tuned directory (ready to predict), or a pretrained one plus ``labels`` (ready to fit)."""
+        tok = AlbertTokenizer.from_pretrained(path)
+        extra = {"id2label": dict(enumerate(labels))} if labels else {}
+        model = AlbertForSequenceClassification.from_pretrained(path, **extra)
+        return cls(model, tok, init=str(path), labels=labels, task_kind=task if labels else None, max_length=max_length)
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[Any],
+        eval: tuple[Sequence[str], Sequence[Any]] | None = None,
+        **config: Any,
+    ) -> dict[str, Any]:
+        """Fine-tune in place (FinetuneConfig fields as keywords, e.g. epochs=3, learning_rate=3e-5)."""
+
+        def examples(xs, ys):
+            return [
+                task.Example(
+                    str(x),
+                    None,
+                    [str(v) for v in y]
+                    if self.task == "multi_label"
+                    else (float(y) if self.task == "regression" else str(y)),
+                    n + 1,
+                )
+                for n, (x, y) in enumerate(zip(xs, ys, strict=True))
+            ]
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.model.save_pretrained(Path(tmp) / "init")
+            self.tokenizer.save_pretrained(Path(tmp) / "init")
+            cfg = FinetuneConfig(
+                init=str(Path(tmp) / "init"),
+                out=str(Path(tmp) / "out"),
+                task=self.task,
+                max_seq_length=self.max_length,
+                **{"progress": False, **config},
+            )
+            result = fit_examples(cfg, examples(texts, labels), examples(*eval) if eval else None)
+            trained = TextClassifier.from_pretrained(Path(tmp) / "out", max_length=self.max_length)
+        self.model, self.labels = trained.model, trained.labels
+        return result
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        examples = [task.Example(str(t), None, None, n) for n, t in enumerate(texts)]
+        scores = predict_scores(
+            self.model,
+            Encoded(self.tokenizer, examples, self.max_length, None),
+            batch_size,
+            next(self.model.parameters()).device,
+        )
+        if self.task == "regression":
+            return scores[:, 0]
+        if self.task == "multi_label":
+            return 1 / (1 + np.exp(-scores))
+        exp = np.exp(scores - scores.max(-1, keepdims=True))
+        return exp / exp.sum(-1, keepdims=True)
+
+    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Any]:
+        probs = self.predict_proba(texts, batch_size)
+        if self.task == "regression":
+            return [float(p) for p in probs]
+        if self.task == "multi_label":
+            return [[self.labels[i] for i in np.flatnonzero(row > 0.5)] for row in probs]
+        return [self.labels[i] for i in probs.argmax(-1)]
+
+    def save(self, path: str | Path) -> None:
+        save_classifier(self.model, self.tokenizer, Path(path))

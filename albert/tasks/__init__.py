@@ -1,0 +1,1 @@
+"""One module per task family: read examples, build features, metrics, decode predictions."""
