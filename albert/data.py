@@ -272,6 +272,7 @@ class PretrainData:
                 f"{self.directory}: the {split} split has no documents (corpus too small for eval_fraction)"
             )
         self._epoch_cache: dict[int, list[Pair]] = {}
+        self._epoch_pairs: int | None = None
 
     def _load_shard(self, name: str) -> dict[str, np.ndarray]:
         return {
@@ -303,7 +304,11 @@ class PretrainData:
         return np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.pairs(epoch)))
 
     def steps_per_epoch(self, global_batch: int) -> int:
-        return len(self.pairs(0)) // global_batch
+        """Fixed by epoch 0's instance count: every epoch has the same number of steps, so a step number alone
+        says where a run is (other variants differ by a few pairs; positions past their end wrap around)."""
+        if self._epoch_pairs is None:
+            self._epoch_pairs = len(self.pairs(0))
+        return self._epoch_pairs // global_batch
 
     def batch(self, epoch: int, positions: Sequence[int], shuffle: bool = True) -> dict[str, torch.Tensor]:
         """Mask and collate the instances at these positions of the epoch's order (or in building order).
@@ -315,7 +320,7 @@ class PretrainData:
         order = self.order(epoch) if shuffle else None
         rows = []
         for position in positions:
-            number = int(order[position]) if shuffle else int(position)
+            number = int(order[position % len(order)]) if shuffle else int(position)
             pair = pairs[number]
             ids = [self.cls_id, *map(int, pair.a), self.sep_id, *map(int, pair.b), self.sep_id]
             starts = [True, *pair.a_starts, True, *pair.b_starts, True]

@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from albert import plot
 from albert.config import PRESETS, AlbertConfig
 from albert.errors import AlbertError
-from albert.heads import AlbertForSequenceClassification
+from albert.heads import AlbertForMultipleChoice, AlbertForSequenceClassification, AlbertForTokenClassification
 from albert.optim import build_optimizer, build_schedule
 from albert.tasks import classification as task
+from albert.tasks import multiple_choice, ner
 from albert.tokenizer import AlbertTokenizer
 
 log = logging.getLogger("albert")
@@ -37,7 +39,7 @@ class FinetuneConfig:
     out: str = ""
     init: str = ""  # checkpoint directory (ours or transformers'), or a preset / config.json for random init
     tokenizer: str | None = None  # needed when init has no tokenizer files
-    task: str = "classification"  # classification | multi_label | regression
+    task: str = "classification"  # classification | multi_label | regression | ner | multiple_choice
     text_column: str = "text"
     pair_column: str | None = None
     label_column: str = "label"
@@ -50,6 +52,7 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     max_seq_length: int = 128
     classifier_dropout: float = 0.1  # the paper's Table 14 value for every task
+    dropout: float | None = None  # override the model's hidden/attention dropout (Table 14: 0 or 0.1)
     eval_every: int | None = None  # default: once per epoch
     early_stopping: int | None = None  # stop after this many evaluations without improvement
     seed: int = 42
@@ -67,22 +70,41 @@ def load_tokenizer(init: str, tokenizer: str | None) -> AlbertTokenizer:
     raise AlbertError(f"no tokenizer files in {init!r}: pass --tokenizer DIR (spiece.model or vocab.txt)")
 
 
-def build_model(cfg: FinetuneConfig, labels: list[str], vocab_size: int) -> AlbertForSequenceClassification:
-    problem = {
-        "classification": "single_label_classification",
-        "multi_label": "multi_label_classification",
-        "regression": "regression",
-    }[cfg.task]
-    head = dict(id2label=dict(enumerate(labels)), problem_type=problem, classifier_dropout_prob=cfg.classifier_dropout)
+PROBLEM_TYPES = {
+    "classification": "single_label_classification",
+    "multi_label": "multi_label_classification",
+    "regression": "regression",
+    "ner": None,
+    "multiple_choice": None,
+}
+
+
+def build_model(cfg: FinetuneConfig, labels: list[str], vocab_size: int):
+    """AlbertForSequenceClassification (or AlbertForTokenClassification for ner) from cfg.init, with these labels."""
+    cls = {"ner": AlbertForTokenClassification, "multiple_choice": AlbertForMultipleChoice}.get(
+        cfg.task, AlbertForSequenceClassification
+    )
+    head = dict(
+        id2label=dict(enumerate(labels)),
+        problem_type=PROBLEM_TYPES[cfg.task],
+        classifier_dropout_prob=cfg.classifier_dropout,
+    )
     init = Path(cfg.init)
     if (init / "config.json").is_file():
-        model = AlbertForSequenceClassification.from_pretrained(init, **head)
+        model = cls.from_pretrained(init, **head)
     elif cfg.init.removeprefix("albert/") in PRESETS:
-        model = AlbertForSequenceClassification(AlbertConfig.from_name(cfg.init, vocab_size=vocab_size, **head))
+        model = cls(AlbertConfig.from_name(cfg.init, vocab_size=vocab_size, **head))
     elif init.is_file():
-        model = AlbertForSequenceClassification(AlbertConfig.from_dict({**json.loads(init.read_text()), **head}))
+        model = cls(AlbertConfig.from_dict({**json.loads(init.read_text()), **head}))
     else:
         raise AlbertError(f"init {cfg.init!r} is neither a checkpoint directory, a preset nor a config.json")
+    if cfg.dropout is not None:
+        for module in model.albert.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = cfg.dropout
+        model.albert.config.hidden_dropout_prob = model.albert.config.attention_probs_dropout_prob = cfg.dropout
+        for layer in (m for m in model.albert.modules() if hasattr(m, "attention_dropout")):
+            layer.attention_dropout = cfg.dropout
     if model.config.vocab_size != vocab_size:
         raise AlbertError(f"the model has vocab_size {model.config.vocab_size}, the tokenizer {vocab_size}")
     return model
@@ -135,32 +157,76 @@ def evaluate(model, data: Encoded, kind: str, batch_size: int = 64, device="cpu"
 
 def train(cfg: FinetuneConfig) -> dict[str, Any]:
     """Read and validate every file first, then fine-tune; returns the best dev metrics (or the last train ones)."""
-    train_examples = task.read_examples(cfg.train, cfg.task, cfg.text_column, cfg.pair_column, cfg.label_column)
-    eval_examples = (
-        task.read_examples(cfg.eval, cfg.task, cfg.text_column, cfg.pair_column, cfg.label_column) if cfg.eval else None
-    )
+    if cfg.task == "multiple_choice":
+        train_examples = multiple_choice.read_questions(cfg.train)
+        eval_examples = multiple_choice.read_questions(cfg.eval) if cfg.eval else None
+    elif cfg.task == "ner":
+        train_examples = ner.read_sentences(cfg.train)
+        eval_examples = ner.read_sentences(cfg.eval) if cfg.eval else None
+    else:
+        columns = (cfg.text_column, cfg.pair_column, cfg.label_column)
+        train_examples = task.read_examples(cfg.train, cfg.task, *columns)
+        eval_examples = task.read_examples(cfg.eval, cfg.task, *columns) if cfg.eval else None
     return fit_examples(cfg, train_examples, eval_examples)
+
+
+def task_parts(cfg: FinetuneConfig, tok: AlbertTokenizer, train_examples, eval_examples):
+    """What differs between task families: labels, encoding, evaluation, the metric that picks the best model."""
+    if cfg.task == "multiple_choice":
+        labels = [chr(ord("A") + i) for i in range(len(train_examples[0].options))]
+        if eval_examples is not None and len(eval_examples[0].options) != len(labels):
+            raise AlbertError(
+                f"{cfg.eval}: {len(eval_examples[0].options)} options per question, training has {len(labels)}"
+            )
+
+        def encode(examples):
+            return multiple_choice.EncodedChoices(tok, examples, cfg.max_seq_length)
+
+        def evaluate_fn(model, data, device):
+            return multiple_choice.metrics(data.y, multiple_choice.predict_scores(model, data, cfg.batch_size, device))
+
+        return labels, encode, evaluate_fn, "accuracy"
+    if cfg.task == "ner":
+        labels = ner.tag_list(train_examples)
+        if eval_examples is not None:
+            ner.check_tags(eval_examples, labels, cfg.eval or "eval")
+
+        def encode(examples):
+            return ner.EncodedTokens(tok, examples, labels, cfg.max_seq_length)
+
+        def evaluate_fn(model, data, device):
+            predicted = ner.predict_tags(model, data, labels, cfg.batch_size * 2, device)
+            return ner.metrics([s.tags for s in data.sentences], predicted)
+
+        return labels, encode, evaluate_fn, "f1"
+    labels = task.label_list(train_examples, cfg.task)
+    if eval_examples is not None:
+        task.check_labels(eval_examples, labels, cfg.task, cfg.eval or "eval")
+
+    def encode(examples):
+        return Encoded(tok, examples, cfg.max_seq_length, task.targets(examples, labels, cfg.task))
+
+    def evaluate_fn(model, data, device):
+        return evaluate(model, data, cfg.task, cfg.batch_size * 2, device)
+
+    return labels, encode, evaluate_fn, task.main_metric(cfg.task)
 
 
 def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples) -> dict[str, Any]:
     if not cfg.out:
         raise AlbertError("fine-tuning needs an output directory (out)")
-    labels = task.label_list(train_examples, cfg.task)
-    if eval_examples is not None:
-        task.check_labels(eval_examples, labels, cfg.task, cfg.eval or "eval")
+    if cfg.task not in PROBLEM_TYPES:
+        raise AlbertError(f"unknown task {cfg.task!r} (one of {', '.join(PROBLEM_TYPES)})")
     tok = load_tokenizer(cfg.init, cfg.tokenizer)
+    labels, encode, evaluate_fn, metric = task_parts(cfg, tok, train_examples, eval_examples)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, labels, tok.vocab_size)
     device = torch.device(
         "cuda" if cfg.device == "auto" and torch.cuda.is_available() else "cpu" if cfg.device == "auto" else cfg.device
     )
     model.to(device)
-    train_data = Encoded(tok, train_examples, cfg.max_seq_length, task.targets(train_examples, labels, cfg.task))
-    dev = (
-        Encoded(tok, eval_examples, cfg.max_seq_length, task.targets(eval_examples, labels, cfg.task))
-        if eval_examples is not None
-        else None
-    )
+    train_data = encode(train_examples)
+    dev = encode(eval_examples) if eval_examples is not None else None
     for name, data in (("train", train_data), ("eval", dev)):
         if data is not None and data.truncated:
             log.warning(
@@ -177,7 +243,6 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples) -> dict[str
     log_path = out / "log.jsonl"
     log_path.write_text("")
     (out / "finetune_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    metric = task.main_metric(cfg.task)
     best, best_step, stale, last = None, 0, 0, {}
     from tqdm import tqdm
 
@@ -203,7 +268,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples) -> dict[str
         bar.update(1)
         last = {"step": step, "loss": running, "lr": schedule.get_last_lr()[0]}
         if dev is not None and (step % eval_every == 0 or step == total):
-            scores = evaluate(model, dev, cfg.task, cfg.batch_size * 2, device)
+            scores = evaluate_fn(model, dev, device)
             model.train()
             last |= {f"eval_{k}": v for k, v in scores.items()}
             bar.set_postfix({metric: f"{scores[metric]:.4f}"})
@@ -220,7 +285,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples) -> dict[str
     bar.close()
     if dev is None:
         save_classifier(model, tok, out)
-    plot_finetune(log_path, out / "curves.png", metric)
+    plot.finetune_curves(log_path, out / "curves.png", metric)
     return {"best_step": best_step, **(best or {}), "steps": step, "train_examples": len(train_data)}
 
 
@@ -228,28 +293,6 @@ def save_classifier(model, tok: AlbertTokenizer, out: Path) -> None:
     """Model + tokenizer into ``out`` (each file replaced atomically)."""
     model.save_pretrained(out)
     tok.save_pretrained(out)
-
-
-def plot_finetune(log_path: Path, png: Path, metric: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.plot([r["step"] for r in rows], [r["loss"] for r in rows], alpha=0.6, label="train loss")
-    dev = [r for r in rows if f"eval_{metric}" in r]
-    right.plot([r["step"] for r in dev], [r[f"eval_{metric}"] for r in dev], "o-", label=f"dev {metric}")
-    for ax in (left, right):
-        ax.set_xlabel("step")
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -345,3 +388,55 @@ class TextClassifier:
 
     def save(self, path: str | Path) -> None:
         save_classifier(self.model, self.tokenizer, Path(path))
+
+
+class EntityTagger:
+    """predict() for a fine-tuned AlbertForTokenClassification: entity spans with character offsets into the text.
+
+    Text with CJK characters is tagged character by character (as Chinese NER data is); other text word by word."""
+
+    def __init__(self, model: AlbertForTokenClassification, tokenizer: AlbertTokenizer, max_length: int = 128):
+        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+        self.labels = [model.config.labels_by_id()[i] for i in range(model.config.num_labels)]
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, max_length: int = 128) -> EntityTagger:
+        return cls(
+            AlbertForTokenClassification.from_pretrained(path), AlbertTokenizer.from_pretrained(path), max_length
+        )
+
+    @staticmethod
+    def split(text: str) -> list[tuple[str, int]]:
+        """(token, character offset) pairs."""
+        from albert.tokenizer import is_cjk
+
+        if any(is_cjk(c) for c in text):
+            return [(c, i) for i, c in enumerate(text) if not c.isspace()]
+        tokens, position = [], 0
+        for word in text.split():
+            position = text.index(word, position)
+            tokens.append((word, position))
+            position += len(word)
+        return tokens
+
+    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[list[dict]]:
+        split = [self.split(t) for t in texts]
+        sentences = [ner.Sentence([w for w, _ in s] or [""], None, n) for n, s in enumerate(split)]
+        data = ner.EncodedTokens(self.tokenizer, sentences, self.labels, self.max_length)
+        tags = ner.predict_tags(self.model, data, self.labels, batch_size, next(self.model.parameters()).device)
+        results = []
+        for text, tokens, row in zip(texts, split, tags, strict=True):
+            entities = []
+            for span in ner.spans([w for w, _ in tokens], row[: len(tokens)]):
+                start = tokens[span["start"]][1]
+                last_word, last_at = tokens[span["end"] - 1]
+                entities.append(
+                    {
+                        "type": span["type"],
+                        "start": start,
+                        "end": last_at + len(last_word),
+                        "text": text[start : last_at + len(last_word)],
+                    }
+                )
+            results.append(entities)
+        return results

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from albert import dist as distributed
+from albert import plot
 from albert.checkpoint import read_weights
 from albert.config import PRESETS, AlbertConfig
 from albert.data import PretrainData, copy_tokenizer
@@ -319,7 +320,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     bar.close()
     stop.restore()
     if dist.is_main and step == cfg.max_steps:
-        plot_curves(log_path, out / "curves.png")
+        plot.pretrain_curves(log_path, out / "curves.png")
     distributed.teardown(dist)
     return {**last, "step": step, "interrupted": step < cfg.max_steps}
 
@@ -358,30 +359,3 @@ class _StopFlag:
     def restore(self) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-
-
-def plot_curves(log_path: Path, png: Path) -> None:
-    """Training and held-out loss and accuracy against steps (skipped without matplotlib)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line]
-    train = [r for r in rows if "loss" in r]
-    held = [r for r in rows if "eval_loss" in r]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss")
-    ax_loss.plot([r["step"] for r in held], [r["eval_loss"] for r in held], "o-", label="held-out loss")
-    for key, label in [("mlm_acc", "MLM"), ("sop_acc", "SOP")]:
-        ax_acc.plot([r["step"] for r in train], [r[key] for r in train], alpha=0.5, label=f"train {label} acc")
-        ax_acc.plot([r["step"] for r in held], [r["eval_" + key] for r in held], "o-", label=f"held-out {label} acc")
-    for ax in (ax_loss, ax_acc):
-        ax.set_xlabel("step")
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)

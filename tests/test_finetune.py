@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import write_small_model
 
 import albert
 from albert.finetune import FinetuneConfig, TextClassifier, train
@@ -36,16 +37,7 @@ def reviews(realdata, tmp_path_factory):
     _write_csv(root / "dev.csv", rows[400:500])
     _write_csv(root / "test.csv", rows[500:])
     albert.AlbertTokenizer.from_pretrained(realdata.chinese_vocab()).save_pretrained(root / "tok")
-    config = albert.AlbertConfig(
-        vocab_size=21128,
-        embedding_size=32,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=128,
-    )
-    (root / "model.json").write_text(config.to_json_string())
+    write_small_model(root / "model.json", vocab_size=21128)
     return root
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_small_model
 from safetensors.torch import load_file
 
 import albert
@@ -34,16 +35,7 @@ def corpus(realdata, tmp_path_factory):
         PrepareConfig(input=[str(root / "corpus.txt")], tokenizer=str(root / "tok"), out=str(root / "data")),
         progress=False,
     )
-    config = albert.AlbertConfig(
-        vocab_size=2000,
-        embedding_size=32,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=128,
-    )
-    (root / "model.json").write_text(config.to_json_string())
+    write_small_model(root / "model.json", vocab_size=2000)
     return root
 
 
@@ -286,3 +278,25 @@ def test_vocab_mismatch_and_foreign_run_directory(corpus, tmp_path):
         train(_cfg(corpus, tmp_path / "fresh", resume=True))
     # a preset takes its vocabulary from the data
     assert train(_cfg(corpus, tmp_path / "preset", model="albert-tiny", max_steps=1, eval_fraction=0))["step"] == 1
+
+
+def test_epochs_have_a_fixed_length_and_are_built_once(corpus, monkeypatch):
+    import albert.data
+
+    data = PretrainData(
+        corpus / "data", max_seq_length=64, max_predictions=10, masked_lm_prob=0.15, short_seq_prob=0.1, seed=5
+    )
+    per_epoch = data.steps_per_epoch(64)
+    calls = {"n": 0}
+    real = albert.data.sop_pairs
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(albert.data, "sop_pairs", counting)
+    for step in range(per_epoch - 2, per_epoch + 3):  # across the boundary into epoch 1
+        epoch, offset = divmod(step, per_epoch)
+        assert data.batch(epoch, range(offset * 64, offset * 64 + 64))["input_ids"].shape[0] == 64
+        assert data.steps_per_epoch(64) == per_epoch
+    assert calls["n"] == len(data.documents)  # epoch 1's pairs were built once, not once per step

@@ -32,14 +32,19 @@ class Example:
     line: int  # where it came from, for messages
 
 
-def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, record) for each row of a .csv, .tsv, .jsonl or .txt (one text per line) file."""
+def read_text(path: Path) -> str:
+    """A task file's text (a UTF-8 byte-order mark is dropped); a missing or non-UTF-8 file is a TaskDataError."""
     if not path.is_file():
         raise TaskDataError(f"{path}: no such file")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise TaskDataError(f"{path}: not UTF-8 ({err.reason} at byte {err.start})") from None
+
+
+def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) for each row of a .csv, .tsv, .jsonl or .txt (one text per line) file."""
+    text = read_text(path)
     if path.suffix == ".jsonl":
         rows = []
         for number, line in enumerate(text.splitlines(), 1):
@@ -164,22 +169,3 @@ def metrics(kind: str, y_true: np.ndarray, scores: np.ndarray) -> dict[str, floa
 
 def main_metric(kind: str) -> str:
     return {"classification": "accuracy", "multi_label": "micro_f1", "regression": "pearson"}[kind]
-
-
-def confusion_png(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str], png: str | Path) -> None:
-    """A confusion matrix picture (rows: true label, columns: predicted), if matplotlib is installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from sklearn.metrics import ConfusionMatrixDisplay
-    except ImportError:
-        return
-    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 3, 1.2 * len(labels) + 2))
-    ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, labels=range(len(labels)), display_labels=labels, ax=ax, colorbar=False
-    )
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)

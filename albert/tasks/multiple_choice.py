@@ -1,0 +1,162 @@
+"""Multiple choice (RACE-style): each option is read as ``[CLS] passage [SEP] question + option [SEP]``.
+
+Input: RACE JSON files (``{"article", "questions": [...], "options": [[...], ...], "answers": ["A", ...]}``, one
+file per passage, or a directory of them) or JSONL records ``{"passage", "question", "options": [...], "answer"}``
+where answer is a letter or an index. As in google-research/albert's race_utils, the question and the option share
+the second segment (a "_" blank in the question is filled with the option) and the passage is truncated first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from albert.tasks.classification import TaskDataError, read_text
+from albert.tokenizer import AlbertTokenizer
+
+
+@dataclass
+class Question:
+    passage: str
+    question: str
+    options: list[str]
+    answer: int | None
+    source: str  # file:line, for messages
+
+
+def _answer_index(value, n_options: int, where: str) -> int:
+    if isinstance(value, str) and len(value) == 1 and value.isalpha():
+        index = ord(value.upper()) - ord("A")
+    elif isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        index = int(value)
+    else:
+        raise TaskDataError(f"{where}: answer must be a letter or an option index, found {value!r}")
+    if not 0 <= index < n_options:
+        raise TaskDataError(f"{where}: answer {value!r} is outside the {n_options} options")
+    return index
+
+
+def read_questions(path: str | Path) -> list[Question]:
+    path = Path(path)
+    files = (
+        sorted(p for p in path.rglob("*") if p.suffix in (".json", ".txt") and p.is_file()) if path.is_dir() else [path]
+    )
+    questions: list[Question] = []
+    for file in files:
+        text = read_text(file)
+        records = (
+            [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+            if file.suffix == ".jsonl"
+            else [(1, text)]
+        )
+        for number, raw in records:
+            where = f"{file}:{number}"
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise TaskDataError(f"{where}: malformed JSON ({err.msg})") from None
+            if "article" in record:  # RACE: one passage, several questions
+                try:
+                    items = zip(record["questions"], record["options"], record["answers"], strict=True)
+                except (KeyError, ValueError):
+                    raise TaskDataError(f"{where}: RACE needs equally long 'questions', 'options', 'answers'") from None
+                for q, options, answer in items:
+                    questions.append(
+                        Question(record["article"], q, list(options), _answer_index(answer, len(options), where), where)
+                    )
+            else:
+                try:
+                    options = list(record["options"])
+                    answer = record.get("answer")
+                    questions.append(
+                        Question(
+                            record["passage"],
+                            record.get("question", ""),
+                            options,
+                            None if answer is None else _answer_index(answer, len(options), where),
+                            where,
+                        )
+                    )
+                except (KeyError, TypeError):
+                    raise TaskDataError(f'{where}: expected "passage", "question", "options" (and "answer")') from None
+    if not questions:
+        raise TaskDataError(f"{path}: no questions found")
+    counts = {len(q.options) for q in questions}
+    if len(counts) != 1:
+        raise TaskDataError(f"{path}: every question needs the same number of options, found {sorted(counts)}")
+    return questions
+
+
+class EncodedChoices:
+    """(questions, options, tokens) ids; the passage is truncated first so question and option survive."""
+
+    def __init__(self, tok: AlbertTokenizer, questions: Sequence[Question], max_length: int, max_qa_length: int = 128):
+        self.pad, self.truncated = tok.pad_token_id, 0
+        self.ids, self.types, self.answers = [], [], []
+        passages, _ = tok.encode_batch([q.passage for q in questions])
+        second = [
+            q.question.replace("_", o) if "_" in q.question else f"{q.question} {o}".strip()
+            for q in questions
+            for o in q.options
+        ]
+        qa, _ = tok.encode_batch(second)
+        k = 0
+        for q, passage in zip(questions, passages, strict=True):
+            rows, types = [], []
+            for _ in q.options:
+                b = qa[k][-max_qa_length:]
+                k += 1
+                room = max_length - 3 - len(b)
+                self.truncated += len(passage) > room
+                a = passage[: max(room, 0)]
+                rows.append([tok.cls_token_id, *a, tok.sep_token_id, *b, tok.sep_token_id])
+                types.append([0] * (len(a) + 2) + [1] * (len(b) + 1))
+            self.ids.append(rows)
+            self.types.append(types)
+            self.answers.append(q.answer)
+        self.y = np.array([a if a is not None else -1 for a in self.answers], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
+        C = len(self.ids[rows[0]])
+        width = max(len(option) for r in rows for option in self.ids[r])
+        ids = torch.full((len(rows), C, width), self.pad, dtype=torch.long)
+        types = torch.zeros_like(ids)
+        mask = torch.zeros_like(ids)
+        for b, r in enumerate(rows):
+            for c in range(C):
+                n = len(self.ids[r][c])
+                ids[b, c, :n], types[b, c, :n], mask[b, c, :n] = (
+                    torch.tensor(self.ids[r][c]),
+                    torch.tensor(self.types[r][c]),
+                    1,
+                )
+        out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        if all(self.answers[r] is not None for r in rows):
+            out["labels"] = torch.from_numpy(self.y[list(rows)])
+        return out
+
+
+@torch.no_grad()
+def predict_scores(model, data: EncodedChoices, batch_size: int, device) -> np.ndarray:
+    model.eval()
+    scores = []
+    for start in range(0, len(data), batch_size):
+        batch = {
+            k: v.to(device)
+            for k, v in data.batch(range(start, min(start + batch_size, len(data)))).items()
+            if k != "labels"
+        }
+        scores.append(model(**batch).logits.float().cpu().numpy())
+    return np.concatenate(scores)
+
+
+def metrics(answers: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    return {"accuracy": float((scores.argmax(-1) == answers).mean())}

@@ -1,0 +1,114 @@
+"""Token classification (NER) on People's Daily: reading, alignment, entity metrics, training, prediction."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import write_small_model
+
+import albert
+from albert.finetune import EntityTagger, FinetuneConfig, train
+from albert.tasks import ner
+from albert.tasks.classification import TaskDataError
+
+
+def _write_conll(path, sentences):
+    with open(path, "w", encoding="utf-8") as f:
+        for tokens, tags in sentences:
+            f.writelines(f"{t} {g}\n" for t, g in zip(tokens, tags, strict=True))
+            f.write("\n")
+
+
+@pytest.fixture(scope="module")
+def peoples_daily(realdata, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ner")
+    sentences = [(c[:120], t[:120]) for c, t in realdata.peoples_daily_ner()[:1200] if any(x != "O" for x in t)]
+    _write_conll(root / "train.txt", sentences[:500])
+    _write_conll(root / "dev.txt", sentences[500:600])
+    albert.AlbertTokenizer.from_pretrained(realdata.chinese_vocab()).save_pretrained(root / "tok")
+    write_small_model(root / "model.json", vocab_size=21128)
+    return root
+
+
+def test_people_s_daily_bio_conversion(realdata):
+    chars, tags = realdata.peoples_daily_ner()[1]
+    text = "".join(chars)
+    assert text.startswith("中共中央总书记、国家主席江泽民")
+    assert tags[:4] == ["B-ORG", "I-ORG", "I-ORG", "I-ORG"]
+    person = text.index("江泽民")  # 江/nr 泽民/nr: surname and given name merge into one person
+    assert tags[person : person + 3] == ["B-PER", "I-PER", "I-PER"]
+    assert ner.spans(chars, tags)[:2] == [
+        {"type": "ORG", "start": 0, "end": 4, "text": "中共中央"},
+        {"type": "PER", "start": person, "end": person + 3, "text": "江泽民"},
+    ]
+
+
+def test_labels_sit_on_the_first_piece_of_each_word(brown_tokenizer):
+    sentence = ner.Sentence(["Fulton", "County", "grand", "jury", "."], ["B-LOC", "I-LOC", "O", "O", "O"], 1)
+    labels = ["O", "B-LOC", "I-LOC"]
+    data = ner.EncodedTokens(brown_tokenizer, [sentence], labels, max_length=32)
+    pieces = [brown_tokenizer.encode_batch([w])[0][0] for w in sentence.tokens]
+    assert data.ids[0] == [brown_tokenizer.cls_token_id, *sum(pieces, []), brown_tokenizer.sep_token_id]
+    expected = [-100]
+    for word, tag in zip(pieces, sentence.tags, strict=True):
+        expected += [labels.index(tag)] + [-100] * (len(word) - 1)
+    assert data.targets[0] == expected + [-100]
+    short = ner.EncodedTokens(brown_tokenizer, [sentence], labels, max_length=1 + len(pieces[0]) + len(pieces[1]) + 1)
+    assert short.truncated == 1 and [w for w in short.word_of[0] if w >= 0] == [0, 1]
+
+
+def test_seqeval_metrics_on_a_handmade_case():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    pred = [["B-PER", "I-PER", "O", "O"], ["B-ORG", "O"]]
+    m = ner.metrics(gold, pred)
+    assert m["precision"] == 1.0 and m["recall"] == pytest.approx(2 / 3) and m["f1"] == pytest.approx(0.8)
+
+
+def test_bad_ner_files(tmp_path):
+    (tmp_path / "a.txt").write_text("中 B-PER\n国\n", encoding="utf-8")
+    with pytest.raises(TaskDataError, match=r"a\.txt:2: expected 'token label'"):
+        ner.read_sentences(tmp_path / "a.txt")
+    (tmp_path / "b.txt").write_text("中 PER\n", encoding="utf-8")
+    with pytest.raises(TaskDataError, match=r"b\.txt:1: tag 'PER' is not BIO"):
+        ner.read_sentences(tmp_path / "b.txt")
+    (tmp_path / "c.jsonl").write_text('{"tokens": ["a", "b"], "tags": ["O"]}\n', encoding="utf-8")
+    with pytest.raises(TaskDataError, match=r"c\.jsonl:1: 'tags' must list one tag per token"):
+        ner.read_sentences(tmp_path / "c.jsonl")
+
+
+def test_ner_trains_and_predicts_spans(peoples_daily, tmp_path):
+    out = tmp_path / "ner"
+    result = train(
+        FinetuneConfig(
+            task="ner",
+            train=str(peoples_daily / "train.txt"),
+            eval=str(peoples_daily / "dev.txt"),
+            init=str(peoples_daily / "model.json"),
+            tokenizer=str(peoples_daily / "tok"),
+            out=str(out),
+            epochs=5,
+            batch_size=16,
+            learning_rate=2e-3,
+            max_seq_length=128,
+            progress=False,
+        )
+    )
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert sum(r["loss"] for r in rows[-10:]) < sum(r["loss"] for r in rows[:10])
+    assert set(result) >= {"f1", "precision", "recall"} and result["token_accuracy"] > 0.8
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["AlbertForTokenClassification"] and "B-PER" in config["label2id"]
+    tagger = EntityTagger.from_pretrained(out)
+    text = "国家主席江泽民在北京会见了新华社记者。"
+    entities = tagger.predict([text])[0]
+    assert all(text[e["start"] : e["end"]] == e["text"] and e["type"] in {"PER", "LOC", "ORG"} for e in entities)
+    cli = subprocess.run(
+        [sys.executable, "-m", "albert", "predict", "--model", str(out), text],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(cli.stdout)["entities"] == entities
