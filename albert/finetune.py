@@ -114,12 +114,21 @@ class Encoded:
     """Tokenised examples; batches are padded to their longest row."""
 
     def __init__(self, tok: AlbertTokenizer, examples: list[task.Example], max_length: int, y: np.ndarray | None):
+        texts = [e.text for e in examples]
         pairs = [e.pair for e in examples] if examples and examples[0].pair is not None else None
-        full = tok([e.text for e in examples], pairs)["input_ids"]
-        self.truncated = sum(len(ids) > max_length for ids in full)
-        enc = tok([e.text for e in examples], pairs, max_length=max_length, truncation=True)
-        self.ids, self.types, self.y = enc["input_ids"], enc["token_type_ids"], y
-        self.pad = tok.pad_token_id
+        enc = tok(texts, pairs)
+        self.ids, self.types, self.y, self.pad = enc["input_ids"], enc["token_type_ids"], y, tok.pad_token_id
+        long = [i for i, ids in enumerate(self.ids) if len(ids) > max_length]
+        self.truncated = len(long)
+        if long:  # only the over-long rows are encoded again, with truncation
+            cut = tok(
+                [texts[i] for i in long],
+                [pairs[i] for i in long] if pairs else None,
+                max_length=max_length,
+                truncation=True,
+            )
+            for k, i in enumerate(long):
+                self.ids[i], self.types[i] = cut["input_ids"][k], cut["token_type_ids"][k]
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -226,16 +226,11 @@ def evaluate(model, data: PretrainData, cfg: PretrainConfig, device, batches: in
     return {f"eval_{k}": v / max(n, 1) for k, v in sums.items()}
 
 
-def train(cfg: PretrainConfig) -> dict[str, Any]:
-    """Run (or resume) pretraining; returns the last logged metrics. Rank 0 writes everything under cfg.out."""
-    from tqdm import tqdm
-
-    if not cfg.data or not cfg.out:
-        raise RunError("pretraining needs data (a prepared directory) and out (the run directory)")
-    dist = distributed.setup(cfg.device)
-    out = Path(cfg.out)
-    _check_run_dir(cfg, out, dist.world_size)
-    data_args = dict(
+def pretrain_data(cfg: PretrainConfig, split: str) -> PretrainData:
+    """The train or held-out split of cfg.data, with cfg's instance and masking settings."""
+    return PretrainData(
+        cfg.data,
+        split=split,
         max_seq_length=cfg.max_seq_length,
         max_predictions=cfg.max_predictions,
         seed=cfg.seed,
@@ -245,8 +240,19 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         masking=cfg.masking,
         dupe_factor=cfg.dupe_factor,
     )
-    data = PretrainData(cfg.data, split="train", **data_args)
-    eval_data = PretrainData(cfg.data, split="eval", **data_args) if cfg.eval_fraction > 0 else None
+
+
+def train(cfg: PretrainConfig) -> dict[str, Any]:
+    """Run (or resume) pretraining; returns the last logged metrics. Rank 0 writes everything under cfg.out."""
+    from tqdm import tqdm
+
+    if not cfg.data or not cfg.out:
+        raise RunError("pretraining needs data (a prepared directory) and out (the run directory)")
+    dist = distributed.setup(cfg.device)
+    out = Path(cfg.out)
+    _check_run_dir(cfg, out, dist.world_size)
+    data = pretrain_data(cfg, "train")
+    eval_data = pretrain_data(cfg, "eval") if cfg.eval_fraction > 0 else None
     config, init_from = model_config(cfg, data.vocab_size)
     torch.manual_seed(cfg.seed)
     model = AlbertForPreTraining(config)

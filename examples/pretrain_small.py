@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import realdata  # noqa: E402
 
-from albert.data import PrepareConfig, PretrainData, prepare  # noqa: E402
-from albert.pretrain import PretrainConfig, train  # noqa: E402
+from albert.data import PrepareConfig, prepare  # noqa: E402
+from albert.pretrain import PretrainConfig, pretrain_data, train  # noqa: E402
 from albert.tokenizer import AlbertTokenizer  # noqa: E402
 
 RESULTS = ROOT / "examples" / "results"
@@ -46,17 +46,9 @@ def write_corpus(path: Path) -> None:
             f.write("\n".join(doc["sentences"]) + "\n\n")
 
 
-def unigram_baseline(data_dir: Path, cfg: PretrainConfig) -> float:
+def unigram_baseline(cfg: PretrainConfig) -> float:
     """Accuracy of always predicting the training data's most frequent token, on the held-out masked positions."""
-    args = dict(
-        max_seq_length=cfg.max_seq_length,
-        max_predictions=cfg.max_predictions,
-        seed=cfg.seed,
-        masked_lm_prob=cfg.masked_lm_prob,
-        short_seq_prob=cfg.short_seq_prob,
-        eval_fraction=cfg.eval_fraction,
-    )
-    train_data = PretrainData(data_dir, split="train", **args)
+    train_data = pretrain_data(cfg, "train")
     counts = collections.Counter()
     for shard_index, doc in train_data.documents[:3000]:
         shard = train_data.shards[shard_index]
@@ -64,7 +56,7 @@ def unigram_baseline(data_dir: Path, cfg: PretrainConfig) -> float:
         first, last = shard["documents"][doc], shard["documents"][doc + 1]
         counts.update(shard["tokens"][seg[first] : seg[last]].tolist())
     top = counts.most_common(1)[0][0]
-    held = PretrainData(data_dir, split="eval", **args)
+    held = pretrain_data(cfg, "eval")
     n = min(len(held.pairs(0)), cfg.eval_batches * cfg.batch_size)
     labels = held.batch(0, range(n), shuffle=False)["labels"]
     real = labels[labels != -100]
@@ -131,7 +123,7 @@ def main() -> None:
         for r in rows
         if "eval_mlm_acc" in r
     ]
-    baseline = unigram_baseline(data_dir, cfg)
+    baseline = unigram_baseline(cfg)
     manifest = json.loads((data_dir / "manifest.json").read_text())
     result = {
         "minutes": minutes,
