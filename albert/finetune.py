@@ -23,10 +23,15 @@ import torch
 from albert import plot
 from albert.config import PRESETS, AlbertConfig
 from albert.errors import AlbertError
-from albert.heads import AlbertForMultipleChoice, AlbertForSequenceClassification, AlbertForTokenClassification
+from albert.heads import (
+    AlbertForMultipleChoice,
+    AlbertForQuestionAnswering,
+    AlbertForSequenceClassification,
+    AlbertForTokenClassification,
+)
 from albert.optim import build_optimizer, build_schedule
 from albert.tasks import classification as task
-from albert.tasks import multiple_choice, ner
+from albert.tasks import multiple_choice, ner, qa
 from albert.tokenizer import AlbertTokenizer
 
 log = logging.getLogger("albert")
@@ -55,6 +60,9 @@ class FinetuneConfig:
     dropout: float | None = None  # override the model's hidden/attention dropout (Table 14: 0 or 0.1)
     eval_every: int | None = None  # default: once per epoch
     early_stopping: int | None = None  # stop after this many evaluations without improvement
+    doc_stride: int = 128  # qa: overlap of context windows
+    max_query_length: int = 64  # qa
+    max_answer_length: int = 30  # qa: longest answer span in tokens
     seed: int = 42
     device: str = "auto"
     progress: bool = True
@@ -76,14 +84,17 @@ PROBLEM_TYPES = {
     "regression": "regression",
     "ner": None,
     "multiple_choice": None,
+    "qa": None,
 }
 
 
 def build_model(cfg: FinetuneConfig, labels: list[str], vocab_size: int):
     """AlbertForSequenceClassification (or AlbertForTokenClassification for ner) from cfg.init, with these labels."""
-    cls = {"ner": AlbertForTokenClassification, "multiple_choice": AlbertForMultipleChoice}.get(
-        cfg.task, AlbertForSequenceClassification
-    )
+    cls = {
+        "ner": AlbertForTokenClassification,
+        "multiple_choice": AlbertForMultipleChoice,
+        "qa": AlbertForQuestionAnswering,
+    }.get(cfg.task, AlbertForSequenceClassification)
     head = dict(
         id2label=dict(enumerate(labels)),
         problem_type=PROBLEM_TYPES[cfg.task],
@@ -166,7 +177,10 @@ def evaluate(model, data: Encoded, kind: str, batch_size: int = 64, device="cpu"
 
 def train(cfg: FinetuneConfig) -> dict[str, Any]:
     """Read and validate every file first, then fine-tune; returns the best dev metrics (or the last train ones)."""
-    if cfg.task == "multiple_choice":
+    if cfg.task == "qa":
+        train_examples = qa.read_squad(cfg.train)
+        eval_examples = qa.read_squad(cfg.eval) if cfg.eval else None
+    elif cfg.task == "multiple_choice":
         train_examples = multiple_choice.read_questions(cfg.train)
         eval_examples = multiple_choice.read_questions(cfg.eval) if cfg.eval else None
     elif cfg.task == "ner":
@@ -181,6 +195,16 @@ def train(cfg: FinetuneConfig) -> dict[str, Any]:
 
 def task_parts(cfg: FinetuneConfig, tok: AlbertTokenizer, train_examples, eval_examples):
     """What differs between task families: labels, encoding, evaluation, the metric that picks the best model."""
+    if cfg.task == "qa":
+
+        def encode(examples):
+            return qa.QAFeatures(tok, examples, cfg.max_seq_length, cfg.doc_stride, cfg.max_query_length)
+
+        def evaluate_fn(model, data, device):
+            scored = qa.predict(model, data, cfg.batch_size, device, max_answer_length=cfg.max_answer_length)
+            return qa.evaluate(data.examples, scored)
+
+        return ["start", "end"], encode, evaluate_fn, "f1"
     if cfg.task == "multiple_choice":
         labels = [chr(ord("A") + i) for i in range(len(train_examples[0].options))]
         if eval_examples is not None and len(eval_examples[0].options) != len(labels):

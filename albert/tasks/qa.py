@@ -1,0 +1,218 @@
+"""Extractive question answering (SQuAD v1.1 / v2.0): features with a document stride, n-best span decoding, EM/F1.
+
+Each example becomes one or more windows ``[CLS] question [SEP] context-window [SEP]``; windows overlap by
+``max_seq_length - doc_stride`` tokens. A window that does not contain the answer (and every window of an
+unanswerable v2.0 question) is labelled with the [CLS] position, as in BERT/ALBERT's run_squad. Decoding takes the
+n best starts and ends of each window, keeps spans inside the context no longer than ``max_answer_length`` tokens,
+and maps them back to the context through character offsets. For v2.0 the null score is start[CLS] + end[CLS];
+an answer is given only when its score beats the null score by a threshold tuned on dev. EM and F1 follow the
+official evaluation script (lower-case, strip punctuation and English articles, collapse whitespace).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from albert.tasks.classification import TaskDataError, read_text
+from albert.tokenizer import AlbertTokenizer
+
+
+@dataclass
+class QAExample:
+    id: str
+    question: str
+    context: str
+    answers: list[tuple[str, int]]  # (text, character start in context); empty: unanswerable
+    is_impossible: bool = False
+
+
+def read_squad(path: str | Path) -> list[QAExample]:
+    """SQuAD v1.1 / v2.0 JSON ({"data": [{"paragraphs": [{"context", "qas": [...]}]}]})."""
+    path = Path(path)
+    try:
+        data = json.loads(read_text(path))["data"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise TaskDataError(f'{path}: not SQuAD JSON (expected {{"data": [...]}}: {err})') from None
+    examples = []
+    for article in data:
+        for paragraph in article.get("paragraphs", []):
+            context = paragraph["context"]
+            for qa in paragraph.get("qas", []):
+                answers = [(a["text"], int(a["answer_start"])) for a in qa.get("answers", [])]
+                for text, start in answers:
+                    if context[start : start + len(text)] != text:
+                        raise TaskDataError(
+                            f"{path}: question {qa['id']}: answer {text!r} is not at {start} in its context"
+                        )
+                examples.append(
+                    QAExample(str(qa["id"]), qa["question"], context, answers, qa.get("is_impossible", False))
+                )
+    if not examples:
+        raise TaskDataError(f"{path}: no questions found")
+    return examples
+
+
+class QAFeatures:
+    """Windows over the examples' contexts, with labels (when answers are known) and the offsets to decode."""
+
+    def __init__(
+        self,
+        tok: AlbertTokenizer,
+        examples: Sequence[QAExample],
+        max_length: int = 384,
+        doc_stride: int = 128,
+        max_query_length: int = 64,
+    ):
+        self.examples, self.pad = list(examples), tok.pad_token_id
+        questions, _ = tok.encode_batch([e.question for e in examples])
+        contexts, offsets = tok.encode_batch([e.context for e in examples], offsets=True)
+        self.ids, self.types, self.starts, self.ends, self.example_of, self.spans = [], [], [], [], [], []
+        self.truncated = sum(len(q) > max_query_length for q in questions)  # questions cut to max_query_length
+        for n, (example, q, c, off) in enumerate(zip(examples, questions, contexts, offsets, strict=True)):
+            q = q[:max_query_length]
+            room = max_length - len(q) - 3
+            answer = _token_span(example, off)
+            first = 0
+            while True:
+                last = min(first + room, len(c))
+                ids = [tok.cls_token_id, *q, tok.sep_token_id, *c[first:last], tok.sep_token_id]
+                shift = len(q) + 2 - first  # context token k sits at input position k + shift
+                if answer is not None and first <= answer[0] and answer[1] < last:
+                    start, end = answer[0] + shift, answer[1] + shift
+                else:
+                    start = end = 0  # [CLS]: no answer in this window
+                self.ids.append(ids)
+                self.types.append([0] * (len(q) + 2) + [1] * (last - first + 1))
+                self.starts.append(start)
+                self.ends.append(end)
+                self.example_of.append(n)
+                self.spans.append((first, last, shift))
+                if last >= len(c):
+                    break
+                first += doc_stride
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
+        width = max(len(self.ids[r]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
+        types, mask = torch.zeros_like(ids), torch.zeros_like(ids)
+        for b, r in enumerate(rows):
+            n = len(self.ids[r])
+            ids[b, :n], types[b, :n], mask[b, :n] = torch.tensor(self.ids[r]), torch.tensor(self.types[r]), 1
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "token_type_ids": types,
+            "start_positions": torch.tensor([self.starts[r] for r in rows]),
+            "end_positions": torch.tensor([self.ends[r] for r in rows]),
+        }
+
+
+def _token_span(example: QAExample, offsets: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """Context token indices (first, last) that cover the first answer's characters."""
+    if example.is_impossible or not example.answers:
+        return None
+    text, char_start = example.answers[0]
+    char_end = char_start + len(text)
+    covered = [k for k, (s, e) in enumerate(offsets) if s < char_end and e > char_start]
+    return (covered[0], covered[-1]) if covered else None
+
+
+@torch.no_grad()
+def predict(
+    model, features: QAFeatures, batch_size: int, device, n_best: int = 20, max_answer_length: int = 30
+) -> dict[str, tuple[str, float]]:
+    """Per example id: (best answer text, its score minus the null score). Text "" with score < 0 means no answer."""
+    model.eval()
+    best: dict[int, tuple[float, str]] = {}
+    null: dict[int, float] = {}
+    for start in range(0, len(features), batch_size):
+        rows = list(range(start, min(start + batch_size, len(features))))
+        batch = {k: v.to(device) for k, v in features.batch(rows).items() if not k.endswith("_positions")}
+        out = model(**batch)
+        starts, ends = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
+        for b, r in enumerate(rows):
+            n = features.example_of[r]
+            first, last, shift = features.spans[r]
+            null[n] = min(null.get(n, np.inf), starts[b, 0] + ends[b, 0])
+            lo, hi = first + shift, last + shift  # input positions of this window's context tokens: [lo, hi)
+            top_s = [i for i in np.argsort(starts[b])[::-1][:n_best] if lo <= i < hi]
+            top_e = [i for i in np.argsort(ends[b])[::-1][:n_best] if lo <= i < hi]
+            for i in top_s:
+                for j in top_e:
+                    if i <= j < i + max_answer_length:
+                        score = starts[b, i] + ends[b, j]
+                        if n not in best or score > best[n][0]:
+                            offsets = features.offsets[n]
+                            text = features.examples[n].context[offsets[i - shift][0] : offsets[j - shift][1]]
+                            best[n] = (score, text)
+    results = {}
+    for n, example in enumerate(features.examples):
+        score, text = best.get(n, (-np.inf, ""))
+        results[example.id] = (text, float(score - null.get(n, 0.0)))
+    return results
+
+
+# -- the official SQuAD evaluation (v1.1 and v2.0 scripts) ------------------------------------------------------
+def normalize_answer(s: str) -> str:
+    s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def f1_score(prediction: str, truth: str) -> float:
+    pred, gold = normalize_answer(prediction).split(), normalize_answer(truth).split()
+    if not pred or not gold:  # v2.0: no-answer is right only against no-answer
+        return float(pred == gold)
+    common = collections.Counter(pred) & collections.Counter(gold)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact_match(prediction: str, truth: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(truth))
+
+
+def squad_metrics(examples: Sequence[QAExample], predictions: dict[str, str]) -> dict[str, float]:
+    em = f1 = 0.0
+    for e in examples:
+        truths = [t for t, _ in e.answers] or [""]
+        em += max(exact_match(predictions[e.id], t) for t in truths)
+        f1 += max(f1_score(predictions[e.id], t) for t in truths)
+    return {"exact_match": 100 * em / len(examples), "f1": 100 * f1 / len(examples)}
+
+
+def evaluate(examples: Sequence[QAExample], scored: dict[str, tuple[str, float]]) -> dict[str, float]:
+    """EM/F1 answering every question; with unanswerable questions, also the best EM/F1 over null thresholds and the
+    thresholds (answer when score - null score >= threshold), swept as the official v2.0 script does."""
+    result = squad_metrics(examples, {k: t for k, (t, _) in scored.items()})
+    if all(e.answers for e in examples):
+        return result
+    order = sorted(examples, key=lambda e: -scored[e.id][1])
+    for name, fn in (("f1", f1_score), ("exact_match", exact_match)):
+        current = float(sum(not e.answers for e in examples))  # everything left unanswered
+        best, threshold = current, float("inf")
+        for e in order:
+            text, score = scored[e.id]
+            truths = [t for t, _ in e.answers] or [""]
+            current += max(fn(text, t) for t in truths) - max(fn("", t) for t in truths)  # answer this one too
+            if current > best:
+                best, threshold = current, score
+        result[f"best_{name}"] = 100 * best / len(examples)
+        result[f"{name}_threshold"] = threshold
+    return result
