@@ -4,6 +4,7 @@ from albert.config import PRESETS, AlbertConfig
 from albert.errors import AlbertError, CheckpointError, ConfigError
 from albert.finetune import EntityTagger, FinetuneConfig, TextClassifier
 from albert.heads import (
+    AlbertForExtractiveSummarization,
     AlbertForMultipleChoice,
     AlbertForQuestionAnswering,
     AlbertForSequenceClassification,
@@ -30,6 +31,7 @@ __all__ = [
     "PRESETS",
     "AlbertConfig",
     "AlbertError",
+    "AlbertForExtractiveSummarization",
     "AlbertForMaskedLM",
     "AlbertForMultipleChoice",
     "AlbertForPreTraining",

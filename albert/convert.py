@@ -41,6 +41,7 @@ HF_HEAD_TABLE: list[tuple[str, str]] = [
     ("sop.{p}", "sop_classifier.classifier.{p}"),
     ("classifier.{p}", "classifier.{p}"),
     ("qa_outputs.{p}", "qa_outputs.{p}"),
+    ("summary_scorer.{p}", "summary_scorer.{p}"),  # ours only: extractive summarisation
 ]
 
 # transformers keeps the MLM decoder as a Linear tied to the word embeddings and to predictions.bias; we compute it

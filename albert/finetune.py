@@ -24,6 +24,7 @@ from albert import plot
 from albert.config import PRESETS, AlbertConfig
 from albert.errors import AlbertError
 from albert.heads import (
+    AlbertForExtractiveSummarization,
     AlbertForMultipleChoice,
     AlbertForQuestionAnswering,
     AlbertForSequenceClassification,
@@ -31,7 +32,7 @@ from albert.heads import (
 )
 from albert.optim import build_optimizer, build_schedule
 from albert.tasks import classification as task
-from albert.tasks import multiple_choice, ner, qa
+from albert.tasks import multiple_choice, ner, qa, summarization
 from albert.tokenizer import AlbertTokenizer
 
 log = logging.getLogger("albert")
@@ -63,6 +64,7 @@ class FinetuneConfig:
     doc_stride: int = 128  # qa: overlap of context windows
     max_query_length: int = 64  # qa
     max_answer_length: int = 30  # qa: longest answer span in tokens
+    summary_sentences: int = 3  # summarization: sentences in the oracle and in a prediction
     seed: int = 42
     device: str = "auto"
     progress: bool = True
@@ -85,6 +87,7 @@ PROBLEM_TYPES = {
     "ner": None,
     "multiple_choice": None,
     "qa": None,
+    "summarization": None,
 }
 
 
@@ -94,6 +97,7 @@ def build_model(cfg: FinetuneConfig, labels: list[str], vocab_size: int):
         "ner": AlbertForTokenClassification,
         "multiple_choice": AlbertForMultipleChoice,
         "qa": AlbertForQuestionAnswering,
+        "summarization": AlbertForExtractiveSummarization,
     }.get(cfg.task, AlbertForSequenceClassification)
     head = dict(
         id2label=dict(enumerate(labels)),
@@ -177,7 +181,10 @@ def evaluate(model, data: Encoded, kind: str, batch_size: int = 64, device="cpu"
 
 def train(cfg: FinetuneConfig) -> dict[str, Any]:
     """Read and validate every file first, then fine-tune; returns the best dev metrics (or the last train ones)."""
-    if cfg.task == "qa":
+    if cfg.task == "summarization":
+        train_examples = summarization.read_documents(cfg.train)
+        eval_examples = summarization.read_documents(cfg.eval) if cfg.eval else None
+    elif cfg.task == "qa":
         train_examples = qa.read_squad(cfg.train)
         eval_examples = qa.read_squad(cfg.eval) if cfg.eval else None
     elif cfg.task == "multiple_choice":
@@ -195,6 +202,15 @@ def train(cfg: FinetuneConfig) -> dict[str, Any]:
 
 def task_parts(cfg: FinetuneConfig, tok: AlbertTokenizer, train_examples, eval_examples):
     """What differs between task families: labels, encoding, evaluation, the metric that picks the best model."""
+    if cfg.task == "summarization":
+
+        def encode(examples):
+            return summarization.EncodedDocuments(tok, examples, cfg.max_seq_length, cfg.summary_sentences)
+
+        def evaluate_fn(model, data, device):
+            return summarization.evaluate(model, data, cfg.batch_size, device, cfg.summary_sentences)
+
+        return ["summary"], encode, evaluate_fn, "rouge2"
     if cfg.task == "qa":
 
         def encode(examples):

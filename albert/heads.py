@@ -154,3 +154,32 @@ class AlbertForMultipleChoice(AlbertPreTrainedModel):
         logits = self.classifier(self.dropout(pooled)).view(B, C)
         loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
         return ClassifierOutput(logits=logits, loss=loss)
+
+
+class AlbertForExtractiveSummarization(AlbertPreTrainedModel):
+    """BertSum-style sentence scoring: a [CLS] before each sentence; Linear(H, 1) on each one's hidden state.
+
+    Not a transformers class: transformers can read the encoder of a saved directory, not this head."""
+
+    hf_class_name = "AlbertForExtractiveSummarization"
+    optional_prefixes = ("summary_scorer.",)
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.albert = AlbertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.summary_scorer = nn.Linear(config.hidden_size, 1)
+        self.init_weights(self.summary_scorer)
+
+    def forward(
+        self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, cls_positions=None, labels=None
+    ) -> ClassifierOutput:
+        """cls_positions (B, S): where each sentence's [CLS] is; labels (B, S): 1/0 per sentence, -100 for padding."""
+        h = self.albert(input_ids, attention_mask, token_type_ids, position_ids).last_hidden_state
+        h = torch.gather(h, 1, cls_positions.unsqueeze(-1).expand(-1, -1, h.size(-1)))  # (B, S, H)
+        logits = self.summary_scorer(self.dropout(h)).squeeze(-1)  # (B, S)
+        loss = None
+        if labels is not None:
+            real = labels != -100
+            loss = F.binary_cross_entropy_with_logits(logits[real], labels[real].to(logits.dtype))
+        return ClassifierOutput(logits=logits, loss=loss)
