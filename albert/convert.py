@@ -42,6 +42,8 @@ HF_HEAD_TABLE: list[tuple[str, str]] = [
     ("classifier.{p}", "classifier.{p}"),
     ("qa_outputs.{p}", "qa_outputs.{p}"),
     ("summary_scorer.{p}", "summary_scorer.{p}"),  # ours only: extractive summarisation
+    ("answer_dense.{p}", "answer_dense.{p}"),  # ours only: the SQuAD 2.0 answerability classifier
+    ("answer_out.{p}", "answer_out.{p}"),
 ]
 
 # transformers keeps the MLM decoder as a Linear tied to the word embeddings and to predictions.bias; we compute it

@@ -27,6 +27,7 @@ from albert.heads import (
     AlbertForExtractiveSummarization,
     AlbertForMultipleChoice,
     AlbertForQuestionAnswering,
+    AlbertForQuestionAnsweringWithAnswerability,
     AlbertForSequenceClassification,
     AlbertForTokenClassification,
 )
@@ -65,6 +66,7 @@ class FinetuneConfig:
     max_query_length: int = 64  # qa
     max_answer_length: int = 30  # qa: longest answer span in tokens
     summary_sentences: int = 3  # summarization: sentences in the oracle and in a prediction
+    answerability: bool = False  # qa: add the official SQuAD 2.0 answerability classifier
     seed: int = 42
     device: str = "auto"
     progress: bool = True
@@ -93,10 +95,11 @@ PROBLEM_TYPES = {
 
 def build_model(cfg: FinetuneConfig, labels: list[str], vocab_size: int):
     """AlbertForSequenceClassification (or AlbertForTokenClassification for ner) from cfg.init, with these labels."""
+    qa_class = AlbertForQuestionAnsweringWithAnswerability if cfg.answerability else AlbertForQuestionAnswering
     cls = {
         "ner": AlbertForTokenClassification,
         "multiple_choice": AlbertForMultipleChoice,
-        "qa": AlbertForQuestionAnswering,
+        "qa": qa_class,
         "summarization": AlbertForExtractiveSummarization,
     }.get(cfg.task, AlbertForSequenceClassification)
     head = dict(
@@ -214,7 +217,9 @@ def task_parts(cfg: FinetuneConfig, tok: AlbertTokenizer, train_examples, eval_e
     if cfg.task == "qa":
 
         def encode(examples):
-            return qa.QAFeatures(tok, examples, cfg.max_seq_length, cfg.doc_stride, cfg.max_query_length)
+            return qa.QAFeatures(
+                tok, examples, cfg.max_seq_length, cfg.doc_stride, cfg.max_query_length, cfg.answerability
+            )
 
         def evaluate_fn(model, data, device):
             scored = qa.predict(model, data, cfg.batch_size, device, max_answer_length=cfg.max_answer_length)

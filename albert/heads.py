@@ -183,3 +183,58 @@ class AlbertForExtractiveSummarization(AlbertPreTrainedModel):
             real = labels != -100
             loss = F.binary_cross_entropy_with_logits(logits[real], labels[real].to(logits.dtype))
         return ClassifierOutput(logits=logits, loss=loss)
+
+
+@dataclass
+class AnswerabilityOutput:
+    start_logits: torch.Tensor  # (B, T)
+    end_logits: torch.Tensor  # (B, T)
+    answerability_logits: torch.Tensor  # (B,): > 0 means "no answer in this input"
+    loss: torch.Tensor | None = None
+
+
+class AlbertForQuestionAnsweringWithAnswerability(AlbertPreTrainedModel):
+    """Span QA plus the answerability classifier of the official SQuAD 2.0 model (squad_utils.create_v2_model):
+    the start-probability-weighted hidden state and the [CLS] state → Dense(H, tanh) → dropout → Dense(1).
+
+    Not a transformers class; its span head is transformers' ``qa_outputs``, so the encoder and span head of a saved
+    directory load into transformers' AlbertForQuestionAnswering."""
+
+    hf_class_name = "AlbertForQuestionAnsweringWithAnswerability"
+    optional_prefixes = ("qa_outputs.", "answer_dense.", "answer_out.")
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.albert = AlbertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.answer_dense = nn.Linear(2 * config.hidden_size, config.hidden_size)
+        self.answer_out = nn.Linear(config.hidden_size, 1)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.init_weights(self.qa_outputs, self.answer_dense, self.answer_out)
+
+    def forward(
+        self,
+        input_ids,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        start_positions=None,
+        end_positions=None,
+        is_impossible=None,
+    ) -> AnswerabilityOutput:
+        h = self.albert(input_ids, attention_mask, token_type_ids, position_ids).last_hidden_state  # (B, T, H)
+        start_logits, end_logits = self.qa_outputs(h).unbind(-1)
+        masked = start_logits if attention_mask is None else start_logits.masked_fill(attention_mask == 0, -1e4)
+        weighted = torch.einsum("bt,bth->bh", masked.softmax(-1), h)
+        feature = torch.tanh(self.answer_dense(torch.cat([weighted, h[:, 0]], dim=-1)))
+        answerability = self.answer_out(self.dropout(feature)).squeeze(-1)
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            T = start_logits.size(1)
+            start, end = start_positions.view(-1).clamp(0, T), end_positions.view(-1).clamp(0, T)
+            loss = (
+                F.cross_entropy(start_logits, start, ignore_index=T) + F.cross_entropy(end_logits, end, ignore_index=T)
+            ) / 2
+            if is_impossible is not None:
+                loss = loss + F.binary_cross_entropy_with_logits(answerability, is_impossible.to(answerability.dtype))
+        return AnswerabilityOutput(start_logits.contiguous(), end_logits.contiguous(), answerability, loss)

@@ -123,3 +123,34 @@ def test_qa_trains_and_decodes(brown_tokenizer, cloze, tmp_path):
     assert np.mean([r["loss"] for r in rows[-10:]]) < np.mean([r["loss"] for r in rows[:10]]) - 0.5
     assert {"f1", "exact_match", "best_f1", "f1_threshold"} <= set(result)
     assert result["best_f1"] >= result["f1"] and result["best_f1"] > 20  # the unanswerable fifth alone gives ~17
+
+
+def test_answerability_classifier(brown_tokenizer, cloze, tmp_path):
+    """The official SQuAD 2.0 model's answerability head trains, decides no-answer, and saves/loads."""
+    import albert
+
+    brown_tokenizer.save_pretrained(tmp_path / "tok")
+    write_small_model(tmp_path / "model.json", vocab_size=brown_tokenizer.vocab_size, max_positions=256)
+    result = train(
+        FinetuneConfig(
+            task="qa",
+            answerability=True,
+            train=str(cloze / "train.json"),
+            eval=str(cloze / "dev.json"),
+            init=str(tmp_path / "model.json"),
+            tokenizer=str(tmp_path / "tok"),
+            out=str(tmp_path / "out"),
+            epochs=2,
+            batch_size=16,
+            learning_rate=2e-3,
+            max_seq_length=192,
+            doc_stride=64,
+            progress=False,
+        )
+    )
+    assert {"best_f1", "f1_threshold"} <= set(result) and result["best_f1"] >= result["f1"]
+    model = albert.AlbertForQuestionAnsweringWithAnswerability.from_pretrained(tmp_path / "out")
+    assert model.load_report.initialised == []
+    transformers = pytest.importorskip("transformers")
+    span_only = transformers.AlbertForQuestionAnswering.from_pretrained(tmp_path / "out")  # encoder + qa_outputs
+    assert span_only.qa_outputs.weight.shape == (2, 64)

@@ -71,8 +71,9 @@ class QAFeatures:
         max_length: int = 384,
         doc_stride: int = 128,
         max_query_length: int = 64,
+        answerability: bool = False,  # also label each window "no answer here" for the answerability classifier
     ):
-        self.examples, self.pad = list(examples), tok.pad_token_id
+        self.examples, self.pad, self.answerability = list(examples), tok.pad_token_id, answerability
         questions, _ = tok.encode_batch([e.question for e in examples])
         contexts, offsets = tok.encode_batch([e.context for e in examples], offsets=True)
         self.ids, self.types, self.starts, self.ends, self.example_of, self.spans = [], [], [], [], [], []
@@ -140,13 +141,18 @@ def predict(
     null: dict[int, float] = {}
     for start in range(0, len(features), batch_size):
         rows = list(range(start, min(start + batch_size, len(features))))
-        batch = {k: v.to(device) for k, v in features.batch(rows).items() if not k.endswith("_positions")}
+        labels = ("start_positions", "end_positions", "is_impossible")
+        batch = {k: v.to(device) for k, v in features.batch(rows).items() if k not in labels}
         out = model(**batch)
         starts, ends = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
+        # The null score: the answerability classifier's logit where the model has one (the official v2 model),
+        # else start + end at [CLS]; an example's null score is its most answerable window's.
+        cls = getattr(out, "answerability_logits", None)
+        nulls = cls.float().cpu().numpy() if cls is not None else starts[:, 0] + ends[:, 0]
         for b, r in enumerate(rows):
             n = features.example_of[r]
             first, last, shift = features.spans[r]
-            null[n] = min(null.get(n, np.inf), starts[b, 0] + ends[b, 0])
+            null[n] = min(null.get(n, np.inf), nulls[b])
             lo, hi = first + shift, last + shift  # input positions of this window's context tokens: [lo, hi)
             top_s = [i for i in np.argsort(starts[b])[::-1][:n_best] if lo <= i < hi]
             top_e = [i for i in np.argsort(ends[b])[::-1][:n_best] if lo <= i < hi]
@@ -161,7 +167,10 @@ def predict(
     results = {}
     for n, example in enumerate(features.examples):
         score, text = best.get(n, (-np.inf, ""))
-        results[example.id] = (text, float(score - null.get(n, 0.0)))
+        if cls is not None:  # the classifier alone decides answer / no answer: larger is more answerable
+            results[example.id] = (text, float(-null.get(n, 0.0)))
+        else:
+            results[example.id] = (text, float(score - null.get(n, 0.0)))
     return results
 
 
