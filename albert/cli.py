@@ -183,9 +183,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _architecture(model_dir: str) -> str:
+    """The model class a directory was saved from; only classifiers and taggers have evaluate/predict commands."""
     from albert.checkpoint import read_config_dict
 
-    return (read_config_dict(Path(model_dir)).get("architectures") or [""])[0]
+    name = (read_config_dict(Path(model_dir)).get("architectures") or [""])[0]
+    if name not in ("AlbertForSequenceClassification", "AlbertForTokenClassification"):
+        raise albert.AlbertError(
+            f"{model_dir} holds a {name or 'model of unknown class'}; `albert evaluate` and `albert predict` work on "
+            "classification and NER models (QA, multiple-choice and summarisation metrics come from "
+            "`albert finetune --eval`)"
+        )
+    return name
 
 
 def _evaluate_ner(args: argparse.Namespace) -> int:

@@ -68,3 +68,15 @@ def test_console_script_presets_and_errors():
         [sys.executable, "-m", "albert", "predict", "--model", "/nonexistent", "x"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "/nonexistent" in bad.stderr
+
+
+def test_predict_on_a_model_without_a_predict_command(tmp_path, capsys):
+    from conftest import tiny_config
+
+    import albert
+
+    albert.AlbertForQuestionAnswering(tiny_config()).save_pretrained(tmp_path)
+    assert main(["predict", "--model", str(tmp_path), "some text"]) == 2
+    assert (
+        "holds a AlbertForQuestionAnswering; `albert evaluate` and `albert predict` work on" in capsys.readouterr().err
+    )
