@@ -184,22 +184,17 @@ def evaluate(model, data: Encoded, kind: str, batch_size: int = 64, device="cpu"
 
 def train(cfg: FinetuneConfig) -> dict[str, Any]:
     """Read and validate every file first, then fine-tune; returns the best dev metrics (or the last train ones)."""
-    if cfg.task == "summarization":
-        train_examples = summarization.read_documents(cfg.train)
-        eval_examples = summarization.read_documents(cfg.eval) if cfg.eval else None
-    elif cfg.task == "qa":
-        train_examples = qa.read_squad(cfg.train)
-        eval_examples = qa.read_squad(cfg.eval) if cfg.eval else None
-    elif cfg.task == "multiple_choice":
-        train_examples = multiple_choice.read_questions(cfg.train)
-        eval_examples = multiple_choice.read_questions(cfg.eval) if cfg.eval else None
-    elif cfg.task == "ner":
-        train_examples = ner.read_sentences(cfg.train)
-        eval_examples = ner.read_sentences(cfg.eval) if cfg.eval else None
-    else:
-        columns = (cfg.text_column, cfg.pair_column, cfg.label_column)
-        train_examples = task.read_examples(cfg.train, cfg.task, *columns)
-        eval_examples = task.read_examples(cfg.eval, cfg.task, *columns) if cfg.eval else None
+    readers = {
+        "summarization": summarization.read_documents,
+        "qa": qa.read_squad,
+        "multiple_choice": multiple_choice.read_questions,
+        "ner": ner.read_sentences,
+    }
+    read = readers.get(
+        cfg.task, lambda path: task.read_examples(path, cfg.task, cfg.text_column, cfg.pair_column, cfg.label_column)
+    )
+    train_examples = read(cfg.train)
+    eval_examples = read(cfg.eval) if cfg.eval else None
     return fit_examples(cfg, train_examples, eval_examples)
 
 

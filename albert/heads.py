@@ -42,6 +42,14 @@ def _problem_type(config: AlbertConfig, labels: torch.Tensor) -> str:
     return config.problem_type
 
 
+def span_loss(start_logits, end_logits, start_positions, end_positions) -> torch.Tensor:
+    """Mean of the start and end cross-entropies. Answers cut off by truncation are labelled past the end and count
+    for nothing (transformers' rule)."""
+    T = start_logits.size(1)
+    start, end = start_positions.view(-1).clamp(0, T), end_positions.view(-1).clamp(0, T)
+    return (F.cross_entropy(start_logits, start, ignore_index=T) + F.cross_entropy(end_logits, end, ignore_index=T)) / 2
+
+
 class AlbertForSequenceClassification(AlbertPreTrainedModel):
     hf_class_name = "AlbertForSequenceClassification"
     optional_prefixes = ("classifier.", "albert.pooler.")
@@ -115,13 +123,7 @@ class AlbertForQuestionAnswering(AlbertPreTrainedModel):
         start_logits, end_logits = self.qa_outputs(h).unbind(-1)  # (B, T) each
         loss = None
         if start_positions is not None and end_positions is not None:
-            # Answers cut off by truncation are labelled past the end: they count for nothing (transformers' rule).
-            T = start_logits.size(1)
-            start = start_positions.view(-1).clamp(0, T)
-            end = end_positions.view(-1).clamp(0, T)
-            loss = (
-                F.cross_entropy(start_logits, start, ignore_index=T) + F.cross_entropy(end_logits, end, ignore_index=T)
-            ) / 2
+            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
         return QuestionAnsweringOutput(
             start_logits=start_logits.contiguous(), end_logits=end_logits.contiguous(), loss=loss
         )
@@ -230,11 +232,7 @@ class AlbertForQuestionAnsweringWithAnswerability(AlbertPreTrainedModel):
         answerability = self.answer_out(self.dropout(feature)).squeeze(-1)
         loss = None
         if start_positions is not None and end_positions is not None:
-            T = start_logits.size(1)
-            start, end = start_positions.view(-1).clamp(0, T), end_positions.view(-1).clamp(0, T)
-            loss = (
-                F.cross_entropy(start_logits, start, ignore_index=T) + F.cross_entropy(end_logits, end, ignore_index=T)
-            ) / 2
+            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
             if is_impossible is not None:
                 loss = loss + F.binary_cross_entropy_with_logits(answerability, is_impossible.to(answerability.dtype))
         return AnswerabilityOutput(start_logits.contiguous(), end_logits.contiguous(), answerability, loss)
