@@ -64,6 +64,11 @@ def read_config_dict(directory: Path) -> dict[str, Any]:
     return data
 
 
+def read_weight_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """One .safetensors or .bin file."""
+    return _read_one(Path(path))
+
+
 def _read_one(path: Path) -> dict[str, torch.Tensor]:
     try:
         if path.suffix == ".safetensors":

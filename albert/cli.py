@@ -243,6 +243,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Convert a TensorFlow ALBERT/BERT checkpoint (Google, TF-Hub, fine-tuned, albert_zh) or a transformers BERT
+    directory into a transformers-layout ALBERT directory; no TensorFlow needed."""
+    from albert import importers
+
+    report = importers.convert(args.source, args.out, args.kind, args.model_config, args.tokenizer, args.head)
+    print(report.summary())
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """List a checkpoint's variables (TensorFlow) or keys (transformers / safetensors) with dtypes and shapes,
+    and the layout they were detected as."""
+    from albert import importers
+
+    info = importers.describe(args.path)
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    print(f"path:   {info['path']}\nformat: {info['format']}")
+    print(f"layout: {info['layout']}" + (f" (prefix '{info['prefix']}')" if info["prefix"] else ""))
+    roles: dict[str, int] = {}
+    for var in info["variables"]:
+        roles[var["role"]] = roles.get(var["role"], 0) + 1
+        if args.all or var["role"] != "optimizer":
+            shape = "×".join(map(str, var["shape"])) or "scalar"
+            print(f"  {var['name']:<80} {var['dtype']:<9} {shape}  {'' if var['role'] == 'weight' else var['role']}")
+    weights = sum(int(np.prod(v["shape"])) for v in info["variables"] if v["role"] == "weight")
+    print(", ".join(f"{n} {role}" for role, n in sorted(roles.items())) + f"; {weights:,} weight values")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="albert", description="ALBERT toolkit: pretrain, fine-tune, convert, serve.")
     parser.add_argument("--version", action="version", version=f"albert-lite {albert.__version__}")
@@ -281,6 +314,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--label-column", default="label")
     evaluate.set_defaults(func=cmd_evaluate)
     predict.set_defaults(func=cmd_predict)
+
+    from albert.importers import HEADS, SOURCES
+
+    convert = sub.add_parser("convert", help=cmd_convert.__doc__)
+    convert.add_argument("source", help="TF checkpoint prefix / .index / directory, or a transformers BERT directory")
+    convert.add_argument("--from", dest="kind", choices=SOURCES, default="auto")
+    convert.add_argument("--config", dest="model_config", help="albert_config.json (default: found next to it)")
+    convert.add_argument("--tokenizer", help="30k-clean.model / spiece.model / vocab.txt (default: found next to it)")
+    convert.add_argument("--head", choices=HEADS, default="auto", help="model class (default: from the variables)")
+    convert.add_argument("--out", required=True, help="output directory (transformers layout)")
+    convert.set_defaults(func=cmd_convert)
+    inspect = sub.add_parser("inspect", help=cmd_inspect.__doc__)
+    inspect.add_argument("path", help="TF checkpoint, transformers directory, .safetensors or .bin file")
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument("--all", action="store_true", help="also list optimizer slots")
+    inspect.set_defaults(func=cmd_inspect)
 
     tok = sub.add_parser("tokenizer", help="train a tokenizer or encode text").add_subparsers(
         dest="action", required=True

@@ -16,6 +16,8 @@ from typing import Any
 from albert.errors import ConfigError
 
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "relu", "silu")
+EMBEDDING_LAYOUTS = ("albert", "brightmart")
+LN_TYPES = ("postln", "preln")
 
 
 @dataclass
@@ -39,6 +41,12 @@ class AlbertConfig:
     pad_token_id: int = 0
     bos_token_id: int = 2
     eos_token_id: int = 3
+    # Switches for graphs other than Google's, set by `albert convert` (transformers has neither, so checkpoints that
+    # use them load in albert-lite only; with the defaults the config.json is exactly transformers' ALBERT):
+    # "brightmart" projects word vectors E→H (no bias) before adding H-wide position/type embeddings and LayerNorm,
+    # and its MLM head maps back through that projection (brightmart/albert_zh modeling.py).
+    embedding_layout: str = "albert"  # albert | brightmart
+    ln_type: str = "postln"  # postln (the paper, Google) | preln (brightmart's LayerNorm-first layers); their key
     # Task-head fields, as transformers writes them.
     num_labels: int = 2
     id2label: dict[int, str] | None = None
@@ -76,6 +84,12 @@ class AlbertConfig:
             )
         if self.hidden_act not in ACTIVATIONS:
             raise ConfigError(f"config field 'hidden_act' must be one of {ACTIVATIONS}, found {self.hidden_act!r}")
+        if self.embedding_layout not in EMBEDDING_LAYOUTS:
+            raise ConfigError(
+                f"config field 'embedding_layout' must be one of {EMBEDDING_LAYOUTS}, found {self.embedding_layout!r}"
+            )
+        if self.ln_type not in LN_TYPES:
+            raise ConfigError(f"config field 'ln_type' must be one of {LN_TYPES}, found {self.ln_type!r}")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
@@ -148,6 +162,9 @@ class AlbertConfig:
             del data["problem_type"]
         if data["architectures"] is None:
             del data["architectures"]
+        for name, default in (("embedding_layout", "albert"), ("ln_type", "postln")):
+            if data[name] == default:  # keep the file identical to transformers' for the standard graph
+                del data[name]
         return {**self.extra, **data}
 
     def to_json_string(self) -> str:

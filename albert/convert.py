@@ -18,6 +18,7 @@ _LAYER = "encoder.albert_layer_groups.{g}.albert_layers.{i}"
 # Encoder names (inside AlbertModel). In a model with a head both sides carry the prefix "albert.".
 HF_ENCODER_TABLE: list[tuple[str, str]] = [
     ("embeddings.word.weight", "embeddings.word_embeddings.weight"),
+    ("embeddings.word_projection.weight", "embeddings.word_embeddings_2.weight"),  # ours only: brightmart layout
     ("embeddings.position.weight", "embeddings.position_embeddings.weight"),
     ("embeddings.token_type.weight", "embeddings.token_type_embeddings.weight"),
     ("embeddings.norm.{p}", "embeddings.LayerNorm.{p}"),

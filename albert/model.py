@@ -63,14 +63,22 @@ class MaskedLMOutput:
 # Building blocks
 # ----------------------------------------------------------------------------------------------------------------
 class Embeddings(nn.Module):
-    """Word + position + token-type embeddings, all E wide (the factorised part), then LayerNorm."""
+    """Word + position + token-type embeddings, all E wide (the factorised part), then LayerNorm.
+
+    With ``embedding_layout="brightmart"`` the word vectors are first projected E→H by a bias-free matrix
+    (``word_embeddings_2``), and position/token-type embeddings and the LayerNorm are H wide; the encoder then
+    has no projection of its own. The output width is ``self.width``.
+    """
 
     def __init__(self, cfg: AlbertConfig):
         super().__init__()
+        brightmart = cfg.embedding_layout == "brightmart"
+        self.width = cfg.hidden_size if brightmart else cfg.embedding_size
         self.word = nn.Embedding(cfg.vocab_size, cfg.embedding_size)
-        self.position = nn.Embedding(cfg.max_position_embeddings, cfg.embedding_size)
-        self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.embedding_size)
-        self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
+        self.word_projection = nn.Linear(cfg.embedding_size, cfg.hidden_size, bias=False) if brightmart else None
+        self.position = nn.Embedding(cfg.max_position_embeddings, self.width)
+        self.token_type = nn.Embedding(cfg.type_vocab_size, self.width)
+        self.norm = nn.LayerNorm(self.width, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, input_ids, token_type_ids=None, position_ids=None) -> torch.Tensor:
@@ -81,13 +89,19 @@ class Embeddings(nn.Module):
                 "(max_position_embeddings); truncate the input"
             )
         x = self.word(input_ids)  # (B, T, E)
+        if self.word_projection is not None:
+            x = self.word_projection(x)  # (B, T, H)
         x = x + (self.position.weight[:T] if position_ids is None else self.position(position_ids))
         x = x + (self.token_type.weight[0] if token_type_ids is None else self.token_type(token_type_ids))
         return self.dropout(self.norm(x))
 
 
 class Layer(nn.Module):
-    """One post-LN transformer layer: x = LN(x + Attn(x)); x = LN(x + W2·act(W1·x))."""
+    """One post-LN transformer layer: x = LN(x + Attn(x)); x = LN(x + W2·act(W1·x)).
+
+    With ``ln_type="preln"`` (brightmart's variant) the norms come first: x = x + Attn(LN(x)); x = x + FFN(LN(x)),
+    and, as in brightmart's code, nothing normalises the last layer's output.
+    """
 
     def __init__(self, cfg: AlbertConfig):
         super().__init__()
@@ -102,17 +116,24 @@ class Layer(nn.Module):
         self.act = _ACTIVATIONS[cfg.hidden_act]
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
         self.attention_dropout = cfg.attention_probs_dropout_prob
+        self.pre_ln = cfg.ln_type == "preln"
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if self.pre_ln:
+            x = x + self.dropout(self.attention_out(self.attend(self.attention_norm(x), mask)))
+            return x + self.dropout(self.ffn_out(self.act(self.ffn_in(self.ffn_norm(x)))))
+        x = self.attention_norm(x + self.dropout(self.attention_out(self.attend(x, mask))))
+        return self.ffn_norm(x + self.dropout(self.ffn_out(self.act(self.ffn_in(x)))))
+
+    def attend(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Multi-head self-attention before the output projection: (B, T, H) → (B, T, H)."""
         B, T, H = x.shape
         q = self.query(x).view(B, T, self.nh, self.hs).transpose(1, 2)  # (B, nh, T, hs)
         k = self.key(x).view(B, T, self.nh, self.hs).transpose(1, 2)
         v = self.value(x).view(B, T, self.nh, self.hs).transpose(1, 2)
         p = self.attention_dropout if self.training else 0.0
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, nh, T, hs)
-        a = a.transpose(1, 2).reshape(B, T, H)
-        x = self.attention_norm(x + self.dropout(self.attention_out(a)))
-        return self.ffn_norm(x + self.dropout(self.ffn_out(self.act(self.ffn_in(x)))))
+        return a.transpose(1, 2).reshape(B, T, H)
 
 
 def attention_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -247,8 +268,9 @@ class AlbertModel(AlbertPreTrainedModel):
         cfg = config
         self.embeddings = Embeddings(cfg)
         # transformers always has this projection, so we keep it even when E == H (the TF graph skips it then;
-        # a converted checkpoint gets the identity).
-        self.projection = nn.Linear(cfg.embedding_size, cfg.hidden_size)
+        # a converted checkpoint gets the identity). brightmart's graph projects inside the embeddings instead.
+        brightmart = cfg.embedding_layout == "brightmart"
+        self.projection = None if brightmart else nn.Linear(cfg.embedding_size, cfg.hidden_size)
         # num_hidden_groups groups of inner_group_num distinct layers each: the only weights the encoder has.
         self.groups = nn.ModuleList(
             nn.ModuleList(Layer(cfg) for _ in range(cfg.inner_group_num)) for _ in range(cfg.num_hidden_groups)
@@ -261,7 +283,9 @@ class AlbertModel(AlbertPreTrainedModel):
         return i * self.config.num_hidden_groups // self.config.num_hidden_layers
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None) -> AlbertOutput:
-        x = self.projection(self.embeddings(input_ids, token_type_ids, position_ids))  # (B, T, H)
+        x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, T, E), or (B, T, H) for brightmart
+        if self.projection is not None:
+            x = self.projection(x)  # (B, T, H)
         mask = attention_bias(attention_mask, x.dtype)
         for i in range(self.config.num_hidden_layers):
             for layer in self.groups[self.group_of_layer(i)]:
@@ -274,17 +298,24 @@ class AlbertModel(AlbertPreTrainedModel):
 # Pretraining heads: masked LM (decoder tied to the word embeddings) and sentence-order prediction
 # ----------------------------------------------------------------------------------------------------------------
 class MLMHead(nn.Module):
-    """Dense(H→E) → act → LayerNorm(E) → logits against the tied word-embedding table + own bias."""
+    """Dense(H→E) → act → LayerNorm(E) → logits against the tied word-embedding table + own bias.
+
+    brightmart's head stays H wide (Dense(H→H), LayerNorm(H)) and returns to E through the tied word projection.
+    """
 
     def __init__(self, cfg: AlbertConfig):
         super().__init__()
-        self.dense = nn.Linear(cfg.hidden_size, cfg.embedding_size)
-        self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
+        width = cfg.hidden_size if cfg.embedding_layout == "brightmart" else cfg.embedding_size
+        self.dense = nn.Linear(cfg.hidden_size, width)
+        self.norm = nn.LayerNorm(width, eps=cfg.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
         self.act = _ACTIVATIONS[cfg.hidden_act]
 
-    def forward(self, h: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.norm(self.act(self.dense(h))), word_embeddings, self.bias)  # (..., V)
+    def forward(self, h: torch.Tensor, embeddings: Embeddings) -> torch.Tensor:
+        h = self.norm(self.act(self.dense(h)))
+        if embeddings.word_projection is not None:
+            h = h @ embeddings.word_projection.weight  # (..., H) @ (H, E): the projection's transpose
+        return F.linear(h, embeddings.word.weight, self.bias)  # (..., V)
 
 
 def gather_positions(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -321,7 +352,7 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
             if masked_positions is None
             else gather_positions(out.last_hidden_state, masked_positions)
         )
-        logits = self.mlm(h, self.albert.embeddings.word.weight)
+        logits = self.mlm(h, self.albert.embeddings)
         sop_logits = self.sop(out.pooler_output)
         result = PreTrainingOutput(prediction_logits=logits, sop_logits=sop_logits)
         if labels is not None:
@@ -346,6 +377,6 @@ class AlbertForMaskedLM(AlbertPreTrainedModel):
         self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None
     ) -> MaskedLMOutput:
         h = self.albert(input_ids, attention_mask, token_type_ids, position_ids).last_hidden_state
-        logits = self.mlm(h, self.albert.embeddings.word.weight)  # (B, T, V)
+        logits = self.mlm(h, self.albert.embeddings)  # (B, T, V)
         loss = None if labels is None else F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
         return MaskedLMOutput(logits=logits, loss=loss)

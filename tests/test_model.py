@@ -47,10 +47,16 @@ CLASSES = [
 ]
 
 
+# Graph switches transformers does not have (so they are not in the parity STRUCTURES): brightmart/albert_zh's
+# factorised embedding and pre-LN layers, read from converted checkpoints.
+OWN_SWITCHES = {"brightmart-preln": {"embedding_layout": "brightmart", "ln_type": "preln"}}
+ALL_STRUCTURES = {**STRUCTURES, **OWN_SWITCHES}
+
+
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("name", ["2groups-2inner-relu", "E=H"])
+@pytest.mark.parametrize("name", ["2groups-2inner-relu", "E=H", "brightmart-preln"])
 def test_every_parameter_gets_a_gradient(cls, name):
-    cfg = tiny_config(**STRUCTURES[name])
+    cfg = tiny_config(**ALL_STRUCTURES[name])
     torch.manual_seed(0)
     model = cls(cfg)
     _loss(model, make_batch(cfg), cfg).backward()
@@ -103,6 +109,44 @@ def test_padding_does_not_change_real_positions(structure, cls):
             torch.testing.assert_close(getattr(b, name)[:, :9], getattr(a, name), rtol=1e-5, atol=1e-5)
     if getattr(a, "pooler_output", None) is not None:
         torch.testing.assert_close(b.pooler_output, a.pooler_output, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("switches", [{"embedding_layout": "brightmart"}, {"ln_type": "preln"}], ids=str)
+def test_padding_does_not_change_real_positions_with_albert_zh_switches(switches):
+    cfg = tiny_config(**switches)
+    torch.manual_seed(0)
+    model = albert.AlbertForPreTraining(cfg).eval()
+    batch = make_batch(cfg, batch=1, length=9)
+    padded = {k: torch.cat([v, torch.zeros(1, 7, dtype=v.dtype)], dim=1) for k, v in batch.items()}
+    with torch.no_grad():
+        a, b = model(**batch), model(**padded)
+    torch.testing.assert_close(b.prediction_logits[:, :9], a.prediction_logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(b.sop_logits, a.sop_logits, rtol=1e-5, atol=1e-5)
+
+
+def test_albert_zh_switches_change_the_graph_and_survive_save_and_load(tmp_path):
+    """brightmart's layout has no encoder projection and H-wide position embeddings; pre-LN changes the output;
+    both switches are written to config.json (and only when not the default, so standard configs stay
+    transformers' own)."""
+    cfg = tiny_config(embedding_layout="brightmart", ln_type="preln")
+    model = albert.AlbertForPreTraining(cfg).eval()
+    with torch.no_grad():  # weights far from init, so that layers change the residual stream noticeably
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    assert model.albert.projection is None
+    assert model.albert.embeddings.position.weight.shape == (cfg.max_position_embeddings, cfg.hidden_size)
+    assert model.mlm.dense.weight.shape == (cfg.hidden_size, cfg.hidden_size)
+    model.save_pretrained(tmp_path)
+    again = albert.AlbertForPreTraining.from_pretrained(tmp_path).eval()
+    assert (again.config.embedding_layout, again.config.ln_type) == ("brightmart", "preln")
+    batch = make_batch(cfg)
+    with torch.no_grad():
+        torch.testing.assert_close(again(**batch).prediction_logits, model(**batch).prediction_logits)
+        post = albert.AlbertForPreTraining(tiny_config(embedding_layout="brightmart")).eval()
+        post.load_state_dict(model.state_dict())
+        pre_h, post_h = model.albert(**batch).last_hidden_state, post.albert(**batch).last_hidden_state
+        assert (pre_h - post_h).abs().max() > 0.1
+    assert "ln_type" not in tiny_config().to_dict() and "embedding_layout" not in tiny_config().to_dict()
 
 
 def test_eval_is_deterministic_and_train_uses_dropout():

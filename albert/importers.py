@@ -1,0 +1,644 @@
+"""Turn checkpoints from other toolkits into albert-lite models (and so into transformers-layout directories).
+
+Sources:
+- TensorFlow checkpoints (read by tfcheckpoint.py, no TensorFlow needed) in three graph layouts, detected from the
+  variable names: Google's ALBERT (``bert/encoder/transformer/group_G/inner_group_I/…``, also under TF-Hub's
+  ``module/`` prefix), brightmart/albert_zh (``bert/embeddings/word_embeddings_2``, ``bert/encoder/layer_shared``)
+  and Google's BERT (``bert/encoder/layer_N``: an ALBERT with E = H and one group per layer).
+- transformers ``BertModel`` directories (any BERT head we have a counterpart for), imported the same way.
+
+Every source variable ends up in exactly one bucket of the ImportReport: converted, an optimizer slot (skipped),
+known but not used by the chosen model class, or unknown. Nothing is dropped silently and nothing unknown crashes.
+
+Semantics follow what the source computed: TensorFlow's ``gelu`` is the tanh approximation, so a TF config that says
+``gelu`` becomes ``gelu_new``; HF BERT's ``gelu`` is the exact erf GELU and stays ``gelu``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from albert.config import AlbertConfig
+from albert.errors import CheckpointError, ConfigError
+
+log = logging.getLogger("albert")
+
+# ----------------------------------------------------------------------------------------------------------------
+# Name tables: (our parameter or module, the source's variable or scope, kind). {g} and {i} are group / inner-group
+# numbers (BERT's layer_N is group N). Kinds: "dense" = scope/kernel (transposed) + scope/bias; "norm" =
+# scope/gamma + scope/beta; "tensor" = one variable as is; "transposed" = one variable, transposed.
+# ----------------------------------------------------------------------------------------------------------------
+_EMBEDDINGS = [
+    ("embeddings.word.weight", "bert/embeddings/word_embeddings", "tensor"),
+    ("embeddings.position.weight", "bert/embeddings/position_embeddings", "tensor"),
+    ("embeddings.token_type.weight", "bert/embeddings/token_type_embeddings", "tensor"),
+    ("embeddings.norm", "bert/embeddings/LayerNorm", "norm"),
+]
+_GOOGLE_LAYER = "bert/encoder/transformer/group_{g}/inner_group_{i}/"
+GOOGLE_TABLE = _EMBEDDINGS + [
+    ("projection", "bert/encoder/embedding_hidden_mapping_in", "dense"),
+    ("groups.{g}.{i}.query", _GOOGLE_LAYER + "attention_1/self/query", "dense"),
+    ("groups.{g}.{i}.key", _GOOGLE_LAYER + "attention_1/self/key", "dense"),
+    ("groups.{g}.{i}.value", _GOOGLE_LAYER + "attention_1/self/value", "dense"),
+    ("groups.{g}.{i}.attention_out", _GOOGLE_LAYER + "attention_1/output/dense", "dense"),
+    ("groups.{g}.{i}.attention_norm", _GOOGLE_LAYER + "LayerNorm", "norm"),
+    ("groups.{g}.{i}.ffn_in", _GOOGLE_LAYER + "ffn_1/intermediate/dense", "dense"),
+    ("groups.{g}.{i}.ffn_out", _GOOGLE_LAYER + "ffn_1/intermediate/output/dense", "dense"),
+    ("groups.{g}.{i}.ffn_norm", _GOOGLE_LAYER + "LayerNorm_1", "norm"),
+    ("pooler", "bert/pooler/dense", "dense"),
+]
+
+
+def _bert_style_layer(ours: str, scope: str) -> list[tuple[str, str, str]]:
+    """BERT's layer scopes, also used by brightmart (with the pre-LN norms under the same names)."""
+    return [
+        (ours + ".query", scope + "attention/self/query", "dense"),
+        (ours + ".key", scope + "attention/self/key", "dense"),
+        (ours + ".value", scope + "attention/self/value", "dense"),
+        (ours + ".attention_out", scope + "attention/output/dense", "dense"),
+        (ours + ".attention_norm", scope + "attention/output/LayerNorm", "norm"),
+        (ours + ".ffn_in", scope + "intermediate/dense", "dense"),
+        (ours + ".ffn_out", scope + "output/dense", "dense"),
+        (ours + ".ffn_norm", scope + "output/LayerNorm", "norm"),
+    ]
+
+
+BRIGHTMART_TABLE = (
+    _EMBEDDINGS
+    + [("embeddings.word_projection.weight", "bert/embeddings/word_embeddings_2", "transposed")]
+    + _bert_style_layer("groups.0.0", "bert/encoder/layer_shared/")
+    + _bert_style_layer("groups.{g}.0", "bert/encoder/layer_{g}/")  # brightmart with sharing switched off
+    + [("pooler", "bert/pooler/dense", "dense")]
+)
+BERT_TF_TABLE = (
+    _EMBEDDINGS
+    + _bert_style_layer("groups.{g}.0", "bert/encoder/layer_{g}/")
+    + [("pooler", "bert/pooler/dense", "dense")]
+)
+HEAD_TABLE = [
+    ("mlm.dense", "cls/predictions/transform/dense", "dense"),
+    ("mlm.norm", "cls/predictions/transform/LayerNorm", "norm"),
+    ("mlm.bias", "cls/predictions/output_bias", "tensor"),
+    ("sop.weight", "cls/seq_relationship/output_weights", "tensor"),  # [2, H] is already (out, in)
+    ("sop.bias", "cls/seq_relationship/output_bias", "tensor"),
+    ("classifier.weight", "output_weights", "tensor"),  # run_classifier / race: [num_labels, H]
+    ("classifier.bias", "output_bias", "tensor"),
+    ("qa_outputs.weight", "cls/squad/output_weights", "tensor"),  # SQuAD 1.1: [2, H], start then end
+    ("qa_outputs.bias", "cls/squad/output_bias", "tensor"),
+]
+TABLES = {"google": GOOGLE_TABLE, "brightmart": BRIGHTMART_TABLE, "bert": BERT_TF_TABLE}
+
+# Optimizer state and bookkeeping written next to the weights (Adam/LAMB slots, step counters, loss scaling).
+_OPTIMIZER = re.compile(
+    r"(/|^)(adam_[mv]|Adam(_1)?|Momentum|lamb_[mv]|LAMB(_1)?)$|^global_step$|^(beta[12]_power|good_steps|"
+    r"current_loss_scale)|AdamWeightDecayOptimizer|/ExponentialMovingAverage$"
+)
+_PART = {
+    "dense": (("kernel", "weight", True), ("bias", "bias", False)),
+    "norm": (("gamma", "weight", False), ("beta", "bias", False)),
+}
+
+
+def _expand(table: list[tuple[str, str, str]]) -> list[tuple[re.Pattern[str], str, bool]]:
+    """Table → (regex over source names, our name template, transpose?) for single variables."""
+    rows = []
+    for ours, theirs, kind in table:
+        parts = _PART.get(kind) or (("", "", kind == "transposed"),)
+        for their_leaf, our_leaf, transpose in parts:
+            source = theirs + ("/" + their_leaf if their_leaf else "")
+            target = ours + ("." + our_leaf if our_leaf else "")
+            regex = re.escape(source).replace(r"\{g\}", r"(?P<g>\d+)").replace(r"\{i\}", r"(?P<i>\d+)")
+            rows.append((re.compile(regex + r"\Z"), target, transpose))
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The report
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class ImportReport:
+    source: str
+    layout: str
+    prefix: str = ""
+    model_class: str = ""
+    converted: dict[str, str] = field(default_factory=dict)  # source name → our parameter
+    optimizer: list[str] = field(default_factory=list)  # skipped: optimizer slots and step counters
+    unused: list[str] = field(default_factory=list)  # known variables the chosen model class has no place for
+    unknown: list[str] = field(default_factory=list)  # variables no table knows: listed, never dropped silently
+    initialised: list[str] = field(default_factory=list)  # our parameters the source had no value for
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [
+            f"source: {self.source}",
+            f"layout: {self.layout}" + (f" (prefix '{self.prefix}')" if self.prefix else ""),
+            f"model: {self.model_class}",
+            f"converted: {len(self.converted)} variables",
+            f"skipped optimizer state: {len(self.optimizer)} variables",
+        ]
+        if self.unused:
+            lines.append(f"not used by {self.model_class}: " + ", ".join(self.unused))
+        if self.unknown:
+            lines.append(f"UNKNOWN (not converted): {len(self.unknown)} variables: " + ", ".join(self.unknown))
+        if self.initialised:
+            lines.append("newly initialised: " + ", ".join(self.initialised))
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Layout detection and name mapping
+# ----------------------------------------------------------------------------------------------------------------
+def detect_layout(names: list[str]) -> tuple[str, str]:
+    """(layout, prefix): which graph wrote these variable names, and the scope prefix (TF-Hub's ``module/``)."""
+    weights = [n for n in names if not _OPTIMIZER.search(n)]
+    prefix = "module/" if any(n.startswith("module/bert/") for n in weights) else ""
+    body = {n.removeprefix(prefix) for n in weights}
+    if "bert/embeddings/word_embeddings_2" in body:
+        return "brightmart", prefix
+    if any(n.startswith("bert/encoder/transformer/group_") for n in body):
+        return "google", prefix
+    if any(n.startswith("bert/encoder/layer_") for n in body):
+        return "bert", prefix
+    sample = ", ".join(sorted(weights)[:6])
+    raise CheckpointError(
+        "no ALBERT or BERT variables found (expected bert/embeddings/… and bert/encoder/…); "
+        f"the checkpoint has: {sample}"
+    )
+
+
+def map_names(names: list[str], layout: str, prefix: str) -> tuple[dict[str, tuple[str, bool]], list[str], list[str]]:
+    """source name → (our name without the 'albert.' prefix for encoder parts, transpose?); optimizer; unknown."""
+    encoder_rows, head_rows = _expand(TABLES[layout]), _expand(HEAD_TABLE)
+    mapped: dict[str, tuple[str, bool]] = {}
+    optimizer, unknown = [], []
+    for name in names:
+        if _OPTIMIZER.search(name):
+            optimizer.append(name)
+            continue
+        body = name.removeprefix(prefix)
+        hit = None
+        for rows, is_head in ((encoder_rows, False), (head_rows, True)):
+            for regex, target, transpose in rows:
+                match = regex.match(body) or (regex.match(name) if is_head else None)  # heads sit outside module/
+                if match:
+                    ours = target.format(**match.groupdict())
+                    hit = (ours if is_head else "albert." + ours, transpose)
+                    break
+            if hit:
+                break
+        if layout == "bert" and hit and hit[0].startswith("sop."):
+            hit = None  # BERT's next-sentence head: NSP is not sentence order; reported, not converted
+            unknown.append(name + " (BERT next-sentence head)")
+            continue
+        if hit:
+            mapped[name] = hit
+        else:
+            unknown.append(name)
+    return mapped, optimizer, unknown
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------------------------
+def _shapes_to_config(shapes: dict[str, tuple[int, ...]], layout: str) -> dict[str, int]:
+    """The config fields the weights themselves fix (our names → value)."""
+    get = shapes.get
+    word = get("albert.embeddings.word.weight")
+    if word is None:
+        raise CheckpointError("the checkpoint has no word embeddings (bert/embeddings/word_embeddings)")
+    out = {"vocab_size": word[0], "embedding_size": word[1]}
+    if get("albert.embeddings.position.weight"):
+        out["max_position_embeddings"] = get("albert.embeddings.position.weight")[0]
+    if get("albert.embeddings.token_type.weight"):
+        out["type_vocab_size"] = get("albert.embeddings.token_type.weight")[0]
+    query = get("albert.groups.0.0.query.weight")
+    if query is None:
+        raise CheckpointError("the checkpoint has no attention weights for the first layer")
+    out["hidden_size"] = query[0]
+    if get("albert.groups.0.0.ffn_in.weight"):
+        out["intermediate_size"] = get("albert.groups.0.0.ffn_in.weight")[0]
+    groups = {int(m.group(1)) for n in shapes if (m := re.match(r"albert\.groups\.(\d+)\.(\d+)\.", n))}
+    inner = {int(m.group(2)) for n in shapes if (m := re.match(r"albert\.groups\.(\d+)\.(\d+)\.", n))}
+    out["num_hidden_groups"], out["inner_group_num"] = max(groups) + 1, max(inner) + 1
+    if layout == "bert" or (layout == "brightmart" and out["num_hidden_groups"] > 1):
+        out["num_hidden_layers"] = out["num_hidden_groups"]  # nothing shared: one group per layer
+    if layout == "bert":
+        out["embedding_size"] = out["hidden_size"]
+    for rows_key, field_name in (("classifier.weight", "num_labels"),):
+        if get(rows_key):
+            out[field_name] = get(rows_key)[0]
+    return out
+
+
+def build_config(
+    shapes: dict[str, tuple[int, ...]],
+    layout: str,
+    config_data: dict[str, Any] | None,
+    source: str,
+    tensorflow: bool,
+) -> tuple[AlbertConfig, list[str]]:
+    """Merge the source's config file with what the weights fix; disagreements are errors naming both values."""
+    data = dict(config_data or {})
+    notes = []
+    derived = _shapes_to_config(shapes, layout)
+    for key, value in derived.items():
+        if key == "num_labels":  # a classifier head fixes the label count; label names only if they agree
+            if len(data.get("id2label") or {}) not in (0, value):
+                data.pop("id2label")
+        elif key in data and data[key] != value:
+            raise ConfigError(f"{source}: config says {key}={data[key]}, but the checkpoint's weights have {value}")
+        data[key] = value
+    if layout == "bert":
+        data["num_hidden_groups"] = data["num_hidden_layers"]
+    if layout == "brightmart":
+        data["embedding_layout"] = "brightmart"
+        data.setdefault("ln_type", "postln")
+    for key in ("num_hidden_layers", "num_attention_heads"):
+        if key not in data:
+            raise ConfigError(
+                f"{source}: {key} is not stored in the weights; pass the model's config file (--config "
+                "albert_config.json)"
+            )
+    if tensorflow and data.get("hidden_act") == "gelu":
+        data["hidden_act"] = "gelu_new"
+        notes.append("hidden_act 'gelu' → 'gelu_new': TensorFlow's modeling.py gelu is the tanh approximation")
+    return AlbertConfig.from_dict(data, source=source), notes
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    return data
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Choosing the model class and filling it
+# ----------------------------------------------------------------------------------------------------------------
+HEADS = ("auto", "model", "pretraining", "masked_lm", "classification", "multiple_choice", "qa")
+
+
+def model_class_for(head: str, ours: set[str]):
+    from albert import heads as H
+    from albert import model as M
+
+    classes: dict[str, Callable] = {
+        "model": M.AlbertModel,
+        "pretraining": M.AlbertForPreTraining,
+        "masked_lm": M.AlbertForMaskedLM,
+        "classification": H.AlbertForSequenceClassification,
+        "multiple_choice": H.AlbertForMultipleChoice,
+        "qa": H.AlbertForQuestionAnswering,
+    }
+    if head == "auto":
+        if "qa_outputs.weight" in ours:
+            head = "qa"
+        elif "classifier.weight" in ours:
+            head = "classification"
+        elif "sop.weight" in ours:
+            head = "pretraining"
+        elif "mlm.dense.weight" in ours:
+            head = "masked_lm"
+        else:
+            head = "model"
+    if head not in classes:
+        raise ConfigError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    return classes[head]
+
+
+def build_model(
+    tensors: dict[str, torch.Tensor],
+    config: AlbertConfig,
+    head: str,
+    report: ImportReport,
+    identity_projection: bool = False,
+):
+    """Instantiate the class for ``head`` and load ``tensors`` (our names, 'albert.'-prefixed encoder)."""
+    cls = model_class_for(head, set(tensors))
+    if cls.__name__ == "AlbertForMultipleChoice" and config.num_labels != 1:
+        raise ConfigError(
+            f"a multiple-choice head scores each choice with one output; the classifier has {config.num_labels}"
+        )
+    model = cls(config)
+    own = model.state_dict()
+    bare = cls.__name__ == "AlbertModel"
+    if identity_projection and model_has(own, "projection.weight", bare):
+        # BERT (and Google's graph when E == H) has no projection: ours becomes the identity.
+        H = config.hidden_size
+        tensors = {**tensors, "albert.projection.weight": torch.eye(H), "albert.projection.bias": torch.zeros(H)}
+        report.notes.append("no embedding projection in the source (E = H): the projection is set to the identity")
+    source_name = {ours: src for src, ours in report.converted.items()}
+    state = {}
+    for name, tensor in tensors.items():
+        target = name.removeprefix("albert.") if bare else name
+        if target not in own:
+            if name in source_name:
+                report.unused.append(source_name[name])
+                del report.converted[source_name[name]]
+            continue
+        if tuple(tensor.shape) != tuple(own[target].shape):
+            raise CheckpointError(
+                f"{report.source}: '{name}' has shape {tuple(tensor.shape)}, the model built from the config expects "
+                f"{tuple(own[target].shape)}"
+            )
+        state[target] = tensor
+    missing = [k for k in own if k not in state]
+    required = [k for k in missing if not k.startswith(model.optional_prefixes)]
+    if required:
+        raise CheckpointError(
+            f"{report.source}: no value for {', '.join(required[:5])}" + (" …" if len(required) > 5 else "")
+        )
+    model.load_state_dict(state, strict=False)
+    report.initialised = missing
+    report.model_class = cls.__name__
+    model.eval()
+    return model
+
+
+def model_has(own: dict[str, Any], name: str, bare: bool) -> bool:
+    return (name if bare else "albert." + name) in own
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# TensorFlow
+# ----------------------------------------------------------------------------------------------------------------
+def _find_next_to(prefix: Path, names: tuple[str, ...]) -> Path | None:
+    for directory in (prefix.parent, prefix.parent.parent / "assets", prefix.parent / "assets"):
+        for name in names:
+            hits = sorted(directory.glob(name)) if directory.is_dir() else []
+            if hits:
+                return hits[0]
+    return None
+
+
+def import_tf(path: str | Path, config_path: str | Path | None = None, head: str = "auto"):
+    """A TensorFlow checkpoint → (model, report). The config is ``config_path`` or the ``albert_config*.json`` /
+    ``bert_config.json`` found next to the checkpoint (or in a TF-Hub module's ``assets/``)."""
+    from albert.tfcheckpoint import TFCheckpoint
+
+    ckpt = TFCheckpoint(path)
+    names = ckpt.names()
+    layout, prefix = detect_layout(names)
+    report = ImportReport(source=str(ckpt.prefix), layout=layout, prefix=prefix)
+    mapped, report.optimizer, report.unknown = map_names(names, layout, prefix)
+    tensors: dict[str, torch.Tensor] = {}
+    for name, (ours, transpose) in mapped.items():
+        array = ckpt.read(name)
+        if array.dtype != np.float32:
+            array = array.astype(np.float32)
+        tensor = torch.from_numpy(np.ascontiguousarray(array.T if transpose else array))
+        tensors[ours] = tensor
+        report.converted[name] = ours
+    # torch-style shapes (out, in) for the config derivation
+    shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+    if config_path is None:
+        config_path = _find_next_to(ckpt.prefix, ("albert_config*.json", "bert_config*.json", "config.json"))
+        if config_path is not None:
+            report.notes.append(f"config read from {config_path}")
+    config_data = read_json(config_path) if config_path is not None else None
+    config, notes = build_config(shapes, layout, config_data, str(config_path or ckpt.prefix), tensorflow=True)
+    report.notes += notes
+    identity = "albert.projection.weight" not in tensors and layout in ("google", "bert")
+    if identity and config.embedding_size != config.hidden_size:
+        raise CheckpointError(f"{ckpt.prefix}: no embedding_hidden_mapping_in, but E ≠ H in the config")
+    model = build_model(tensors, config, head, report, identity_projection=identity)
+    return model, report
+
+
+def find_tokenizer_file(path: str | Path) -> Path | None:
+    """The tokenizer shipped next to a checkpoint: a SentencePiece ``*.model`` or a WordPiece ``vocab*.txt``."""
+    from albert.tfcheckpoint import resolve_prefix
+
+    try:
+        prefix = resolve_prefix(path)
+    except CheckpointError:
+        prefix = Path(path) / "x"
+    return _find_next_to(prefix, ("*.model", "spiece.model", "vocab*.txt"))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# transformers BERT directories
+# ----------------------------------------------------------------------------------------------------------------
+_HF_BERT_LAYER = "encoder.layer.{g}."
+HF_BERT_TABLE = [  # (ours, transformers BERT name); {p} is weight/bias
+    ("albert.embeddings.word.weight", "embeddings.word_embeddings.weight"),
+    ("albert.embeddings.position.weight", "embeddings.position_embeddings.weight"),
+    ("albert.embeddings.token_type.weight", "embeddings.token_type_embeddings.weight"),
+    ("albert.embeddings.norm.{p}", "embeddings.LayerNorm.{p}"),
+    ("albert.groups.{g}.0.query.{p}", _HF_BERT_LAYER + "attention.self.query.{p}"),
+    ("albert.groups.{g}.0.key.{p}", _HF_BERT_LAYER + "attention.self.key.{p}"),
+    ("albert.groups.{g}.0.value.{p}", _HF_BERT_LAYER + "attention.self.value.{p}"),
+    ("albert.groups.{g}.0.attention_out.{p}", _HF_BERT_LAYER + "attention.output.dense.{p}"),
+    ("albert.groups.{g}.0.attention_norm.{p}", _HF_BERT_LAYER + "attention.output.LayerNorm.{p}"),
+    ("albert.groups.{g}.0.ffn_in.{p}", _HF_BERT_LAYER + "intermediate.dense.{p}"),
+    ("albert.groups.{g}.0.ffn_out.{p}", _HF_BERT_LAYER + "output.dense.{p}"),
+    ("albert.groups.{g}.0.ffn_norm.{p}", _HF_BERT_LAYER + "output.LayerNorm.{p}"),
+    ("albert.pooler.{p}", "pooler.dense.{p}"),
+    ("mlm.dense.{p}", "cls.predictions.transform.dense.{p}"),
+    ("mlm.norm.{p}", "cls.predictions.transform.LayerNorm.{p}"),
+    ("mlm.bias", "cls.predictions.bias"),
+    ("classifier.{p}", "classifier.{p}"),
+    ("qa_outputs.{p}", "qa_outputs.{p}"),
+]
+_HF_BERT_TIED = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+_HF_BERT_CONFIG_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "initializer_range",
+    "layer_norm_eps",
+    "pad_token_id",
+    "id2label",
+    "problem_type",
+    "classifier_dropout",
+)
+
+
+def import_hf_bert(directory: str | Path, head: str = "auto"):
+    """A transformers BERT directory → (ALBERT model with E = H, one group per layer, identity projection; report)."""
+    from albert import checkpoint
+    from albert.convert import _compile
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: not a transformers checkpoint directory")
+    data = checkpoint.read_config_dict(directory)
+    if data.get("model_type") not in (None, "bert"):
+        raise ConfigError(f"{directory / 'config.json'}: model_type is {data.get('model_type')!r}, expected 'bert'")
+    if data.get("position_embedding_type", "absolute") != "absolute":
+        raise ConfigError(
+            f"{directory / 'config.json'}: position_embedding_type={data['position_embedding_type']!r}; only "
+            "absolute position embeddings exist in ALBERT"
+        )
+    state = checkpoint.read_weights(directory)
+    report = ImportReport(source=str(directory), layout="transformers-bert")
+    tensors: dict[str, torch.Tensor] = {}
+    rows = [(ours, _compile(theirs)) for ours, theirs in HF_BERT_TABLE]
+    for key, tensor in state.items():
+        body = key.removeprefix("bert.")
+        if key in _HF_BERT_TIED:
+            continue
+        for ours, regex in rows:
+            match = regex.match(body)
+            if match:
+                name = ours.format(**match.groupdict())
+                tensors[name] = tensor.float()
+                report.converted[key] = name
+                break
+        else:
+            if key.endswith("position_ids") or key.endswith("token_type_ids"):
+                continue  # buffers, not weights
+            report.unknown.append(key + (" (BERT next-sentence head)" if "seq_relationship" in key else ""))
+    decoder = state.get("cls.predictions.decoder.weight")
+    if decoder is not None and not torch.equal(decoder.float(), tensors["albert.embeddings.word.weight"]):
+        raise CheckpointError(f"{directory}: the MLM decoder is not tied to the word embeddings; ALBERT ties them")
+    config_data = {k: data[k] for k in _HF_BERT_CONFIG_KEYS if k in data and data[k] is not None}
+    if "classifier_dropout" in config_data:
+        config_data["classifier_dropout_prob"] = config_data.pop("classifier_dropout")
+    config_data.update(embedding_size=data["hidden_size"], num_hidden_groups=data["num_hidden_layers"])
+    shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+    config, notes = build_config(shapes, "bert", config_data, str(directory / "config.json"), tensorflow=False)
+    report.notes += notes
+    model = build_model(tensors, config, head, report, identity_projection=True)
+    return model, report
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What `albert convert` and `albert inspect` run
+# ----------------------------------------------------------------------------------------------------------------
+SOURCES = ("auto", "tf", "bert")
+
+
+def source_kind(path: str | Path) -> str:
+    from albert.tfcheckpoint import is_tf_checkpoint
+
+    if is_tf_checkpoint(path):
+        return "tf"
+    config = Path(path) / "config.json"
+    if config.is_file() and read_json(config).get("model_type") == "bert":
+        return "bert"
+    raise CheckpointError(
+        f"{path}: neither a TensorFlow checkpoint (PREFIX.index + PREFIX.data-…) nor a transformers BERT directory"
+    )
+
+
+def load_tokenizer_file(path: str | Path):
+    """A tokenizer from one file: SentencePiece ``*.model`` or a WordPiece vocabulary (any name)."""
+    from albert.tokenizer import AlbertTokenizer, WordPieceTokenizer
+
+    path = Path(path)
+    if path.is_dir() or path.suffix == ".model":
+        return AlbertTokenizer.from_pretrained(path)
+    return WordPieceTokenizer(path)
+
+
+def convert(
+    source: str | Path,
+    out: str | Path,
+    kind: str = "auto",
+    config: str | Path | None = None,
+    tokenizer: str | Path | None = None,
+    head: str = "auto",
+) -> ImportReport:
+    """Convert ``source`` into a transformers-layout directory ``out`` (config.json, model.safetensors, tokenizer)."""
+    kind = source_kind(source) if kind == "auto" else kind
+    if kind == "tf":
+        model, report = import_tf(source, config, head)
+    elif kind == "bert":
+        if config is not None:
+            raise ConfigError("--config is for TensorFlow checkpoints; a BERT directory has its own config.json")
+        model, report = import_hf_bert(source, head)
+    else:
+        raise ConfigError(f"unknown source kind {kind!r}; choose one of {', '.join(SOURCES)}")
+    tokenizer_path = tokenizer
+    if tokenizer_path is None:
+        tokenizer_path = Path(source) if kind == "bert" and (Path(source) / "vocab.txt").is_file() else None
+        tokenizer_path = tokenizer_path or (find_tokenizer_file(source) if kind == "tf" else None)
+        if tokenizer_path is not None:
+            report.notes.append(f"tokenizer read from {tokenizer_path}")
+    if tokenizer_path is not None:
+        tok = load_tokenizer_file(tokenizer_path)
+        if tok.vocab_size > model.config.vocab_size:
+            raise ConfigError(
+                f"{tokenizer_path}: the tokenizer has {tok.vocab_size} entries but the model only "
+                f"{model.config.vocab_size} word embeddings; is it the model's own tokenizer?"
+            )
+        if tok.vocab_size < model.config.vocab_size:
+            report.notes.append(f"tokenizer has {tok.vocab_size} entries, the model {model.config.vocab_size} rows")
+        tok.save_pretrained(out)
+    else:
+        report.notes.append("no tokenizer found next to the checkpoint: pass --tokenizer to include one")
+    model.save_pretrained(out)
+    return report
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """What a checkpoint holds: format, detected layout, and every variable's name, dtype and shape."""
+    from albert import checkpoint
+    from albert.tfcheckpoint import TFCheckpoint, is_tf_checkpoint
+
+    path = Path(path)
+    if is_tf_checkpoint(path):
+        ckpt = TFCheckpoint(path)
+        names = ckpt.names()
+        try:
+            layout, prefix = detect_layout(names)
+            mapped, optimizer, _ = map_names(names, layout, prefix)
+        except CheckpointError:
+            layout, prefix, mapped, optimizer = "unknown", "", {}, []
+        variables = [
+            {
+                "name": n,
+                "dtype": ckpt.entries[n].dtype,
+                "shape": list(ckpt.entries[n].shape),
+                "role": "weight" if n in mapped else "optimizer" if n in optimizer else "unknown",
+            }
+            for n in names
+        ]
+        return {
+            "path": str(ckpt.prefix),
+            "format": f"tensorflow ({ckpt.num_shards} shard(s))",
+            "layout": layout,
+            "prefix": prefix,
+            "variables": variables,
+        }
+    if path.is_file() and path.suffix in (".safetensors", ".bin"):
+        state, config = checkpoint.read_weight_file(path), {}
+    else:
+        state, config = checkpoint.read_weights(path), checkpoint.read_config_dict(path)
+    kind = config.get("model_type", "unknown")
+    arch = ",".join(config.get("architectures") or [])
+    variables = [
+        {"name": k, "dtype": str(v.dtype).removeprefix("torch."), "shape": list(v.shape), "role": "weight"}
+        for k, v in sorted(state.items())
+    ]
+    return {
+        "path": str(path),
+        "format": "transformers" if config else path.suffix.lstrip("."),
+        "layout": f"{kind} {arch}".strip(),
+        "prefix": "",
+        "variables": variables,
+    }
