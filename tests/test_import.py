@@ -220,6 +220,19 @@ def test_config_that_contradicts_the_weights_is_refused(tmp_path):
         importers.import_tf(FIXTURES / "google_pretrain", config_path=wrong)
 
 
+def test_tf_hub_module_directory_brings_its_own_config_and_tokenizer(tmp_path):
+    src, hub = FIXTURES / "google_zh_squad", tmp_path / "hub"
+    (hub / "variables").mkdir(parents=True)
+    (hub / "assets").mkdir()
+    for f in src.glob("model.ckpt.*"):
+        shutil.copy(f, hub / "variables" / f.name.replace("model.ckpt", "variables"))
+    shutil.copy(src / "albert_config.json", hub / "assets")
+    shutil.copy(src / "vocab.txt", hub / "assets")
+    report = importers.convert(hub, tmp_path / "out")
+    assert any("assets/albert_config.json" in n for n in report.notes)
+    assert (tmp_path / "out" / "vocab.txt").read_text() == (src / "vocab.txt").read_text()
+
+
 def test_missing_config_asks_for_one(tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
