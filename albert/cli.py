@@ -212,34 +212,51 @@ def _evaluate_ner(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Predict labels (and probabilities) for texts given as arguments, --input FILE, or stdin lines."""
-    from albert.finetune import EntityTagger, TextClassifier
-    from albert.tasks import classification as task
+    """Predict for texts given as arguments, --input FILE (streamed: any size) or stdin lines; JSONL out, in input
+    order. Batches are length-sorted and sized by a token budget; --onnx runs an `albert export` file instead."""
+    from tqdm import tqdm
 
+    from albert import infer
+
+    predictor = infer.Predictor(
+        args.model, args.onnx, args.max_seq_length, args.max_tokens, args.max_batch, args.threads
+    )
+    columns = ("question", "context") if predictor.task == "qa" else (args.text_column,)
+    if predictor.task == "qa" and not args.input:
+        raise albert.AlbertError("a QA model answers questions: pass --input FILE.jsonl/.csv with question and context")
     if args.texts:
-        texts = args.texts
+        records = ({args.text_column: t} for t in args.texts)
     elif args.input:
-        texts = [e.text for e in task.read_examples(args.input, text_column=args.text_column, label_column=None)]
+        records = (r for _, r in infer.iter_records(args.input, columns))
     else:
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        records = ({args.text_column: line.rstrip("\n")} for line in sys.stdin if line.strip())
+    if predictor.task != "qa" and args.text_column != "text":
+        records = ({"text": r[args.text_column]} for r in records)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    if _architecture(args.model) == "AlbertForTokenClassification":
-        tagger = EntityTagger.from_pretrained(args.model, max_length=args.max_seq_length)
-        with out if args.output else contextlib.nullcontext():
-            for text, entities in zip(texts, tagger.predict(texts), strict=True):
-                print(json.dumps({"text": text, "entities": entities}, ensure_ascii=False), file=out)
-        return 0
-    clf = TextClassifier.from_pretrained(args.model, max_length=args.max_seq_length)
-    probs = clf.predict_proba(texts)
-    labels = clf.predict(texts)
-    with out if args.output else contextlib.nullcontext():
-        for text, label, p in zip(texts, labels, probs, strict=True):
-            record = {"text": text, "label": label}
-            if clf.task == "classification":
-                record["probability"] = round(float(p.max()), 6)
-            elif clf.task == "multi_label":
-                record["probabilities"] = {lab: round(float(q), 6) for lab, q in zip(clf.labels, p, strict=True)}
-            print(json.dumps(record, ensure_ascii=False), file=out)
+    shown = args.output is not None and not args.quiet
+    with out if args.output else contextlib.nullcontext(), tqdm(desc="predict", unit=" rows", disable=not shown) as bar:
+        for record, result in infer.predict_stream(predictor, records, chunk=args.chunk):
+            print(json.dumps({**record, **result}, ensure_ascii=False), file=out)
+            bar.update()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve a model over HTTP (FastAPI + uvicorn): micro-batching, limits with clear 4xx, graceful shutdown,
+    JSON access log; OpenAPI docs at /docs."""
+    from albert.serve import ServeConfig, serve
+
+    serve(config_from_args(ServeConfig, args))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a model directory to ONNX (dynamic batch and length, no einsum), check it against PyTorch with
+    onnxruntime, optionally quantise to int8."""
+    from albert.export import export_onnx
+
+    report = export_onnx(args.model, args.onnx, int8=args.int8, opset=args.opset)
+    print(json.dumps(report, indent=1))
     return 0
 
 
@@ -305,8 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help=cmd_predict.__doc__)
     predict.add_argument("--model", required=True)
     predict.add_argument("texts", nargs="*")
-    predict.add_argument("--input", help="CSV/TSV/JSONL/TXT file of texts")
-    predict.add_argument("--output", help="write JSONL here instead of stdout")
+    predict.add_argument("--input", help="CSV/TSV/JSONL/TXT file of texts (QA: question and context columns)")
+    predict.add_argument("--output", help="write JSONL here instead of stdout (with a progress bar)")
+    predict.add_argument("--onnx", help="run this `albert export` file with onnxruntime instead of PyTorch")
+    predict.add_argument("--max-tokens", type=int, default=16384, help="token budget per batch (rows × longest)")
+    predict.add_argument("--max-batch", type=int, default=256, help="most rows per batch")
+    predict.add_argument("--threads", type=int, help="CPU threads (default: the engine's own choice)")
+    predict.add_argument("--chunk", type=int, default=4096, help="rows held in memory at once")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
     for p in (evaluate, predict):
         p.add_argument("--text-column", default="text")
         p.add_argument("--max-seq-length", type=int, default=128)
@@ -314,6 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--label-column", default="label")
     evaluate.set_defaults(func=cmd_evaluate)
     predict.set_defaults(func=cmd_predict)
+
+    from albert.serve import ServeConfig
+
+    serve = sub.add_parser("serve", help=cmd_serve.__doc__)
+    add_dataclass_flags(serve, ServeConfig, required=("model",))
+    serve.set_defaults(func=cmd_serve)
+    export = sub.add_parser("export", help=cmd_export.__doc__)
+    export.add_argument("--model", required=True, help="model directory")
+    export.add_argument("--onnx", required=True, help="output .onnx file")
+    export.add_argument("--int8", action="store_true", help="dynamic int8 quantisation (onnxruntime)")
+    export.add_argument("--opset", type=int, default=17)
+    export.set_defaults(func=cmd_export)
 
     from albert.importers import HEADS, SOURCES
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from albert import plot
+from albert import infer, plot
 from albert.config import PRESETS, AlbertConfig
 from albert.errors import AlbertError
 from albert.heads import (
@@ -31,6 +31,7 @@ from albert.heads import (
     AlbertForSequenceClassification,
     AlbertForTokenClassification,
 )
+from albert.infer import TorchForward, run_rows
 from albert.optim import build_optimizer, build_schedule
 from albert.tasks import classification as task
 from albert.tasks import multiple_choice, ner, qa, summarization
@@ -165,17 +166,10 @@ class Encoded:
         return out
 
 
-@torch.no_grad()
 def predict_scores(model, data: Encoded, batch_size: int, device) -> np.ndarray:
-    """Logits in input order; batches are formed from rows sorted by length, so little padding is computed."""
-    model.eval()
-    order = sorted(range(len(data)), key=lambda r: len(data.ids[r]))
-    scores = np.zeros((len(data), model.config.num_labels), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        batch = {k: v.to(device) for k, v in data.batch(rows).items() if k != "labels"}
-        scores[rows] = model(**batch).logits.float().cpu().numpy()
-    return scores
+    """Logits in input order, from length-sorted, token-budgeted batches (infer.run_rows)."""
+    logits = run_rows(TorchForward(model, device), data.ids, data.types, data.pad, max_batch=batch_size)["logits"]
+    return np.stack(logits).astype(np.float32) if logits else np.zeros((0, model.config.num_labels), np.float32)
 
 
 def evaluate(model, data: Encoded, kind: str, batch_size: int = 64, device="cpu") -> dict[str, float]:
@@ -217,7 +211,7 @@ def task_parts(cfg: FinetuneConfig, tok: AlbertTokenizer, train_examples, eval_e
             )
 
         def evaluate_fn(model, data, device):
-            scored = qa.predict(model, data, cfg.batch_size, device, max_answer_length=cfg.max_answer_length)
+            scored = qa.predict(model, data, max_answer_length=cfg.max_answer_length, max_batch=cfg.batch_size)
             return qa.evaluate(data.examples, scored)
 
         return ["start", "end"], encode, evaluate_fn, "f1"
@@ -413,12 +407,8 @@ class TextClassifier:
         return result
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        examples = [task.Example(str(t), None, None, n) for n, t in enumerate(texts)]
-        scores = predict_scores(
-            self.model,
-            Encoded(self.tokenizer, examples, self.max_length, None),
-            batch_size,
-            next(self.model.parameters()).device,
+        scores = infer.classification_logits(
+            self.model, self.tokenizer, [str(t) for t in texts], None, self.max_length, max_batch=batch_size
         )
         if self.task == "regression":
             return scores[:, 0]
@@ -454,38 +444,8 @@ class EntityTagger:
             AlbertForTokenClassification.from_pretrained(path), AlbertTokenizer.from_pretrained(path), max_length
         )
 
-    @staticmethod
-    def split(text: str) -> list[tuple[str, int]]:
-        """(token, character offset) pairs."""
-        from albert.tokenizer import is_cjk
-
-        if any(is_cjk(c) for c in text):
-            return [(c, i) for i, c in enumerate(text) if not c.isspace()]
-        tokens, position = [], 0
-        for word in text.split():
-            position = text.index(word, position)
-            tokens.append((word, position))
-            position += len(word)
-        return tokens
+    split = staticmethod(infer.split_words)
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[list[dict]]:
-        split = [self.split(t) for t in texts]
-        sentences = [ner.Sentence([w for w, _ in s] or [""], None, n) for n, s in enumerate(split)]
-        data = ner.EncodedTokens(self.tokenizer, sentences, self.labels, self.max_length)
-        tags = ner.predict_tags(self.model, data, self.labels, batch_size, next(self.model.parameters()).device)
-        results = []
-        for text, tokens, row in zip(texts, split, tags, strict=True):
-            entities = []
-            for span in ner.spans([w for w, _ in tokens], row[: len(tokens)]):
-                start = tokens[span["start"]][1]
-                last_word, last_at = tokens[span["end"] - 1]
-                entities.append(
-                    {
-                        "type": span["type"],
-                        "start": start,
-                        "end": last_at + len(last_word),
-                        "text": text[start : last_at + len(last_word)],
-                    }
-                )
-            results.append(entities)
-        return results
+        """Entity spans with character offsets into each text (infer.tag_texts)."""
+        return infer.tag_texts(self.model, self.tokenizer, self.labels, texts, self.max_length, max_batch=batch_size)

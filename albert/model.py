@@ -142,8 +142,8 @@ def attention_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> t
     Returns None when nothing is masked, so attention takes its unmasked fast path. The official code adds -10000;
     any value that underflows exp() gives the same result, and the minimum also works in fp16/bf16.
     """
-    if attention_mask is None or bool(attention_mask.all()):
-        return None
+    if attention_mask is None or (not torch.jit.is_tracing() and bool(attention_mask.all())):
+        return None  # (an ONNX export traces one graph for every input, so it always keeps the mask)
     bias = torch.zeros(attention_mask.shape, dtype=dtype, device=attention_mask.device)
     bias.masked_fill_(attention_mask == 0, torch.finfo(dtype).min)
     return bias[:, None, None, :]

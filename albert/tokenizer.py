@@ -283,8 +283,9 @@ def _to_tensors(out: dict[str, list], return_tensors: str | None, single: bool) 
 
         if len({len(x) for x in out["input_ids"]}) > 1:
             raise ValueError("return_tensors='pt' needs equal lengths: pass padding=True")
-        out = {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
-    elif return_tensors is not None:
+        # (1, T) for a single text too, as transformers returns it: ready for model(**enc)
+        return {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
+    if return_tensors is not None:
         raise ValueError(f"unknown return_tensors {return_tensors!r} (only 'pt')")
     return {k: v[0] for k, v in out.items()} if single else out
 

@@ -110,3 +110,41 @@ def brown_tokenizer(realdata, tmp_path_factory):
     corpus = tmp_path_factory.mktemp("brown") / "brown.txt"
     corpus.write_text("\n".join(realdata.brown_lines()), encoding="utf-8")
     return spm.train([corpus], tmp_path_factory.mktemp("tok"), vocab_size=8000, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Small models of every served kind, with a real tokenizer (prediction, export and serving tests)
+# ----------------------------------------------------------------------------------------------------------------
+LABELS = {0: "neg", 1: "pos", 2: "neutral"}
+TAGS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+
+
+def _save(model, tokenizer, directory):
+    with torch.no_grad():  # weights far from init so outputs are decisive (no near-ties between labels)
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def brown_texts(realdata):
+    lines = realdata.brown_lines()
+    return [lines[i] for i in range(0, 4000, 40)]  # 100 real sentences of varied length
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory, brown_tokenizer):
+    """Random but decisive classifier, tagger, QA model and bare encoder sharing the Brown tokenizer."""
+    from albert.heads import AlbertForQuestionAnswering, AlbertForSequenceClassification, AlbertForTokenClassification
+
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=brown_tokenizer.vocab_size, max_position_embeddings=128)
+    return {
+        "clf": _save(AlbertForSequenceClassification(tiny_config(**cfg, id2label=LABELS)), brown_tokenizer, root / "c"),
+        "ner": _save(AlbertForTokenClassification(tiny_config(**cfg, id2label=TAGS)), brown_tokenizer, root / "n"),
+        "qa": _save(AlbertForQuestionAnswering(tiny_config(**cfg)), brown_tokenizer, root / "q"),
+        "encoder": _save(albert.AlbertModel(tiny_config(**cfg)), brown_tokenizer, root / "e"),
+    }

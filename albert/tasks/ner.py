@@ -123,18 +123,12 @@ class EncodedTokens:
         return tags
 
 
-@torch.no_grad()
-def predict_tags(model, data: EncodedTokens, labels: list[str], batch_size: int, device) -> list[list[str]]:
-    model.eval()
-    order = sorted(range(len(data)), key=lambda r: len(data.ids[r]))
-    out: list[list[str]] = [[] for _ in range(len(data))]
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        batch = {k: v.to(device) for k, v in data.batch(rows).items() if k != "labels"}
-        logits = model(**batch).logits.float().cpu().numpy()
-        for b, r in enumerate(rows):
-            out[r] = data.decode(r, logits[b], labels)
-    return out
+def predict_tags(model, data: EncodedTokens, labels: list[str], batch_size: int, device=None) -> list[list[str]]:
+    """Word-level tags per sentence; ``model`` is a model or an infer backend."""
+    from albert.infer import as_forward, run_rows
+
+    logits = run_rows(as_forward(model, device), data.ids, None, data.pad, max_batch=batch_size)["logits"]
+    return [data.decode(r, logits[r], labels) for r in range(len(data))]
 
 
 def metrics(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:

@@ -131,50 +131,47 @@ def _token_span(example: QAExample, offsets: list[tuple[int, int]]) -> tuple[int
     return (covered[0], covered[-1]) if covered else None
 
 
-@torch.no_grad()
 def predict(
-    model, features: QAFeatures, batch_size: int, device, n_best: int = 20, max_answer_length: int = 30
-) -> dict[str, tuple[str, float]]:
-    """Per example id: (best answer text, its score minus the null score). Text "" with score < 0 means no answer."""
-    model.eval()
-    best: dict[int, tuple[float, str]] = {}
+    forward, features: QAFeatures, n_best: int = 20, max_answer_length: int = 30, **batching
+) -> dict[str, tuple[str, float, int]]:
+    """Per example id: (best answer text, its score minus the null score, its character start in the context).
+    Text "" with score < 0 means no answer. ``forward`` is a model or an infer backend; ``batching`` goes to
+    infer.run_rows (max_tokens, max_batch)."""
+    from albert.infer import run_rows
+
+    out = run_rows(forward, features.ids, features.types, features.pad, **batching)
+    best: dict[int, tuple[float, str, int]] = {}
     null: dict[int, float] = {}
-    for start in range(0, len(features), batch_size):
-        rows = list(range(start, min(start + batch_size, len(features))))
-        labels = ("start_positions", "end_positions", "is_impossible")
-        batch = {k: v.to(device) for k, v in features.batch(rows).items() if k not in labels}
-        out = model(**batch)
-        starts, ends = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
-        # The null score: the answerability classifier's logit where the model has one (the official v2 model),
-        # else start + end at [CLS]; an example's null score is its most answerable window's.
-        cls = getattr(out, "answerability_logits", None)
-        nulls = cls.float().cpu().numpy() if cls is not None else starts[:, 0] + ends[:, 0]
-        for b, r in enumerate(rows):
-            n = features.example_of[r]
-            first, last, shift = features.spans[r]
-            null[n] = min(null.get(n, np.inf), nulls[b])
-            lo, hi = first + shift, last + shift  # input positions of this window's context tokens: [lo, hi)
-            top_s = [i for i in np.argsort(starts[b])[::-1][:n_best] if lo <= i < hi]
-            top_e = [i for i in np.argsort(ends[b])[::-1][:n_best] if lo <= i < hi]
-            for i in top_s:
-                for j in top_e:
-                    if i <= j < i + max_answer_length:
-                        score = starts[b, i] + ends[b, j]
-                        if n not in best or score > best[n][0]:
-                            offsets = features.offsets[n]
-                            text = features.examples[n].context[offsets[i - shift][0] : offsets[j - shift][1]]
-                            best[n] = (score, text)
+    # The null score: the answerability classifier's logit where the model has one (the official v2 model), else
+    # start + end at [CLS]; an example's null score is its most answerable window's.
+    classifier = out.get("answerability_logits")
+    for r in range(len(features)):
+        starts, ends = out["start_logits"][r], out["end_logits"][r]
+        n = features.example_of[r]
+        first, last, shift = features.spans[r]
+        row_null = float(np.asarray(classifier[r]).reshape(-1)[0]) if classifier is not None else starts[0] + ends[0]
+        null[n] = min(null.get(n, np.inf), row_null)
+        lo, hi = first + shift, last + shift  # input positions of this window's context tokens: [lo, hi)
+        top_s = [i for i in np.argsort(starts)[::-1][:n_best] if lo <= i < hi]
+        top_e = [i for i in np.argsort(ends)[::-1][:n_best] if lo <= i < hi]
+        for i in top_s:
+            for j in top_e:
+                if i <= j < i + max_answer_length:
+                    score = starts[i] + ends[j]
+                    if n not in best or score > best[n][0]:
+                        offsets = features.offsets[n]
+                        char_start, char_end = offsets[i - shift][0], offsets[j - shift][1]
+                        best[n] = (score, features.examples[n].context[char_start:char_end], char_start)
     results = {}
     for n, example in enumerate(features.examples):
-        score, text = best.get(n, (-np.inf, ""))
-        if cls is not None:  # the classifier alone decides answer / no answer: larger is more answerable
-            results[example.id] = (text, float(-null.get(n, 0.0)))
+        score, text, char_start = best.get(n, (-np.inf, "", -1))
+        if classifier is not None:  # the classifier alone decides answer / no answer: larger is more answerable
+            results[example.id] = (text, float(-null.get(n, 0.0)), char_start)
         else:
-            results[example.id] = (text, float(score - null.get(n, 0.0)))
+            results[example.id] = (text, float(score - null.get(n, 0.0)), char_start)
     return results
 
 
-# -- the official SQuAD evaluation (v1.1 and v2.0 scripts) ------------------------------------------------------
 def normalize_answer(s: str) -> str:
     s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))
     s = re.sub(r"\b(a|an|the)\b", " ", s)
@@ -206,10 +203,10 @@ def squad_metrics(examples: Sequence[QAExample], predictions: dict[str, str]) ->
     return {"exact_match": 100 * em / len(examples), "f1": 100 * f1 / len(examples)}
 
 
-def evaluate(examples: Sequence[QAExample], scored: dict[str, tuple[str, float]]) -> dict[str, float]:
+def evaluate(examples: Sequence[QAExample], scored: dict[str, tuple[str, float, int]]) -> dict[str, float]:
     """EM/F1 answering every question; with unanswerable questions, also the best EM/F1 over null thresholds and the
     thresholds (answer when score - null score >= threshold), swept as the official v2.0 script does."""
-    result = squad_metrics(examples, {k: t for k, (t, _) in scored.items()})
+    result = squad_metrics(examples, {k: v[0] for k, v in scored.items()})
     if all(e.answers for e in examples):
         return result
     order = sorted(examples, key=lambda e: -scored[e.id][1])
@@ -217,7 +214,7 @@ def evaluate(examples: Sequence[QAExample], scored: dict[str, tuple[str, float]]
         current = float(sum(not e.answers for e in examples))  # everything left unanswered
         best, threshold = current, float("inf")
         for e in order:
-            text, score = scored[e.id]
+            text, score = scored[e.id][:2]
             truths = [t for t, _ in e.answers] or [""]
             current += max(fn(text, t) for t in truths) - max(fn("", t) for t in truths)  # answer this one too
             if current > best:

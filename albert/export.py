@@ -1,0 +1,158 @@
+"""ONNX export of a model directory, checked against PyTorch, with optional int8 dynamic quantisation.
+
+The graph has dynamic batch and sequence axes, takes ``input_ids``, ``attention_mask`` and ``token_type_ids``
+(int64) and returns the outputs named as the PyTorch class names them (``logits``; ``start_logits``/``end_logits``;
+``last_hidden_state``/``pooler_output``). Our forward has no einsum, so the graph is plain MatMul/Softmax/
+LayerNormalization that every runtime runs. Position ids are computed inside the graph from the input's shape, and
+the attention mask is always applied (the eager model skips an all-ones mask; a traced graph must not).
+
+int8: ALBERT's shared layer is one set of weights used by every layer; the TorchScript exporter feeds layers 2..L
+through ``Identity`` nodes, and onnxruntime's ``quantize_dynamic`` does not follow those, leaving most MatMuls in
+fp32 (shared/reference/cpu-performance.md). We point every such use at the initializer itself before quantising.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from albert import checkpoint
+from albert.errors import AlbertError
+from albert.infer import OUTPUTS, OnnxForward, Predictor, TorchForward, pad_batch
+
+FP32_TOLERANCE = 1e-4
+# Texts of different lengths (so the check batch has padding), English and Chinese.
+CHECK_TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "这个手机很好用，电池也耐用。",
+    "A much longer sentence, with commas, numbers like 1,234 and 56.7, and several clauses, to make a longer row.",
+    "短",
+    "Mixed 中文 and English text.",
+]
+
+
+class _Graph(torch.nn.Module):
+    """What is exported: the model with position ids derived from the input, outputs as a tuple."""
+
+    def __init__(self, model: torch.nn.Module, outputs: tuple[str, ...]):
+        super().__init__()
+        self.model, self.outputs = model, outputs
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        position_ids = torch.cumsum(torch.ones_like(input_ids), dim=1) - 1  # dynamic, unlike a traced arange(T)
+        out = self.model(input_ids, attention_mask, token_type_ids, position_ids)
+        return tuple(getattr(out, name) for name in self.outputs)
+
+
+def _unshare_identities(graph) -> int:
+    """Replace uses of Identity(initializer) by the initializer; returns how many nodes were removed."""
+    initializers = {init.name for init in graph.initializer}
+    alias = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity" and n.input[0] in initializers}
+    outputs = {o.name for o in graph.output}
+    alias = {k: v for k, v in alias.items() if k not in outputs}
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name in alias:
+                node.input[k] = alias[name]
+    keep = [n for n in graph.node if not (n.op_type == "Identity" and n.output[0] in alias)]
+    removed = len(graph.node) - len(keep)
+    del graph.node[:]
+    graph.node.extend(keep)
+    return removed
+
+
+def export_onnx(
+    model_dir: str | Path,
+    out: str | Path,
+    int8: bool = False,
+    opset: int = 17,
+    check_texts: list[str] | None = None,
+) -> dict[str, Any]:
+    """Export ``model_dir`` to ``out``; returns a report with the max abs difference from PyTorch on check texts."""
+    try:
+        import onnx
+    except ImportError:
+        raise AlbertError("ONNX export needs onnx and onnxruntime: pip install 'albert-lite[onnx]'") from None
+    out = Path(out)
+    predictor = Predictor(model_dir)
+    torch_forward = predictor.forward
+    model = torch_forward.model
+    kind = type(model).__name__
+    names = OUTPUTS[kind]
+    graph_module = _Graph(model, names).eval()
+    example = pad_batch([[2, 10, 11, 12, 3], [2, 13, 3]], None, predictor.tokenizer.pad_token_id or 0)
+    inputs = tuple(torch.from_numpy(example[k]) for k in ("input_ids", "attention_mask", "token_type_ids"))
+    axes = {name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")}
+    axes.update(
+        {name: {0: "batch", 1: "sequence"} if name in torch_forward.token_outputs else {0: "batch"} for name in names}
+    )
+    tmp = out.with_name(out.name + ".fp32.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes about Python branches on shapes we handle above
+        torch.onnx.export(
+            graph_module,
+            inputs,
+            str(tmp),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=list(names),
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+    proto = onnx.load(str(tmp))
+    tmp.unlink()
+    shared = _unshare_identities(proto.graph)
+    if any(n.op_type == "Einsum" for n in proto.graph.node):
+        raise AlbertError("the exported graph contains Einsum; this should not happen with albert-lite's model")
+    meta = {"albert_class": kind, "albert_config": json.dumps(model.config.to_dict()), "int8": str(int8)}
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        fp32_path = out.with_name(out.name + ".prequant.tmp")
+        onnx.save(proto, str(fp32_path))
+        quant_path = out.with_name(out.name + ".int8.tmp")
+        try:
+            quantize_dynamic(str(fp32_path), str(quant_path), weight_type=QuantType.QInt8)
+            proto = onnx.load(str(quant_path))
+        finally:
+            fp32_path.unlink(missing_ok=True)
+            quant_path.unlink(missing_ok=True)
+    checkpoint.atomic_write(out, lambda path: onnx.save(proto, path))
+    report = check_against_torch(out, torch_forward, predictor.tokenizer, check_texts or CHECK_TEXTS)
+    report.update(
+        path=str(out),
+        size_mb=round(out.stat().st_size / 2**20, 2),
+        model_class=kind,
+        outputs=list(names),
+        int8=int8,
+        shared_weight_uses_repointed=shared,
+        quantized_matmuls=sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in proto.graph.node),
+    )
+    if not int8 and report["max_abs_diff"] > FP32_TOLERANCE:
+        raise AlbertError(
+            f"{out}: onnxruntime differs from PyTorch by {report['max_abs_diff']:.2e} (> {FP32_TOLERANCE})"
+        )
+    return report
+
+
+def check_against_torch(onnx_path, torch_forward: TorchForward, tokenizer, texts: list[str]) -> dict[str, Any]:
+    """Max abs difference between onnxruntime and PyTorch over the real positions of a padded batch."""
+    limit = min(128, torch_forward.model.config.max_position_embeddings)
+    enc = tokenizer(texts, max_length=limit, truncation=True)
+    batch = pad_batch(enc["input_ids"], enc["token_type_ids"], tokenizer.pad_token_id or 0)
+    ort_out, torch_out = OnnxForward(onnx_path)(batch), torch_forward(batch)
+    real = batch["attention_mask"].astype(bool)
+    worst = 0.0
+    for name, reference in torch_out.items():
+        got = ort_out[name]
+        if name in torch_forward.token_outputs:
+            got, reference = got[real], reference[real]
+        worst = max(worst, float(np.abs(got - reference).max()))
+    return {"max_abs_diff": worst, "check_rows": len(texts)}

@@ -1,0 +1,426 @@
+"""Fast batched inference, shared by `albert predict`, the Python API, `albert serve`, ONNX and evaluation.
+
+Three rules make prediction fast without changing any result:
+1. Rows are sorted by length and cut into batches by a token budget (rows × longest row ≤ ``max_tokens``, at most
+   ``max_batch`` rows), so almost no padding is computed and short texts run in large batches.
+2. A backend is any ``forward(inputs) -> outputs`` over NumPy arrays: ``TorchForward`` (a model under
+   ``torch.inference_mode``) or ``OnnxForward`` (an onnxruntime session on an exported model), so every caller runs
+   the same code whichever engine computes.
+3. Results come back per row, in input order; token-level outputs are trimmed to the row's own length.
+
+``Predictor`` wraps a fine-tuned directory (and optionally its ONNX export) with one method per task:
+``classify``, ``tag``, ``answer`` and ``embed``; `albert predict` and the server call exactly these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from albert.errors import AlbertError, CheckpointError
+
+Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+DEFAULT_MAX_TOKENS = 16384  # per batch: rows × longest row; ~50 MB of activations for albert-base
+DEFAULT_MAX_BATCH = 256
+
+# Which outputs have one value per token (trimmed to each row's length) for each model class.
+TOKEN_OUTPUTS = {
+    "AlbertModel": ("last_hidden_state",),
+    "AlbertForTokenClassification": ("logits",),
+    "AlbertForQuestionAnswering": ("start_logits", "end_logits"),
+    "AlbertForQuestionAnsweringWithAnswerability": ("start_logits", "end_logits"),
+}
+# Outputs a backend returns for each class (ONNX export writes the same names).
+OUTPUTS = {
+    "AlbertModel": ("last_hidden_state", "pooler_output"),
+    "AlbertForSequenceClassification": ("logits",),
+    "AlbertForTokenClassification": ("logits",),
+    "AlbertForQuestionAnswering": ("start_logits", "end_logits"),
+    "AlbertForQuestionAnsweringWithAnswerability": ("start_logits", "end_logits", "answerability_logits"),
+    "AlbertForMultipleChoice": ("logits",),
+}
+
+
+def plan_batches(lengths: Sequence[int], max_tokens: int = DEFAULT_MAX_TOKENS, max_batch: int = DEFAULT_MAX_BATCH):
+    """Row indices grouped into batches: sorted by length (stable), each batch within the token budget."""
+    order = sorted(range(len(lengths)), key=lambda r: lengths[r])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for r in order:  # ascending, so row r is the longest of the batch it joins
+        if current and ((len(current) + 1) * lengths[r] > max_tokens or len(current) >= max_batch):
+            batches.append(current)
+            current = []
+        current.append(r)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class TorchForward:
+    """A PyTorch model as a NumPy-in, NumPy-out backend."""
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None):
+        self.model = model.eval()
+        self.device = torch.device(device) if device else next(model.parameters()).device
+        self.kind = type(model).__name__
+        self.token_outputs = TOKEN_OUTPUTS.get(self.kind, ())
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with torch.inference_mode():
+            out = self.model(**{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()})
+        return {
+            name: getattr(out, name).float().cpu().numpy()
+            for name in OUTPUTS.get(self.kind, ("logits",))
+            if getattr(out, name, None) is not None
+        }
+
+
+class OnnxForward:
+    """An exported model (albert export) on onnxruntime's CPU provider."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise AlbertError("ONNX inference needs onnxruntime: pip install 'albert-lite[onnx]'") from None
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such ONNX file")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types for unreadable models
+            raise CheckpointError(f"{path}: not a loadable ONNX model ({err})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.kind = meta.get("albert_class", "")
+        self.token_outputs = TOKEN_OUTPUTS.get(self.kind, ())
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {k: v.astype(np.int64, copy=False) for k, v in inputs.items() if k in self.input_names}
+        return dict(zip(self.output_names, self.session.run(None, feed), strict=True))
+
+
+def as_forward(model_or_forward, device=None):
+    return TorchForward(model_or_forward, device) if isinstance(model_or_forward, torch.nn.Module) else model_or_forward
+
+
+def pad_batch(
+    ids: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, pad_id: int
+) -> dict[str, np.ndarray]:
+    width = max(len(x) for x in ids)
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+    token_types = np.zeros((len(ids), width), dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for b, row in enumerate(ids):
+        input_ids[b, : len(row)], mask[b, : len(row)] = row, 1
+        if types is not None:
+            token_types[b, : len(row)] = types[b]
+    return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": token_types}
+
+
+def run_rows(
+    forward,
+    ids: Sequence[Sequence[int]],
+    types: Sequence[Sequence[int]] | None,
+    pad_id: int,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    progress: bool = False,
+) -> dict[str, list[np.ndarray]]:
+    """Run every row through ``forward``; output name → one array per row, in input order."""
+    forward = as_forward(forward)
+    token_level = set(getattr(forward, "token_outputs", ()))
+    results: dict[str, list[Any]] = {}
+    batches = plan_batches([len(x) for x in ids], max_tokens, max_batch)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, desc="predict", unit="batch", leave=False)
+    for rows in batches:
+        batch = pad_batch([ids[r] for r in rows], [types[r] for r in rows] if types is not None else None, pad_id)
+        for name, array in forward(batch).items():
+            store = results.setdefault(name, [None] * len(ids))
+            for b, r in enumerate(rows):
+                store[r] = array[b, : len(ids[r])] if name in token_level else array[b]
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Task functions: the one implementation of each prediction, whatever calls it
+# ----------------------------------------------------------------------------------------------------------------
+def encode_texts(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None, max_length: int):
+    enc = tokenizer(list(texts), list(pairs) if pairs is not None else None, max_length=max_length, truncation=True)
+    return enc["input_ids"], enc["token_type_ids"]
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def classification_logits(forward, tokenizer, texts, pairs=None, max_length=128, **batching) -> np.ndarray:
+    ids, types = encode_texts(tokenizer, texts, pairs, max_length)
+    if not ids:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack(run_rows(forward, ids, types, tokenizer.pad_token_id, **batching)["logits"])
+
+
+def describe_scores(logits: np.ndarray, labels: list[str], task: str) -> list[dict[str, Any]]:
+    """Logits → the records `albert predict` prints and the server returns."""
+    records = []
+    if task == "regression":
+        return [{"score": round(float(row[0]), 6)} for row in logits]
+    probs = 1 / (1 + np.exp(-logits)) if task == "multi_label" else softmax(logits)
+    for p in probs:
+        record: dict[str, Any] = {}
+        if task == "multi_label":
+            record["labels"] = [lab for lab, q in zip(labels, p, strict=True) if q >= 0.5]
+        else:
+            record["label"] = labels[int(p.argmax())]
+            record["probability"] = round(float(p.max()), 6)
+        record["probabilities"] = {lab: round(float(q), 6) for lab, q in zip(labels, p, strict=True)}
+        records.append(record)
+    return records
+
+
+def tag_texts(forward, tokenizer, labels, texts, max_length=128, **batching) -> list[list[dict]]:
+    """Entity spans with character offsets; CJK text is tagged per character, other text per word."""
+    from albert.tasks import ner
+
+    split = [split_words(t) for t in texts]
+    sentences = [ner.Sentence([w for w, _ in s] or [""], None, n) for n, s in enumerate(split)]
+    data = ner.EncodedTokens(tokenizer, sentences, labels, max_length)
+    logits = run_rows(forward, data.ids, None, tokenizer.pad_token_id, **batching)["logits"] if len(data) else []
+    results = []
+    for r, (text, tokens) in enumerate(zip(texts, split, strict=True)):
+        tags = data.decode(r, logits[r], labels)[: len(tokens)]
+        entities = []
+        for span in ner.spans([w for w, _ in tokens], tags):
+            start = tokens[span["start"]][1]
+            last_word, last_at = tokens[span["end"] - 1]
+            end = last_at + len(last_word)
+            entities.append({"type": span["type"], "start": start, "end": end, "text": text[start:end]})
+        results.append(entities)
+    return results
+
+
+def split_words(text: str) -> list[tuple[str, int]]:
+    """(token, character offset) pairs: characters for text with CJK characters (as Chinese NER data is tagged),
+    whitespace-separated words otherwise."""
+    from albert.tokenizer import is_cjk
+
+    if any(is_cjk(c) for c in text):
+        return [(c, i) for i, c in enumerate(text) if not c.isspace()]
+    tokens, position = [], 0
+    for word in text.split():
+        position = text.index(word, position)
+        tokens.append((word, position))
+        position += len(word)
+    return tokens
+
+
+def answer_questions(forward, tokenizer, questions, contexts, max_length=384, **batching):
+    """The best answer span in each context (SQuAD windows: stride max_length // 3, question ≤ max_length // 6)."""
+    from albert.tasks import qa
+
+    examples = [qa.QAExample(str(n), q, c, [], False) for n, (q, c) in enumerate(zip(questions, contexts, strict=True))]
+    features = qa.QAFeatures(
+        tokenizer, examples, max_length=max_length, doc_stride=max_length // 3, max_query_length=max_length // 6
+    )
+    scored = qa.predict(forward, features, **batching)
+    out = []
+    for n in range(len(examples)):
+        text, score, start = scored[str(n)]
+        out.append({"answer": text, "score": round(score, 6), "start": start, "end": start + len(text) if text else -1})
+    return out
+
+
+def embed_texts(forward, tokenizer, texts, max_length=128, **batching) -> np.ndarray:
+    """The pooled [CLS] vector (what the official TF-Hub module returns as pooled_output) where the model has a
+    pooler, else the mean of the last hidden states over real tokens."""
+    ids, types = encode_texts(tokenizer, texts, None, max_length)
+    out = run_rows(forward, ids, types, tokenizer.pad_token_id, **batching)
+    if "pooler_output" in out:
+        return np.stack(out["pooler_output"])
+    return np.stack([h.mean(0) for h in out["last_hidden_state"]])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A fine-tuned directory, ready to predict
+# ----------------------------------------------------------------------------------------------------------------
+TASK_OF_CLASS = {
+    "AlbertForSequenceClassification": "classification",
+    "AlbertForTokenClassification": "ner",
+    "AlbertForQuestionAnswering": "qa",
+    "AlbertForQuestionAnsweringWithAnswerability": "qa",
+    "AlbertModel": "embedding",
+    "AlbertForMaskedLM": "embedding",
+    "AlbertForPreTraining": "embedding",
+}
+
+
+class Predictor:
+    """A model directory (config.json, weights, tokenizer) and an engine: PyTorch, or ``onnx=`` an export of it."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        onnx: str | Path | None = None,
+        max_length: int = 128,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        threads: int | None = None,
+        device: str = "cpu",
+    ):
+        from albert import checkpoint, heads, model
+        from albert.config import AlbertConfig
+        from albert.tokenizer import AlbertTokenizer
+
+        self.model_dir = Path(model_dir)
+        data = checkpoint.read_config_dict(self.model_dir)
+        self.config = AlbertConfig.from_dict(data, source=str(self.model_dir / "config.json"))
+        self.architecture = (self.config.architectures or ["AlbertModel"])[0]
+        if self.architecture not in TASK_OF_CLASS:
+            raise AlbertError(
+                f"{self.model_dir} holds a {self.architecture}; prediction serves {', '.join(sorted(TASK_OF_CLASS))}"
+            )
+        self.tokenizer = AlbertTokenizer.from_pretrained(self.model_dir)
+        self.max_length = min(max_length, self.config.max_position_embeddings)
+        self.batching = {"max_tokens": max_tokens, "max_batch": max_batch}
+        self.labels = [self.config.labels_by_id()[i] for i in range(self.config.num_labels)]
+        self.task = TASK_OF_CLASS[self.architecture]
+        if self.task == "classification":
+            self.task = {"regression": "regression", "multi_label_classification": "multi_label"}.get(
+                self.config.problem_type or "", "classification"
+            )
+        if onnx is not None:
+            self.forward = OnnxForward(onnx, threads)
+            if self.forward.kind and self.forward.kind != self._engine_class():
+                raise CheckpointError(
+                    f"{onnx} was exported from a {self.forward.kind}, the directory holds a {self.architecture}"
+                )
+        else:
+            if threads:
+                torch.set_num_threads(threads)
+            cls = getattr(heads, self._engine_class(), None) or getattr(model, self._engine_class())
+            self.forward = TorchForward(cls.from_pretrained(self.model_dir).to(device), device)
+
+    def _engine_class(self) -> str:
+        """Pretraining directories are served as a bare encoder (embeddings only)."""
+        return (
+            "AlbertModel" if self.architecture in ("AlbertForMaskedLM", "AlbertForPreTraining") else self.architecture
+        )
+
+    @property
+    def routes(self) -> list[str]:
+        return {"ner": ["ner"], "qa": ["qa"], "embedding": ["embed"]}.get(self.task, ["predict"])
+
+    def classify(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        self._require("predict")
+        logits = classification_logits(self.forward, self.tokenizer, texts, pairs, self.max_length, **self.batching)
+        return describe_scores(logits, self.labels, self.task)
+
+    def tag(self, texts: Sequence[str]) -> list[list[dict]]:
+        self._require("ner")
+        return tag_texts(self.forward, self.tokenizer, self.labels, texts, self.max_length, **self.batching)
+
+    def answer(self, questions: Sequence[str], contexts: Sequence[str]) -> list[dict[str, Any]]:
+        self._require("qa")
+        length = min(max(self.max_length, 384), self.config.max_position_embeddings)  # SQuAD's 384 where it fits
+        return answer_questions(self.forward, self.tokenizer, questions, contexts, length, **self.batching)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self._require("embed")
+        return embed_texts(self.forward, self.tokenizer, texts, self.max_length, **self.batching)
+
+    def _require(self, route: str) -> None:
+        if route not in self.routes:
+            raise AlbertError(f"a {self.architecture} cannot serve '{route}' (it serves: {', '.join(self.routes)})")
+
+    def predict(self, texts: Sequence[str]) -> list[Any]:
+        """The default prediction for the model's task, one record per text."""
+        if self.task == "ner":
+            return [{"entities": e} for e in self.tag(texts)]
+        if self.task == "embedding":
+            return [{"embedding": [round(float(x), 6) for x in v]} for v in self.embed(texts)]
+        if self.task == "qa":
+            raise AlbertError("a QA model answers questions about contexts: use Predictor.answer or POST /qa")
+        return self.classify(texts)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Streaming files larger than memory
+# ----------------------------------------------------------------------------------------------------------------
+def iter_records(path: str | Path, columns: Sequence[str] = ("text",)) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, {column: text}) from .txt (one text per line, column "text"), .jsonl, .csv or .tsv, read
+    lazily so files larger than memory stream through."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise AlbertError(f"{path}: no such input file")
+    suffix = path.suffix.lower()
+    with open(path, encoding="utf-8", newline="") as f:
+        try:
+            if suffix in (".csv", ".tsv"):
+                reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
+                missing = [c for c in columns if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise AlbertError(f"{path}: no column {missing[0]!r} (columns: {reader.fieldnames})")
+                for row in reader:
+                    yield reader.line_num, {c: row[c] or "" for c in columns}
+            elif suffix == ".jsonl":
+                for number, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as err:
+                        raise AlbertError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+                    if not isinstance(record, dict) or not all(isinstance(record.get(c), str) for c in columns):
+                        wanted = ", ".join(repr(c) for c in columns)
+                        raise AlbertError(f"{path}:{number}: expected an object with string field(s) {wanted}")
+                    yield number, {c: record[c] for c in columns}
+            else:
+                if tuple(columns) != ("text",):
+                    raise AlbertError(
+                        f"{path}: a plain text file has one text per line; use .jsonl or .csv for {columns}"
+                    )
+                for number, line in enumerate(f, 1):
+                    if line.strip():
+                        yield number, {"text": line.rstrip("\r\n")}
+        except UnicodeDecodeError as err:
+            raise AlbertError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def predict_stream(
+    predictor: Predictor, records: Iterator[dict[str, str]], chunk: int = 4096
+) -> Iterator[tuple[dict[str, str], dict[str, Any]]]:
+    """Predict an unbounded stream of records in chunks (memory holds one chunk); output keeps input order.
+    QA records need "question" and "context"; every other task reads "text"."""
+    buffer: list[dict[str, str]] = []
+
+    def flush():
+        if predictor.task == "qa":
+            results = predictor.answer([r["question"] for r in buffer], [r["context"] for r in buffer])
+        else:
+            results = predictor.predict([r["text"] for r in buffer])
+        return zip(list(buffer), results, strict=True)
+
+    for record in records:
+        buffer.append(record)
+        if len(buffer) >= chunk:
+            yield from flush()
+            buffer = []
+    if buffer:
+        yield from flush()

@@ -1,0 +1,399 @@
+"""`albert serve`: a FastAPI app around a Predictor, for production traffic.
+
+- Routes follow the model's head: ``POST /predict`` (classification: label and probabilities), ``/ner`` (entity
+  spans), ``/qa`` (answer spans), ``/embed`` (pooled vectors of an encoder); ``GET /health``; OpenAPI at ``/docs``.
+- Micro-batching: concurrent requests wait in a short queue; one worker thread takes up to ``max_batch`` texts,
+  waiting at most ``max_wait_ms`` for more, and runs them as one length-sorted batch. A full queue answers 503.
+- Limits: body size (413), texts per request, characters per text, empty lists, wrong types (422), malformed JSON
+  or non-UTF-8 bodies (400); every error body is ``{"error": ..., "details": [...]}`` and the server keeps serving.
+- Bodies are read as JSON whatever their Content-Type, so ``curl -d '{"texts": [...]}'`` works as written.
+- Graceful shutdown: on SIGTERM uvicorn stops accepting, in-flight requests finish (the batcher drains), then exit.
+- A structured access log: one JSON line per request on the ``albert.access`` logger (stderr).
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route signatures at runtime, with local models.
+
+import asyncio
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from albert.errors import AlbertError
+from albert.infer import Predictor
+
+access_log = logging.getLogger("albert.access")
+
+
+@dataclass
+class ServeConfig:
+    model: str = ""  # a fine-tuned model directory (required)
+    onnx: str | None = None  # run this `albert export` file with onnxruntime instead of PyTorch
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch: int = 64  # texts per model call, gathered from concurrent requests
+    max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
+    max_queue: int = 4096  # texts waiting; beyond this requests get 503
+    max_request_texts: int = 256
+    max_text_chars: int = 20000
+    max_body_bytes: int = 2_000_000
+    max_length: int = 128  # tokens per text (longer texts are truncated)
+    threads: int | None = None
+    graceful_timeout: float = 30.0  # seconds in-flight requests get after SIGTERM
+
+
+class QueueFull(Exception):
+    pass
+
+
+class MicroBatcher:
+    """Gathers concurrent requests of one kind into single calls of ``run(kind, items) -> results``."""
+
+    def __init__(self, run, max_batch: int, max_wait_ms: float, max_queue: int):
+        self.run, self.max_batch, self.max_wait = run, max_batch, max_wait_ms / 1000
+        self.max_queue, self.waiting = max_queue, 0
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="albert-model")
+        self.task: asyncio.Task | None = None
+        self.batches = 0
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def submit(self, kind: str, items: list) -> list:
+        if self.waiting + len(items) > self.max_queue:
+            raise QueueFull
+        future = asyncio.get_running_loop().create_future()
+        self.waiting += len(items)
+        await self.queue.put((kind, items, future))
+        return await future
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            size, deadline = len(batch[0][1]), loop.time() + self.max_wait
+            while size < self.max_batch:
+                try:
+                    nxt = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    break
+                batch.append(nxt)
+                size += len(nxt[1])
+            for kind in dict.fromkeys(k for k, _, _ in batch):  # one model call per kind, in arrival order
+                group = [(items, future) for k, items, future in batch if k == kind]
+                flat = [item for items, _ in group for item in items]
+                try:
+                    results = await loop.run_in_executor(self.executor, self.run, kind, flat)
+                except Exception as err:  # noqa: BLE001 - handed to the waiting requests, which answer 500
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(err)
+                else:
+                    start = 0
+                    for items, future in group:
+                        if not future.done():
+                            future.set_result(results[start : start + len(items)])
+                        start += len(items)
+                self.waiting -= len(flat)
+                self.batches += 1
+
+    async def stop(self) -> None:
+        while not self.queue.empty():  # anything queued is still answered
+            await asyncio.sleep(0.01)
+        if self.task is not None:
+            self.task.cancel()
+        self.executor.shutdown(wait=True)
+
+
+def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel, Field
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    predictor = predictor or Predictor(cfg.model, cfg.onnx, cfg.max_length, threads=cfg.threads)
+
+    def run(kind: str, items: list) -> list:
+        if kind == "predict":
+            return predictor.classify(items)
+        if kind == "ner":
+            return predictor.tag(items)
+        if kind == "qa":
+            return predictor.answer([q for q, _ in items], [c for _, c in items])
+        return [[round(float(x), 6) for x in v] for v in predictor.embed(items)]
+
+    batcher = MicroBatcher(run, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(
+        title="albert-lite",
+        version=__import__("albert").__version__,
+        description=f"{predictor.architecture} from {cfg.model} ({'onnxruntime' if cfg.onnx else 'PyTorch'})",
+        lifespan=lifespan,
+    )
+    Text = Annotated[str, Field(min_length=1, max_length=cfg.max_text_chars)]
+    Texts = Annotated[list[Text], Field(min_length=1, max_length=cfg.max_request_texts)]
+
+    class TextsRequest(BaseModel):
+        model_config = {"extra": "forbid"}
+        texts: Texts
+
+    class QAItem(BaseModel):
+        model_config = {"extra": "forbid"}
+        question: Text
+        context: Text
+
+    class QARequest(BaseModel):
+        model_config = {"extra": "forbid"}
+        items: Annotated[list[QAItem], Field(min_length=1, max_length=cfg.max_request_texts)]
+
+    class Error(BaseModel):
+        error: str
+        details: list[dict[str, Any]] = []
+
+    class Classification(BaseModel):
+        label: str | None = None
+        labels: list[str] | None = None
+        probability: float | None = None
+        probabilities: dict[str, float] | None = None
+        score: float | None = None
+
+    class PredictResponse(BaseModel):
+        predictions: list[Classification]
+
+    class Entity(BaseModel):
+        type: str
+        start: int
+        end: int
+        text: str
+
+    class NERResponse(BaseModel):
+        entities: list[list[Entity]]
+
+    class Answer(BaseModel):
+        answer: str
+        score: float
+        start: int
+        end: int
+
+    class QAResponse(BaseModel):
+        answers: list[Answer]
+
+    class EmbedResponse(BaseModel):
+        embeddings: list[list[float]]
+
+    errors = {400: {"model": Error}, 413: {"model": Error}, 422: {"model": Error}, 503: {"model": Error}}
+
+    async def submit(request: Request, kind: str, items: list) -> list:
+        request.scope.setdefault("state", {})["items"] = len(items)
+        try:
+            return await batcher.submit(kind, items)
+        except QueueFull:
+            raise StarletteHTTPException(503, "the server is at capacity; retry shortly") from None
+
+    if "predict" in predictor.routes:
+
+        @app.post(
+            "/predict",
+            response_model=PredictResponse,
+            responses=errors,
+            response_model_exclude_none=True,
+            summary="Classify texts",
+        )
+        async def predict(body: TextsRequest, request: Request):
+            return {"predictions": await submit(request, "predict", body.texts)}
+
+    if "ner" in predictor.routes:
+
+        @app.post(
+            "/ner",
+            response_model=NERResponse,
+            responses=errors,
+            response_model_exclude_none=True,
+            summary="Entity spans in texts",
+        )
+        async def ner(body: TextsRequest, request: Request):
+            return {"entities": await submit(request, "ner", body.texts)}
+
+    if "qa" in predictor.routes:
+
+        @app.post(
+            "/qa",
+            response_model=QAResponse,
+            responses=errors,
+            response_model_exclude_none=True,
+            summary="Answer spans in contexts",
+        )
+        async def qa(body: QARequest, request: Request):
+            return {"answers": await submit(request, "qa", [(i.question, i.context) for i in body.items])}
+
+    if "embed" in predictor.routes:
+
+        @app.post(
+            "/embed",
+            response_model=EmbedResponse,
+            responses=errors,
+            response_model_exclude_none=True,
+            summary="Sentence vectors",
+        )
+        async def embed(body: TextsRequest, request: Request):
+            return {"embeddings": await submit(request, "embed", body.texts)}
+
+    @app.get("/health", summary="Liveness, model and queue")
+    async def health():
+        return {
+            "status": "ok",
+            "model": cfg.model,
+            "class": predictor.architecture,
+            "task": predictor.task,
+            "engine": "onnxruntime" if cfg.onnx else "pytorch",
+            "routes": predictor.routes,
+            "labels": predictor.labels if predictor.task in ("classification", "multi_label", "ner") else None,
+            "queued_texts": batcher.waiting,
+            "batches": batcher.batches,
+        }
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = exc.errors()
+        if any(p.get("type") == "json_invalid" for p in problems):
+            where = next(p for p in problems if p.get("type") == "json_invalid")
+            message = (
+                f"malformed JSON: {where.get('ctx', {}).get('error', 'decode error')} at position {where['loc'][-1]}"
+            )
+            return JSONResponse({"error": message, "details": []}, status_code=400)
+        details = [
+            {"field": ".".join(str(x) for x in p["loc"] if x != "body") or "body", "message": p["msg"]}
+            for p in problems
+        ]
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
+        return JSONResponse({"error": f"invalid request: {summary}", "details": details}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail), "details": []}, status_code=exc.status_code)
+
+    @app.exception_handler(AlbertError)
+    async def albert_error(request: Request, exc: AlbertError):
+        return JSONResponse({"error": str(exc), "details": []}, status_code=422)
+
+    return BodyGuard(app, cfg.max_body_bytes)
+
+
+class BodyGuard:
+    """ASGI middleware: body size limit (413), UTF-8 check (400), JSON content type, and the access log."""
+
+    def __init__(self, app, max_body_bytes: int):
+        self.app, self.limit = app, max_body_bytes
+
+    def __getattr__(self, name):  # e.g. .routes, .openapi for tests and tools
+        return getattr(self.app, name)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), {"code": 500}
+
+        async def logged_send(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        body, size = b"", 0
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        try:
+            if declared is not None and int(declared) > self.limit:
+                return await self._reject(logged_send, 413, f"request body over {self.limit} bytes")
+            if scope["method"] in ("POST", "PUT", "PATCH"):
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if len(body) > self.limit:
+                        return await self._reject(logged_send, 413, f"request body over {self.limit} bytes")
+                size = len(body)
+                try:
+                    body.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    return await self._reject(logged_send, 400, f"request body is not UTF-8 (byte {err.start})")
+                scope = dict(scope)  # read JSON whatever the client said the body was (curl -d says form data)
+                scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+                scope["headers"].append((b"content-type", b"application/json"))
+                replayed = False
+
+                async def replay():
+                    nonlocal replayed
+                    if not replayed:
+                        replayed = True
+                        return {"type": "http.request", "body": body, "more_body": False}
+                    return await receive()
+
+                await self.app(scope, replay, logged_send)
+            else:
+                await self.app(scope, receive, logged_send)
+        finally:
+            access_log.info(
+                json.dumps(
+                    {
+                        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+                        "client": (scope.get("client") or ["-"])[0],
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status["code"],
+                        "ms": round((time.perf_counter() - started) * 1000, 2),
+                        "bytes_in": size,
+                        "items": (scope.get("state") or {}).get("items"),
+                    }
+                )
+            )
+
+    @staticmethod
+    async def _reject(send, code: int, message: str) -> None:
+        payload = json.dumps({"error": message, "details": []}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": code,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+def serve(cfg: ServeConfig) -> None:
+    """Run uvicorn until SIGINT/SIGTERM; in-flight requests get ``graceful_timeout`` seconds to finish."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise AlbertError("serving needs FastAPI and uvicorn: pip install 'albert-lite[serve]'") from None
+    if not cfg.model:
+        raise AlbertError("--model is required: a fine-tuned model directory")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access_log.addHandler(handler)
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False
+    app = create_app(cfg)
+    uvicorn.run(
+        app,
+        host=cfg.host,
+        port=cfg.port,
+        access_log=False,  # ours is structured
+        timeout_graceful_shutdown=cfg.graceful_timeout,
+        log_level="info",
+    )

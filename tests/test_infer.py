@@ -1,0 +1,131 @@
+"""Batched prediction and ONNX export: the same answers from every path (Python API, `albert predict`, ONNX)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import LABELS, tiny_config
+
+import albert
+from albert import cli, infer
+from albert.errors import AlbertError
+from albert.finetune import EntityTagger, TextClassifier
+
+
+def test_batches_cover_every_row_once_within_the_budget():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 120, size=500).tolist()
+    batches = infer.plan_batches(lengths, max_tokens=1000, max_batch=32)
+    rows = [r for b in batches for r in b]
+    assert sorted(rows) == list(range(500))
+    assert [lengths[r] for r in rows] == sorted(lengths)  # length-sorted: little padding
+    for b in batches:
+        assert len(b) <= 32 and (len(b) == 1 or len(b) * max(lengths[r] for r in b) <= 1000)
+    assert infer.plan_batches([500], max_tokens=100) == [[0]]  # a row over budget still runs, alone
+
+
+def test_batched_prediction_equals_one_text_at_a_time(models, brown_texts):
+    """Sorting, budgets and padding change nothing: each text alone, unpadded, gives the same logits."""
+    predictor = infer.Predictor(models["clf"], max_tokens=2000, max_batch=16)
+    batched = infer.classification_logits(predictor.forward, predictor.tokenizer, brown_texts, max_length=128)
+    model = predictor.forward.model
+    for k in range(0, len(brown_texts), 7):
+        enc = predictor.tokenizer(brown_texts[k], max_length=128, truncation=True, return_tensors="pt")
+        with torch.no_grad():
+            alone = model(**enc).logits[0].numpy()
+        np.testing.assert_allclose(batched[k], alone, rtol=0, atol=1e-5)
+
+
+def test_python_api_cli_and_streaming_agree(models, brown_texts, tmp_path):
+    predictor = infer.Predictor(models["clf"])
+    expected = predictor.classify(brown_texts)
+    api = TextClassifier.from_pretrained(models["clf"]).predict_proba(brown_texts)
+    for record, probs in zip(expected, api, strict=True):  # batch shapes differ: equal up to float rounding
+        np.testing.assert_allclose([record["probabilities"][LABELS[i]] for i in range(3)], probs, rtol=0, atol=2e-6)
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "id,review\n" + "".join(f'{n},"{t.replace(chr(34), chr(39))}"\n' for n, t in enumerate(brown_texts))
+    )
+    for chunk in ("4096", "7"):  # streaming in chunks of 7 keeps the order
+        out = tmp_path / f"out{chunk}.jsonl"
+        args = ["predict", "--model", str(models["clf"]), "--input", str(source), "--text-column", "review"]
+        assert cli.main([*args, "--output", str(out), "--chunk", chunk, "--quiet"]) == 0
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [r["text"] for r in rows] == [t.replace('"', "'") for t in brown_texts]
+        assert [r["label"] for r in rows] == [e["label"] for e in predictor.classify([r["text"] for r in rows])]
+
+
+def test_tagger_and_answers(models, brown_texts):
+    predictor = infer.Predictor(models["ner"])
+    assert predictor.tag(brown_texts[:20]) == EntityTagger.from_pretrained(models["ner"]).predict(brown_texts[:20])
+    for text, entities in zip(brown_texts[:20], predictor.tag(brown_texts[:20]), strict=True):
+        for e in entities:
+            assert text[e["start"] : e["end"]] == e["text"] and e["type"] in ("PER", "LOC")
+    qa = infer.Predictor(models["qa"])
+    contexts = [" ".join(brown_texts[i : i + 6]) for i in range(0, 30, 6)]
+    for answer, context in zip(qa.answer(["who was there?"] * 5, contexts), contexts, strict=True):
+        assert answer["answer"] and context[answer["start"] : answer["end"]] == answer["answer"]
+    with pytest.raises(AlbertError, match="cannot serve 'predict'"):
+        qa.classify(["x"])
+
+
+def test_input_errors_name_the_file_and_line(models, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": 3}\n')
+    assert cli.main(["predict", "--model", str(models["clf"]), "--input", str(bad)]) == 2
+    assert f"{bad}:2: expected an object with string field(s) 'text'" in capsys.readouterr().err
+    csv_file = tmp_path / "x.csv"
+    csv_file.write_text("body\nhello\n")
+    assert cli.main(["predict", "--model", str(models["clf"]), "--input", str(csv_file)]) == 2
+    assert "no column 'text'" in capsys.readouterr().err
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9\n".encode("latin-1"))
+    assert cli.main(["predict", "--model", str(models["clf"]), "--input", str(latin)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ONNX
+# ----------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["clf", "ner", "qa", "encoder"])
+def test_onnx_export_matches_pytorch(models, brown_texts, tmp_path, name):
+    import onnx
+
+    path = tmp_path / f"{name}.onnx"
+    assert cli.main(["export", "--model", str(models[name]), "--onnx", str(path)]) == 0
+    graph = onnx.load(str(path)).graph
+    assert not any(n.op_type == "Einsum" for n in graph.node)
+    assert [d.dim_param for d in graph.input[0].type.tensor_type.shape.dim] == ["batch", "sequence"]
+    torch_side, onnx_side = infer.Predictor(models[name]), infer.Predictor(models[name], onnx=path)
+    ids, types = infer.encode_texts(torch_side.tokenizer, brown_texts, None, 128)
+    a = infer.run_rows(torch_side.forward, ids, types, 0, max_tokens=3000)
+    b = infer.run_rows(onnx_side.forward, ids, types, 0, max_tokens=3000)  # many batch shapes: dynamic axes
+    assert a.keys() == b.keys()
+    for key in a:
+        worst = max(float(np.abs(x - y).max()) for x, y in zip(a[key], b[key], strict=True))
+        assert worst <= 1e-4, (key, worst)
+
+
+def test_int8_export_quantises_the_shared_layer_everywhere(models, brown_texts, tmp_path):
+    from albert.export import export_onnx
+
+    report = export_onnx(models["clf"], tmp_path / "q.onnx", int8=True)
+    layers = tiny_config().num_hidden_layers
+    assert report["shared_weight_uses_repointed"] > 0
+    # 6 MatMuls per layer application (q, k, v, out, ffn in, ffn out) are weights: all of them quantised.
+    assert report["quantized_matmuls"] >= 6 * layers
+    fp32 = infer.Predictor(models["clf"]).classify(brown_texts)
+    int8 = infer.Predictor(models["clf"], onnx=tmp_path / "q.onnx").classify(brown_texts)
+    agree = np.mean([a["label"] == b["label"] for a, b in zip(fp32, int8, strict=True)])
+    assert agree >= 0.9, agree
+
+
+def test_onnx_file_from_another_model_class_is_refused(models, tmp_path):
+    from albert.export import export_onnx
+
+    export_onnx(models["ner"], tmp_path / "ner.onnx")
+    with pytest.raises(albert.CheckpointError, match="was exported from a AlbertForTokenClassification"):
+        infer.Predictor(models["clf"], onnx=tmp_path / "ner.onnx")

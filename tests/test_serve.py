@@ -1,0 +1,210 @@
+"""`albert serve` as a real uvicorn process on a loopback port: errors, agreement with offline prediction under
+concurrent load, micro-batching, the OpenAPI contract (schemathesis), graceful shutdown and the access log."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from albert import infer
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, model_dir, *flags: str):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "albert", "serve", "--model", str(model_dir), "--port", str(self.port), *flags],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")), daemon=True).start()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if self.get("/health")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("server did not start:\n" + "".join(self.lines))
+
+    def request(self, method: str, path: str, body: bytes | None = None, timeout: float = 60):
+        req = urllib.request.Request(self.url + path, data=body, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    def get(self, path):
+        return self.request("GET", path)
+
+    def post(self, path, payload):
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        return self.request("POST", path, body)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server(models):
+    srv = Server(models["clf"], "--max-request-texts", "16", "--max-text-chars", "2000", "--max-body-bytes", "100000")
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        (b'{"texts": ["a"', 400, "malformed JSON"),
+        ('{"texts": ["caf\xe9"]}'.encode("latin-1"), 400, "not UTF-8"),
+        (b'{"texts": "just one string"}', 422, "texts: Input should be a valid list"),
+        (b'{"texts": [1, 2]}', 422, "texts.0: Input should be a valid string"),
+        (b'{"texts": []}', 422, "texts: List should have at least 1 item"),
+        (b'{"texts": [""]}', 422, "texts.0: String should have at least 1 character"),
+        (json.dumps({"texts": ["x"] * 17}).encode(), 422, "texts: List should have at most 16 items"),
+        (json.dumps({"texts": ["long " * 500]}).encode(), 422, "String should have at most 2000 characters"),
+        (json.dumps({"texts": ["y" * 1000] * 16 * 7}).encode(), 413, "request body over 100000 bytes"),
+        (b'{"text": ["a"]}', 422, "texts: Field required"),
+        (b"[]", 422, "Input should be a valid dictionary"),
+    ],
+    ids=[
+        "malformed",
+        "latin1",
+        "str",
+        "ints",
+        "empty",
+        "empty-text",
+        "too-many",
+        "huge-text",
+        "huge-body",
+        "wrong-key",
+        "array",
+    ],
+)
+def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(server, body, status, message):
+    code, reply = server.post("/predict", body)
+    assert code == status and message in reply["error"], reply
+    assert server.get("/health")[1]["status"] == "ok"
+
+
+def test_unknown_route_and_health(server):
+    assert server.post("/ner", {"texts": ["a"]})[0] == 404  # a classifier serves /predict only
+    code, health = server.get("/health")
+    assert code == 200 and health["routes"] == ["predict"] and health["labels"] == ["neg", "pos", "neutral"]
+    with urllib.request.urlopen(server.url + "/docs", timeout=30) as resp:  # the interactive OpenAPI page
+        assert resp.status == 200 and b"swagger" in resp.read().lower()
+
+
+def _same(got: dict, want: dict) -> bool:
+    close = all(abs(got["probabilities"][k] - want["probabilities"][k]) <= 1e-5 for k in want["probabilities"])
+    ranked = sorted(want["probabilities"].values())
+    return close and (got["label"] == want["label"] or ranked[-1] - ranked[-2] <= 1e-5)
+
+
+def test_load_test_answers_equal_offline_predictions(server, models, brown_texts):
+    """32 concurrent clients, 1,600 requests of 1-3 texts: no errors, every answer equals the offline one, and the
+    server actually batched requests together."""
+    offline = dict(zip(brown_texts, infer.Predictor(models["clf"]).classify(brown_texts), strict=True))
+    rng = np.random.default_rng(0)
+    requests = [[brown_texts[i] for i in rng.integers(0, len(brown_texts), rng.integers(1, 4))] for _ in range(1600)]
+    batches_before = server.get("/health")[1]["batches"]
+
+    def call(texts):
+        code, reply = server.post("/predict", {"texts": texts})
+        return code, texts, reply
+
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(call, requests))
+    assert all(code == 200 for code, _, _ in results), [r for r in results if r[0] != 200][:2]
+    for _, texts, reply in results:
+        assert len(reply["predictions"]) == len(texts)
+        for text, got in zip(texts, reply["predictions"], strict=True):
+            assert _same(got, offline[text]), (text, got, offline[text])
+    batches = server.get("/health")[1]["batches"] - batches_before
+    assert batches < len(requests), "concurrent requests were never batched together"
+
+
+def test_curl_style_form_content_type_is_read_as_json(server):
+    req = urllib.request.Request(
+        server.url + "/predict",
+        data=b'{"texts": ["good"]}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200 and json.loads(resp.read())["predictions"][0]["label"] in ("neg", "pos", "neutral")
+
+
+def test_openapi_contract_has_no_server_errors(server):
+    """A short schemathesis run over every operation of the published OpenAPI: no 5xx."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/predict", "/health"}
+    for operation in operations:
+
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=operation.as_strategy())
+        def run(case):
+            case.call_and_validate(base_url=server.url, checks=[not_a_server_error])
+
+        run()
+
+
+def test_graceful_shutdown_finishes_in_flight_requests(models, brown_texts):
+    """SIGTERM while 32 requests of 100 texts each are queued or running: every accepted request is answered in
+    full (some after the signal), then the process exits."""
+    srv = Server(models["clf"], "--max-batch", "100", "--max-request-texts", "256")
+    replies, signalled = [], {}
+
+    def call():
+        try:
+            replies.append((srv.post("/predict", {"texts": brown_texts}), time.perf_counter()))
+        except OSError as err:  # connected too late: refused once shutdown began
+            replies.append((("refused", str(err)), time.perf_counter()))
+
+    threads = [threading.Thread(target=call) for _ in range(32)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    signalled["at"] = time.perf_counter()
+    code = srv.stop()
+    for t in threads:
+        t.join(timeout=120)
+    answered = [(r, at) for r, at in replies if r[0] != "refused"]
+    assert answered and all(r[0] == 200 and len(r[1]["predictions"]) == 100 for r, _ in answered)
+    late = sum(at > signalled["at"] for _, at in answered)
+    print(f"{len(answered)} answered, {late} after SIGTERM")
+    assert late, "no request was still in flight at SIGTERM"
+    # uvicorn finishes the requests, shuts down, then re-raises SIGTERM so the exit status says why it stopped.
+    assert code == -signal.SIGTERM and any("Finished server process" in line for line in srv.lines)
+    log = [json.loads(line) for line in srv.lines if line.startswith("{")]
+    assert sum(e["path"] == "/predict" and e["status"] == 200 and e["items"] == 100 for e in log) == len(answered)
+    assert all({"time", "client", "method", "path", "status", "ms", "bytes_in"} <= e.keys() for e in log)
