@@ -325,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", help="CSV/TSV/JSONL/TXT file of texts (QA: question and context columns)")
     predict.add_argument("--output", help="write JSONL here instead of stdout (with a progress bar)")
     predict.add_argument("--onnx", help="run this `albert export` file with onnxruntime instead of PyTorch")
-    predict.add_argument("--max-tokens", type=int, default=16384, help="token budget per batch (rows × longest)")
+    predict.add_argument("--max-tokens", type=int, help="token budget per batch, rows × longest (1024 on CPU)")
     predict.add_argument("--max-batch", type=int, default=256, help="most rows per batch")
     predict.add_argument("--threads", type=int, help="CPU threads (default: the engine's own choice)")
     predict.add_argument("--chunk", type=int, default=4096, help="rows held in memory at once")

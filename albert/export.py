@@ -14,6 +14,7 @@ fp32 (shared/reference/cpu-performance.md). We point every such use at the initi
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -118,10 +119,13 @@ def export_onnx(
         fp32_path = out.with_name(out.name + ".prequant.tmp")
         onnx.save(proto, str(fp32_path))
         quant_path = out.with_name(out.name + ".int8.tmp")
+        root, level = logging.getLogger(), logging.getLogger().level
+        root.setLevel(logging.ERROR)  # onnxruntime warns on the root logger that it would like a pre-processing pass
         try:
             quantize_dynamic(str(fp32_path), str(quant_path), weight_type=QuantType.QInt8)
             proto = onnx.load(str(quant_path))
         finally:
+            root.setLevel(level)
             fp32_path.unlink(missing_ok=True)
             quant_path.unlink(missing_ok=True)
     checkpoint.atomic_write(out, lambda path: onnx.save(proto, path))

@@ -26,7 +26,11 @@ from albert.errors import AlbertError, CheckpointError
 
 Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
-DEFAULT_MAX_TOKENS = 16384  # per batch: rows × longest row; ~50 MB of activations for albert-base
+# Per batch: rows × longest row. On a CPU small batches win: at 16,384 tokens the FFN's temporaries (~200 MB for
+# albert-base) are mapped and unmapped on every call and albert-base predicts at half the speed of 1,024
+# (benchmarks/predict.py; 768-1,024 was best for both model sizes measured). A GPU wants large batches.
+DEFAULT_MAX_TOKENS = 1024
+DEFAULT_MAX_TOKENS_GPU = 16384
 DEFAULT_MAX_BATCH = 256
 
 # Which outputs have one value per token (trimmed to each row's length) for each model class.
@@ -277,7 +281,7 @@ class Predictor:
         model_dir: str | Path,
         onnx: str | Path | None = None,
         max_length: int = 128,
-        max_tokens: int = DEFAULT_MAX_TOKENS,
+        max_tokens: int | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         threads: int | None = None,
         device: str = "cpu",
@@ -296,6 +300,10 @@ class Predictor:
             )
         self.tokenizer = AlbertTokenizer.from_pretrained(self.model_dir)
         self.max_length = min(max_length, self.config.max_position_embeddings)
+        if max_tokens is None:
+            max_tokens = (
+                DEFAULT_MAX_TOKENS_GPU if str(device).startswith("cuda") and onnx is None else DEFAULT_MAX_TOKENS
+            )
         self.batching = {"max_tokens": max_tokens, "max_batch": max_batch}
         self.labels = [self.config.labels_by_id()[i] for i in range(self.config.num_labels)]
         self.task = TASK_OF_CLASS[self.architecture]

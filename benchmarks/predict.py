@@ -90,7 +90,11 @@ def bench_model(name: str, model_dir: Path, texts: list[str], gold: list[str] | 
     rows: dict[str, dict] = {}
 
     def record(contender: str, labels: list[str], seconds: float) -> None:
-        row = {"seconds": round(seconds, 3), "seq_per_s": round(len(texts) / seconds, 1)}
+        row = {
+            "seconds": round(seconds, 3),
+            "seq_per_s": round(len(texts) / seconds, 1),
+            "encoder_gflop_per_s": round(flops / seconds / 1e9, 1),  # AlbertConfig.num_flops_per_token
+        }
         if gold is not None:
             row["accuracy"] = round(float(np.mean([a == b for a, b in zip(labels, gold, strict=True)])), 4)
         rows[contender] = row
@@ -98,6 +102,11 @@ def bench_model(name: str, model_dir: Path, texts: list[str], gold: list[str] | 
 
     ours = infer.Predictor(model_dir, max_length=128, threads=2)
     labels = ours.labels
+    tokens = sum(len(ids) for ids in infer.encode_texts(ours.tokenizer, texts, None, 128)[0])
+    flops = sum(
+        ours.config.num_flops_per_token(len(ids)) * len(ids)
+        for ids in infer.encode_texts(ours.tokenizer, texts, None, 128)[0]
+    )
 
     hf_model = transformers.AlbertForSequenceClassification.from_pretrained(model_dir).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(model_dir)
@@ -136,7 +145,7 @@ def bench_model(name: str, model_dir: Path, texts: list[str], gold: list[str] | 
     for row in rows.values():
         row["vs_pipeline_batch_1"] = round(row["seq_per_s"] / base, 2)
         row["vs_pipeline_batch_32"] = round(row["seq_per_s"] / base32, 2)
-    return {"texts": len(texts), "contenders": rows}
+    return {"texts": len(texts), "tokens": tokens, "contenders": rows}
 
 
 def make_base(model_dir: Path, tokenizer_dir: Path) -> None:
