@@ -27,8 +27,8 @@ from albert.errors import AlbertError, CheckpointError
 Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 # Per batch: rows × longest row. On a CPU small batches win: at 16,384 tokens the FFN's temporaries (~200 MB for
-# albert-base) are mapped and unmapped on every call and albert-base predicts at half the speed of 1,024
-# (benchmarks/predict.py; 768-1,024 was best for both model sizes measured). A GPU wants large batches.
+# albert-base) are mapped and unmapped on every call and albert-base predicts at about half the speed of 1,024
+# (`python benchmarks/predict.py --budget-sweep`). A GPU wants large batches.
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_MAX_TOKENS_GPU = 16384
 DEFAULT_MAX_BATCH = 256

@@ -2,25 +2,28 @@
 
     make demo                      # once: fine-tunes .cache/demo/finetune-pretrained and writes .cache/demo/test.csv
     python benchmarks/predict.py   # writes benchmarks/results/predict.json, prints a Markdown table
+    python benchmarks/predict.py --budget-sweep   # our path at several --max-tokens: predict_budget.json
 
 Two models, both classifying every review of the test split (same weights for every contender):
 - "demo": the demo's fine-tuned classifier (H=256, 4 layers); accuracy against the gold labels is reported, so the
   int8 accuracy change is measured on real data.
 - "base": albert-base-v2's shape (H=768, 12 layers) with random weights and the demo's tokenizer (speed only), on
-  the first 400 reviews.
+  the first 240 reviews.
 Contenders:
 - transformers `pipeline("text-classification")` with its default batch size (1) and with batch_size=32;
 - ours: `albert predict`'s engine (infer.Predictor: length-sorted, token-budget batches) on PyTorch;
 - onnxruntime on transformers' model exported with torch.onnx (what a user of transformers would do), fed by the
   same batches as ours, fp32 and `quantize_dynamic` int8;
 - ours on onnxruntime: `albert export` fp32 and `--int8`.
-Threads: 2 for every engine. Times are wall clock over the whole list, tokenisation included.
+Threads: 2 for every engine. Times are wall clock over the whole list, tokenisation included; contenders run in
+turn for --repeats rounds (the machine is shared and drifts) and each figure is the median round.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 import warnings
@@ -78,7 +81,8 @@ def export_transformers(model_dir: Path, out: Path) -> None:
         )
 
 
-def bench_model(name: str, model_dir: Path, texts: list[str], gold: list[str] | None, tmp: Path) -> dict:
+def bench_model(name: str, model_dir: Path, texts: list[str], gold: list[str] | None, tmp: Path, repeats: int):
+    """Build every contender, then time them in turn, ``repeats`` rounds; each figure is the median round."""
     import torch
     import transformers
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -87,65 +91,86 @@ def bench_model(name: str, model_dir: Path, texts: list[str], gold: list[str] | 
     from albert.export import export_onnx
 
     torch.set_num_threads(2)
-    rows: dict[str, dict] = {}
-
-    def record(contender: str, labels: list[str], seconds: float) -> None:
-        row = {
-            "seconds": round(seconds, 3),
-            "seq_per_s": round(len(texts) / seconds, 1),
-            "encoder_gflop_per_s": round(flops / seconds / 1e9, 1),  # AlbertConfig.num_flops_per_token
-        }
-        if gold is not None:
-            row["accuracy"] = round(float(np.mean([a == b for a, b in zip(labels, gold, strict=True)])), 4)
-        rows[contender] = row
-        print(f"  {name:<5} {contender:<34} {row['seq_per_s']:>8.1f} seq/s  accuracy {row.get('accuracy', '-')}")
-
     ours = infer.Predictor(model_dir, max_length=128, threads=2)
     labels = ours.labels
-    tokens = sum(len(ids) for ids in infer.encode_texts(ours.tokenizer, texts, None, 128)[0])
-    flops = sum(
-        ours.config.num_flops_per_token(len(ids)) * len(ids)
-        for ids in infer.encode_texts(ours.tokenizer, texts, None, 128)[0]
-    )
+    encoded = infer.encode_texts(ours.tokenizer, texts, None, 128)[0]
+    tokens = sum(len(ids) for ids in encoded)
+    flops = sum(ours.config.num_flops_per_token(len(ids)) * len(ids) for ids in encoded)
 
     hf_model = transformers.AlbertForSequenceClassification.from_pretrained(model_dir).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(model_dir)
     pipe = transformers.pipeline("text-classification", model=hf_model, tokenizer=hf_tok, device="cpu")
-    for batch_size in (1, 32):
-        out, seconds = timed(lambda bs=batch_size: pipe(texts, batch_size=bs, truncation=True, max_length=128))
-        record(f"transformers pipeline (batch {batch_size})", [o["label"] for o in out], seconds)
-
-    out, seconds = timed(lambda: ours.classify(texts))
-    record("ours, PyTorch", [o["label"] for o in out], seconds)
-
     hf_onnx, hf_int8 = tmp / f"{name}-hf.onnx", tmp / f"{name}-hf-int8.onnx"
     export_transformers(model_dir, hf_onnx)
     quantize_dynamic(str(hf_onnx), str(hf_int8), weight_type=QuantType.QInt8)
-    for contender, path in (("onnxruntime, transformers export", hf_onnx), ("onnxruntime, transformers int8", hf_int8)):
+
+    def onnx_runner(path):
         forward = infer.OnnxForward(path, threads=2)
+        return lambda: [labels[i] for i in infer.classification_logits(forward, ours.tokenizer, texts).argmax(-1)]
 
-        def run(fwd=forward):
-            logits = infer.classification_logits(fwd, ours.tokenizer, texts, None, 128)
-            return [labels[i] for i in logits.argmax(-1)]
+    def pipeline_runner(batch_size):
+        return lambda: [o["label"] for o in pipe(texts, batch_size=batch_size, truncation=True, max_length=128)]
 
-        predicted, seconds = timed(run)
-        record(contender, predicted, seconds)
+    def predictor_runner(predictor):
+        return lambda: [o["label"] for o in predictor.classify(texts)]
 
+    contenders = {
+        "transformers pipeline (batch 1)": pipeline_runner(1),
+        "transformers pipeline (batch 32)": pipeline_runner(32),
+        "ours, PyTorch": predictor_runner(ours),
+        "onnxruntime, transformers export": onnx_runner(hf_onnx),
+        "onnxruntime, transformers int8": onnx_runner(hf_int8),
+    }
+    reports = {}
     for contender, int8 in (("ours, ONNX fp32", False), ("ours, ONNX int8", True)):
         path = tmp / f"{name}-ours{'-int8' if int8 else ''}.onnx"
-        report = export_onnx(model_dir, path, int8=int8)
-        predictor = infer.Predictor(model_dir, onnx=path, max_length=128, threads=2)
-        out, seconds = timed(lambda p=predictor: p.classify(texts))
-        record(contender, [o["label"] for o in out], seconds)
-        rows[contender]["max_abs_diff_vs_pytorch"] = report["max_abs_diff"]
-        rows[contender]["file_mb"] = report["size_mb"]
-        rows[contender]["quantized_matmuls"] = report["quantized_matmuls"]
+        reports[contender] = export_onnx(model_dir, path, int8=int8)
+        contenders[contender] = predictor_runner(infer.Predictor(model_dir, onnx=path, max_length=128, threads=2))
+
+    times: dict[str, list[float]] = {c: [] for c in contenders}
+    predicted: dict[str, list[str]] = {}
+    for _ in range(repeats):
+        for contender, run in contenders.items():
+            predicted[contender], seconds = timed(run)
+            times[contender].append(seconds)
+    rows: dict[str, dict] = {}
+    for contender, seconds in times.items():
+        median = statistics.median(seconds)
+        row = {
+            "seconds": [round(t, 3) for t in seconds],
+            "seq_per_s": round(len(texts) / median, 1),
+            "encoder_gflop_per_s": round(flops / median / 1e9, 1),  # AlbertConfig.num_flops_per_token
+        }
+        if gold is not None:
+            hits = [a == b for a, b in zip(predicted[contender], gold, strict=True)]
+            row["accuracy"] = round(float(np.mean(hits)), 4)
+        if contender in reports:
+            for key in ("max_abs_diff", "size_mb", "quantized_matmuls"):
+                row[key] = reports[contender][key]
+        rows[contender] = row
+        print(f"  {name:<5} {contender:<34} {row['seq_per_s']:>8.1f} seq/s  accuracy {row.get('accuracy', '-')}")
     base = rows["transformers pipeline (batch 1)"]["seq_per_s"]
     base32 = rows["transformers pipeline (batch 32)"]["seq_per_s"]
     for row in rows.values():
         row["vs_pipeline_batch_1"] = round(row["seq_per_s"] / base, 2)
         row["vs_pipeline_batch_32"] = round(row["seq_per_s"] / base32, 2)
-    return {"texts": len(texts), "tokens": tokens, "contenders": rows}
+    return {"texts": len(texts), "tokens": tokens, "repeats": repeats, "contenders": rows}
+
+
+def budget_sweep(models: dict[str, tuple[Path, list[str]]], budgets=(256, 1024, 4096, 16384)) -> dict:
+    """Our PyTorch path at several token budgets (rows × longest row per batch), median of three runs each."""
+    from albert import infer
+
+    out = {}
+    for name, (model_dir, texts) in models.items():
+        out[name] = {}
+        for budget in budgets:
+            predictor = infer.Predictor(model_dir, threads=2, max_tokens=budget)
+            predictor.classify(texts[:32])  # warm-up
+            seconds = statistics.median(timed(lambda p=predictor, t=texts: p.classify(t))[1] for _ in range(3))
+            out[name][budget] = round(len(texts) / seconds, 1)
+            print(f"  {name:<5} max_tokens {budget:>6}: {out[name][budget]} seq/s", flush=True)
+    return out
 
 
 def make_base(model_dir: Path, tokenizer_dir: Path) -> None:
@@ -166,8 +191,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(DEMO / "finetune-pretrained"))
     parser.add_argument("--test", default=str(DEMO / "test.csv"))
-    parser.add_argument("--base-texts", type=int, default=400)
+    parser.add_argument("--base-texts", type=int, default=240)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds over all contenders; the median is kept")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "predict.json"))
+    parser.add_argument(
+        "--budget-sweep", action="store_true", help="only time our PyTorch path at several --max-tokens budgets"
+    )
     args = parser.parse_args()
     model, test = Path(args.model), Path(args.test)
     if not (model / "config.json").is_file() or not test.is_file():
@@ -177,11 +206,18 @@ def main() -> None:
 
     transformers.logging.set_verbosity_error()
     results = {"transformers": transformers.__version__}
+    if args.budget_sweep:
+        with tempfile.TemporaryDirectory() as tmp:
+            make_base(Path(tmp) / "base", model)
+            sweep = budget_sweep({"demo": (model, texts), "base": (Path(tmp) / "base", texts[: args.base_texts])})
+        out = Path(args.out).with_name("predict_budget.json")
+        out.write_text(json.dumps({"seq_per_s_by_max_tokens": sweep}, indent=2) + "\n")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        results["demo"] = bench_model("demo", model, texts, gold, tmp)
+        results["demo"] = bench_model("demo", model, texts, gold, tmp, args.repeats)
         make_base(tmp / "base", model)
-        results["base"] = bench_model("base", tmp / "base", texts[: args.base_texts], None, tmp)
+        results["base"] = bench_model("base", tmp / "base", texts[: args.base_texts], None, tmp, args.repeats)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     for name in ("demo", "base"):
         r = results[name]

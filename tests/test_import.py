@@ -349,6 +349,18 @@ def test_bert_next_sentence_head_is_reported_not_converted(tmp_path):
     assert any("seq_relationship" in u and "next-sentence" in u for u in report.unknown)
 
 
+def test_bert_with_an_untied_decoder_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    bert = tmp_path / "bert"
+    _tiny_bert("BertForMaskedLM", bert)
+    state = load_file(bert / "model.safetensors")
+    state["cls.predictions.decoder.weight"] = torch.randn(99, 32)  # a decoder of its own: ALBERT cannot hold it
+    save_file(state, bert / "model.safetensors")
+    with pytest.raises(CheckpointError, match="the MLM decoder is not tied to the word embeddings"):
+        importers.import_hf_bert(bert)
+
+
 def test_bert_with_relative_positions_is_refused(tmp_path):
     bert = tmp_path / "bert"
     _tiny_bert("BertModel", bert)
