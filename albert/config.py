@@ -139,16 +139,7 @@ class AlbertConfig:
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> AlbertConfig:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{path}: not valid JSON ({err})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a JSON object, found {type(data).__name__}")
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_json_dict(path), source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         """The transformers-compatible ``config.json`` content."""
@@ -175,6 +166,20 @@ class AlbertConfig:
         h, e, f = self.hidden_size, self.embedding_size, self.intermediate_size
         per_layer = 2 * (4 * h * h + 2 * h * f) + 2 * 2 * seq_len * h  # QKV+out, FFN, scores and weighted sum
         return 2 * e * h + self.num_hidden_layers * per_layer
+
+
+def read_json_dict(path: str | Path) -> dict[str, Any]:
+    """A config file's JSON object, or a ConfigError naming the file and what is wrong with it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
 
 
 # Keys transformers writes that are derived from fields (or describe the file), not configuration of their own.

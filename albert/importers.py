@@ -16,7 +16,6 @@ Semantics follow what the source computed: TensorFlow's ``gelu`` is the tanh app
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from albert.config import AlbertConfig
+from albert.config import AlbertConfig, read_json_dict
 from albert.errors import CheckpointError, ConfigError
 
 log = logging.getLogger("albert")
@@ -275,19 +274,6 @@ def build_config(
     return AlbertConfig.from_dict(data, source=source), notes
 
 
-def read_json(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return data
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Choosing the model class and filling it
 # ----------------------------------------------------------------------------------------------------------------
@@ -411,7 +397,7 @@ def import_tf(path: str | Path, config_path: str | Path | None = None, head: str
         config_path = _find_next_to(ckpt.prefix, ("albert_config*.json", "bert_config*.json", "config.json"))
         if config_path is not None:
             report.notes.append(f"config read from {config_path}")
-    config_data = read_json(config_path) if config_path is not None else None
+    config_data = read_json_dict(config_path) if config_path is not None else None
     config, notes = build_config(shapes, layout, config_data, str(config_path or ckpt.prefix), tensorflow=True)
     report.notes += notes
     identity = "albert.projection.weight" not in tensors and layout in ("google", "bert")
@@ -538,7 +524,7 @@ def source_kind(path: str | Path) -> str:
     if is_tf_checkpoint(path):
         return "tf"
     config = Path(path) / "config.json"
-    if config.is_file() and read_json(config).get("model_type") == "bert":
+    if config.is_file() and read_json_dict(config).get("model_type") == "bert":
         return "bert"
     raise CheckpointError(
         f"{path}: neither a TensorFlow checkpoint (PREFIX.index + PREFIX.data-…) nor a transformers BERT directory"

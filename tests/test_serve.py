@@ -208,3 +208,17 @@ def test_graceful_shutdown_finishes_in_flight_requests(models, brown_texts):
     log = [json.loads(line) for line in srv.lines if line.startswith("{")]
     assert sum(e["path"] == "/predict" and e["status"] == 200 and e["items"] == 100 for e in log) == len(answered)
     assert all({"time", "client", "method", "path", "status", "ms", "bytes_in"} <= e.keys() for e in log)
+
+
+def test_onnx_engine_serves_what_the_onnx_predictor_predicts(models, brown_texts, tmp_path):
+    from albert.export import export_onnx
+
+    export_onnx(models["clf"], tmp_path / "m.onnx")
+    srv = Server(models["clf"], "--onnx", str(tmp_path / "m.onnx"))
+    try:
+        assert srv.get("/health")[1]["engine"] == "onnxruntime"
+        code, reply = srv.post("/predict", {"texts": brown_texts[:16]})
+        offline = infer.Predictor(models["clf"], onnx=tmp_path / "m.onnx").classify(brown_texts[:16])
+        assert code == 200 and all(_same(g, w) for g, w in zip(reply["predictions"], offline, strict=True))
+    finally:
+        srv.stop()
