@@ -24,7 +24,7 @@ import torch
 
 from albert import checkpoint
 from albert.errors import AlbertError
-from albert.infer import OUTPUTS, OnnxForward, Predictor, TorchForward, pad_batch
+from albert.infer import OnnxForward, Predictor, TorchForward, pad_batch
 
 FP32_TOLERANCE = 1e-4
 # Texts of different lengths (so the check batch has padding), English and Chinese.
@@ -84,9 +84,9 @@ def export_onnx(
     torch_forward = predictor.forward
     model = torch_forward.model
     kind = type(model).__name__
-    names = OUTPUTS[kind]
-    graph_module = _Graph(model, names).eval()
     example = pad_batch([[2, 10, 11, 12, 3], [2, 13, 3]], None, predictor.tokenizer.pad_token_id or 0)
+    names = tuple(torch_forward(example))  # the outputs this model has (an encoder may lack a trained pooler)
+    graph_module = _Graph(model, names).eval()
     inputs = tuple(torch.from_numpy(example[k]) for k in ("input_ids", "attention_mask", "token_type_ids"))
     axes = {name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")}
     axes.update(

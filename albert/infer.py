@@ -321,7 +321,10 @@ class Predictor:
             if threads:
                 torch.set_num_threads(threads)
             cls = getattr(heads, self._engine_class(), None) or getattr(model, self._engine_class())
-            self.forward = TorchForward(cls.from_pretrained(self.model_dir).to(device), device)
+            loaded = cls.from_pretrained(self.model_dir)
+            if any(name.endswith("pooler.weight") for name in loaded.load_report.initialised):
+                loaded.pooler = None  # an MLM directory has no trained pooler: embed by mean pooling instead
+            self.forward = TorchForward(loaded.to(device), device)
 
     def _engine_class(self) -> str:
         """Pretraining directories are served as a bare encoder (embeddings only)."""

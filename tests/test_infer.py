@@ -129,3 +129,20 @@ def test_onnx_file_from_another_model_class_is_refused(models, tmp_path):
     export_onnx(models["ner"], tmp_path / "ner.onnx")
     with pytest.raises(albert.CheckpointError, match="was exported from a AlbertForTokenClassification"):
         infer.Predictor(models["clf"], onnx=tmp_path / "ner.onnx")
+
+
+def test_a_masked_lm_directory_embeds_by_mean_pooling_not_an_untrained_pooler(brown_tokenizer, brown_texts, tmp_path):
+    """transformers' AlbertForMaskedLM has no pooler: a random one must not produce the embeddings."""
+    model = albert.AlbertForMaskedLM(tiny_config(vocab_size=brown_tokenizer.vocab_size, max_position_embeddings=128))
+    model.save_pretrained(tmp_path / "mlm")
+    brown_tokenizer.save_pretrained(tmp_path / "mlm")
+    first, second = infer.Predictor(tmp_path / "mlm"), infer.Predictor(tmp_path / "mlm")
+    a, b = first.embed(brown_texts[:5]), second.embed(brown_texts[:5])
+    np.testing.assert_array_equal(a, b)
+    enc = first.tokenizer(brown_texts[0], return_tensors="pt")
+    with torch.no_grad():
+        mean = model.albert(**enc).last_hidden_state[0].mean(0).numpy()
+    np.testing.assert_allclose(a[0], mean, rtol=0, atol=1e-5)
+    from albert.export import export_onnx
+
+    assert export_onnx(tmp_path / "mlm", tmp_path / "mlm.onnx")["outputs"] == ["last_hidden_state"]
