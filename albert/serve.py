@@ -202,53 +202,33 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
         except QueueFull:
             raise StarletteHTTPException(503, "the server is at capacity; retry shortly") from None
 
-    if "predict" in predictor.routes:
+    def add_route(kind: str, request_model, response_model, field: str, summary: str, items_of) -> None:
+        async def endpoint(body: request_model, request: Request):  # FastAPI reads the annotation at runtime
+            return {field: await submit(request, kind, items_of(body))}
 
-        @app.post(
-            "/predict",
-            response_model=PredictResponse,
+        app.post(
+            f"/{kind}",
+            response_model=response_model,
             responses=errors,
             response_model_exclude_none=True,
-            summary="Classify texts",
-        )
-        async def predict(body: TextsRequest, request: Request):
-            return {"predictions": await submit(request, "predict", body.texts)}
+            summary=summary,
+            name=kind,
+        )(endpoint)
 
-    if "ner" in predictor.routes:
-
-        @app.post(
-            "/ner",
-            response_model=NERResponse,
-            responses=errors,
-            response_model_exclude_none=True,
-            summary="Entity spans in texts",
-        )
-        async def ner(body: TextsRequest, request: Request):
-            return {"entities": await submit(request, "ner", body.texts)}
-
-    if "qa" in predictor.routes:
-
-        @app.post(
-            "/qa",
-            response_model=QAResponse,
-            responses=errors,
-            response_model_exclude_none=True,
-            summary="Answer spans in contexts",
-        )
-        async def qa(body: QARequest, request: Request):
-            return {"answers": await submit(request, "qa", [(i.question, i.context) for i in body.items])}
-
-    if "embed" in predictor.routes:
-
-        @app.post(
-            "/embed",
-            response_model=EmbedResponse,
-            responses=errors,
-            response_model_exclude_none=True,
-            summary="Sentence vectors",
-        )
-        async def embed(body: TextsRequest, request: Request):
-            return {"embeddings": await submit(request, "embed", body.texts)}
+    routes = {  # kind: request, response, response field, summary, the batcher's items from a request body
+        "predict": (TextsRequest, PredictResponse, "predictions", "Classify texts", lambda b: b.texts),
+        "ner": (TextsRequest, NERResponse, "entities", "Entity spans in texts", lambda b: b.texts),
+        "qa": (
+            QARequest,
+            QAResponse,
+            "answers",
+            "Answer spans in contexts",
+            lambda b: [(i.question, i.context) for i in b.items],
+        ),
+        "embed": (TextsRequest, EmbedResponse, "embeddings", "Sentence vectors", lambda b: b.texts),
+    }
+    for kind in predictor.routes:
+        add_route(kind, *routes[kind])
 
     @app.get("/health", summary="Liveness, model and queue")
     async def health():

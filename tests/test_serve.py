@@ -222,3 +222,30 @@ def test_onnx_engine_serves_what_the_onnx_predictor_predicts(models, brown_texts
         assert code == 200 and all(_same(g, w) for g, w in zip(reply["predictions"], offline, strict=True))
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("kind", ["ner", "qa", "encoder"])
+def test_each_head_gets_its_route_and_offline_answers(models, brown_texts, kind):
+    srv = Server(models[kind])
+    try:
+        offline = infer.Predictor(models[kind])
+        routes = srv.get("/health")[1]["routes"]
+        if kind == "ner":
+            assert routes == ["ner"]
+            code, reply = srv.post("/ner", {"texts": brown_texts[:8]})
+            assert code == 200 and reply["entities"] == offline.tag(brown_texts[:8])
+        elif kind == "qa":
+            assert routes == ["qa"]
+            contexts = [" ".join(brown_texts[i : i + 4]) for i in range(0, 12, 4)]
+            items = [{"question": "what happened?", "context": c} for c in contexts]
+            code, reply = srv.post("/qa", {"items": items})
+            want = offline.answer(["what happened?"] * 3, contexts)
+            assert code == 200 and [a["answer"] for a in reply["answers"]] == [w["answer"] for w in want]
+            assert srv.post("/qa", {"items": [{"question": "x"}]})[0] == 422  # context missing
+        else:
+            assert routes == ["embed"]
+            code, reply = srv.post("/embed", {"texts": brown_texts[:4]})
+            np.testing.assert_allclose(reply["embeddings"], offline.embed(brown_texts[:4]), rtol=0, atol=1e-5)
+        assert srv.post("/predict", {"texts": ["a"]})[0] == 404
+    finally:
+        srv.stop()
