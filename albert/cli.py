@@ -221,17 +221,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = infer.Predictor(
         args.model, args.onnx, args.max_seq_length, args.max_tokens, args.max_batch, args.threads
     )
-    columns = ("question", "context") if predictor.task == "qa" else (args.text_column,)
-    if predictor.task == "qa" and not args.input:
-        raise albert.AlbertError("a QA model answers questions: pass --input FILE.jsonl/.csv with question and context")
-    if args.texts:
-        records = ({args.text_column: t} for t in args.texts)
+    if predictor.task == "qa":  # records {"question", "context"}; every other task reads {"text"}
+        if not args.input:
+            raise albert.AlbertError(
+                "a QA model answers questions: pass --input FILE.jsonl/.csv with question, context"
+            )
+        records = (r for _, r in infer.iter_records(args.input, ("question", "context")))
+    elif args.texts:
+        records = ({"text": t} for t in args.texts)
     elif args.input:
-        records = (r for _, r in infer.iter_records(args.input, columns))
+        records = ({"text": r[args.text_column]} for _, r in infer.iter_records(args.input, (args.text_column,)))
     else:
-        records = ({args.text_column: line.rstrip("\n")} for line in sys.stdin if line.strip())
-    if predictor.task != "qa" and args.text_column != "text":
-        records = ({"text": r[args.text_column]} for r in records)
+        records = ({"text": line.rstrip("\n")} for line in sys.stdin if line.strip())
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     shown = args.output is not None and not args.quiet
     with out if args.output else contextlib.nullcontext(), tqdm(desc="predict", unit=" rows", disable=not shown) as bar:

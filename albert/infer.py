@@ -373,7 +373,7 @@ class Predictor:
 # Streaming files larger than memory
 # ----------------------------------------------------------------------------------------------------------------
 def iter_records(path: str | Path, columns: Sequence[str] = ("text",)) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, {column: text}) from .txt (one text per line, column "text"), .jsonl, .csv or .tsv, read
+    """(line number, {column: text}) from .txt (one text per line), .jsonl, .csv or .tsv, read
     lazily so files larger than memory stream through."""
     import csv
 
@@ -402,14 +402,14 @@ def iter_records(path: str | Path, columns: Sequence[str] = ("text",)) -> Iterat
                         wanted = ", ".join(repr(c) for c in columns)
                         raise AlbertError(f"{path}:{number}: expected an object with string field(s) {wanted}")
                     yield number, {c: record[c] for c in columns}
-            else:
-                if tuple(columns) != ("text",):
+            else:  # one text per line, whatever the column is called
+                if len(columns) != 1:
                     raise AlbertError(
                         f"{path}: a plain text file has one text per line; use .jsonl or .csv for {columns}"
                     )
                 for number, line in enumerate(f, 1):
                     if line.strip():
-                        yield number, {"text": line.rstrip("\r\n")}
+                        yield number, {columns[0]: line.rstrip("\r\n")}
         except UnicodeDecodeError as err:
             raise AlbertError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
 
