@@ -231,11 +231,8 @@ def _shapes_to_config(shapes: dict[str, tuple[int, ...]], layout: str) -> dict[s
     out["num_hidden_groups"], out["inner_group_num"] = max(groups) + 1, max(inner) + 1
     if layout == "bert" or (layout == "brightmart" and out["num_hidden_groups"] > 1):
         out["num_hidden_layers"] = out["num_hidden_groups"]  # nothing shared: one group per layer
-    if layout == "bert":
-        out["embedding_size"] = out["hidden_size"]
-    for rows_key, field_name in (("classifier.weight", "num_labels"),):
-        if get(rows_key):
-            out[field_name] = get(rows_key)[0]
+    if get("classifier.weight"):
+        out["num_labels"] = get("classifier.weight")[0]
     return out
 
 

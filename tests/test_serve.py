@@ -249,3 +249,30 @@ def test_each_head_gets_its_route_and_offline_answers(models, brown_texts, kind)
         assert srv.post("/predict", {"texts": ["a"]})[0] == 404
     finally:
         srv.stop()
+
+
+def test_micro_batcher_merges_requests_keeps_their_order_and_refuses_past_its_queue():
+    import asyncio
+
+    from albert.serve import MicroBatcher, QueueFull
+
+    calls = []
+
+    def run(kind, items):
+        calls.append((kind, list(items)))
+        return [f"{kind}:{x}" for x in items]
+
+    async def scenario():
+        batcher = MicroBatcher(run, max_batch=8, max_wait_ms=50, max_queue=6)
+        batcher.start()
+        results = await asyncio.gather(
+            batcher.submit("predict", [1, 2]), batcher.submit("predict", [3]), batcher.submit("embed", [4, 5])
+        )
+        with pytest.raises(QueueFull):
+            await batcher.submit("predict", list(range(7)))  # more than the queue may hold
+        await batcher.stop()
+        return results
+
+    results = asyncio.run(scenario())
+    assert results == [["predict:1", "predict:2"], ["predict:3"], ["embed:4", "embed:5"]]
+    assert calls == [("predict", [1, 2, 3]), ("embed", [4, 5])]  # one model call per kind for the gathered window
