@@ -444,8 +444,6 @@ class EntityTagger:
             AlbertForTokenClassification.from_pretrained(path), AlbertTokenizer.from_pretrained(path), max_length
         )
 
-    split = staticmethod(infer.split_words)
-
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[list[dict]]:
         """Entity spans with character offsets into each text (infer.tag_texts)."""
         return infer.tag_texts(self.model, self.tokenizer, self.labels, texts, self.max_length, max_batch=batch_size)

@@ -28,7 +28,8 @@ Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 # Per batch: rows × longest row. On a CPU small batches win: at 16,384 tokens the FFN's temporaries (~200 MB for
 # albert-base) are mapped and unmapped on every call and albert-base predicts at about half the speed of 1,024
-# (`python benchmarks/predict.py --budget-sweep`). A GPU wants large batches.
+# (`python benchmarks/predict.py --budget-sweep`). On a GPU larger batches keep the device busy; 16,384 there is a
+# choice, not a measurement (no GPU was available to tune it).
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_MAX_TOKENS_GPU = 16384
 DEFAULT_MAX_BATCH = 256

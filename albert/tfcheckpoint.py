@@ -18,6 +18,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 
 from albert.errors import CheckpointError
@@ -42,6 +43,7 @@ _DTYPES: dict[int, tuple[str, np.dtype]] = {
     22: ("uint32", np.dtype("<u4")),
     23: ("uint64", np.dtype("<u8")),
 }
+_NUMPY_DTYPE = {name: np_dtype for name, np_dtype in _DTYPES.values()}  # TensorFlow's name → NumPy dtype
 _DTYPE_NAMES = {7: "string", 8: "complex64", 18: "complex128", 20: "resource", 21: "variant"}
 
 
@@ -49,8 +51,6 @@ _DTYPE_NAMES = {7: "string", 8: "complex64", 18: "complex128", 20: "resource", 2
 # CRC32C (Castagnoli) as LevelDB/TensorFlow store it: "masked" so that a CRC of data containing CRCs stays strong
 # ----------------------------------------------------------------------------------------------------------------
 def _crc32c(data: bytes | memoryview) -> int:
-    import google_crc32c
-
     return google_crc32c.value(bytes(data))
 
 
@@ -113,10 +113,6 @@ class TensorEntry:
     size: int
     crc32c: int | None  # masked, as stored
     sliced: bool = False  # a partitioned variable (its parts are stored under other keys)
-
-    @property
-    def readable(self) -> bool:
-        return self.dtype in {name for name, _ in _DTYPES.values()} and not self.sliced
 
 
 def _parse_entry(name: str, value: bytes) -> TensorEntry:
@@ -244,7 +240,8 @@ def resolve_prefix(path: str | Path) -> Path:
 
 def is_tf_checkpoint(path: str | Path) -> bool:
     try:
-        return resolve_prefix(path).with_name(resolve_prefix(path).name + ".index").is_file()
+        prefix = resolve_prefix(path)
+        return prefix.with_name(prefix.name + ".index").is_file()
     except CheckpointError:
         return False
 
@@ -305,10 +302,9 @@ class TFCheckpoint:
             raise CheckpointError(f"{self.prefix}: no variable named {name!r}")
         if entry.sliced:
             raise CheckpointError(f"{self.prefix}: '{name}' is a partitioned variable, which is not supported")
-        if entry.dtype not in {n for n, _ in _DTYPES.values()}:
+        np_dtype = _NUMPY_DTYPE.get(entry.dtype)
+        if np_dtype is None:
             raise CheckpointError(f"{self.prefix}: '{name}' has dtype {entry.dtype}, which cannot be read as an array")
-        dtype_id = next(k for k, (n, _) in _DTYPES.items() if n == entry.dtype)
-        np_dtype = _DTYPES[dtype_id][1]
         data = self._shard(entry.shard)
         if entry.offset + entry.size > len(data):
             raise CheckpointError(
@@ -328,6 +324,3 @@ class TFCheckpoint:
         if entry.dtype == "bfloat16":  # the top half of a float32
             array = (array.astype(np.uint32) << 16).view(np.float32)
         return array
-
-    def read_all(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
-        return {name: self.read(name) for name in (names if names is not None else self.names())}

@@ -47,7 +47,8 @@ class Server:
                 if self.get("/health")[0] == 200:
                     return
             except OSError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         raise RuntimeError("server did not start:\n" + "".join(self.lines))
 
     def request(self, method: str, path: str, body: bytes | None = None, timeout: float = 60):
