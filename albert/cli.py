@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import types
 import typing
@@ -64,6 +65,22 @@ def config_from_args(cls: type, args: argparse.Namespace, base: dict[str, Any] |
     return cls(**values)
 
 
+def add_hub_flags(parser: argparse.ArgumentParser, config_fields: bool = False) -> None:
+    """--token everywhere a hub id may be named; --revision/--cache-dir/--local-files-only unless the command's
+    config dataclass already has them as fields."""
+    if not config_fields:
+        parser.add_argument("--revision", help="hub: branch, tag or commit (default: main)")
+        parser.add_argument("--cache-dir", help="hub: cache folder (default: HF_HUB_CACHE, shared with transformers)")
+        parser.add_argument("--local-files-only", action="store_true", help="hub: use the cache only, no network")
+    parser.add_argument("--token", help="hub: access token for private or gated repositories (default: HF_TOKEN)")
+
+
+def hub_options(args: argparse.Namespace):
+    from albert.hub import HubOptions
+
+    return HubOptions(args.revision, args.cache_dir, args.token, args.local_files_only)
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     """Print every preset with its shape and encoder+pooler parameter count (counted on the meta device)."""
     import torch
@@ -101,7 +118,7 @@ def cmd_tokenizer_encode(args: argparse.Namespace) -> int:
     from albert.spm import read_lines
     from albert.tokenizer import AlbertTokenizer
 
-    tok = AlbertTokenizer.from_pretrained(args.tokenizer)
+    tok = AlbertTokenizer.from_pretrained(args.tokenizer, **vars(hub_options(args)))
     lines = read_lines(args.input) if args.input else (line.rstrip("\n") for line in sys.stdin)
     batch: list[str] = []
 
@@ -158,11 +175,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Metrics of a fine-tuned model on a labelled file (and a confusion-matrix PNG for classification)."""
     from albert import plot
     from albert.finetune import TextClassifier
+    from albert.hub import local_or_hub
     from albert.tasks import classification as task
 
+    args.model = str(local_or_hub(args.model, "all", hub_options(args)))  # a hub id → its snapshot directory
     if _architecture(args.model) == "AlbertForTokenClassification":
         return _evaluate_ner(args)
-    clf = TextClassifier.from_pretrained(args.model, max_length=args.max_seq_length)
+    clf = TextClassifier.from_pretrained(args.model, max_length=args.max_seq_length, **vars(hub_options(args)))
     examples = task.read_examples(args.data, clf.task, args.text_column, args.pair_column, args.label_column)
     task.check_labels(examples, clf.labels, clf.task, args.data)
     texts = [e.text for e in examples]
@@ -200,7 +219,7 @@ def _evaluate_ner(args: argparse.Namespace) -> int:
     from albert.finetune import EntityTagger
     from albert.tasks import ner
 
-    tagger = EntityTagger.from_pretrained(args.model, max_length=args.max_seq_length)
+    tagger = EntityTagger.from_pretrained(args.model, max_length=args.max_seq_length, **vars(hub_options(args)))
     sentences = ner.read_sentences(args.data)
     data = ner.EncodedTokens(tagger.tokenizer, sentences, tagger.labels, args.max_seq_length)
     device = next(tagger.model.parameters()).device
@@ -219,7 +238,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from albert import infer
 
     predictor = infer.Predictor(
-        args.model, args.onnx, args.max_seq_length, args.max_tokens, args.max_batch, args.threads
+        args.model,
+        args.onnx,
+        args.max_seq_length,
+        args.max_tokens,
+        args.max_batch,
+        args.threads,
+        hub_options=hub_options(args),
     )
     if predictor.task == "qa":  # records {"question", "context"}; every other task reads {"text"}
         if not args.input:
@@ -256,7 +281,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     onnxruntime, optionally quantise to int8."""
     from albert.export import export_onnx
 
-    report = export_onnx(args.model, args.onnx, int8=args.int8, opset=args.opset)
+    report = export_onnx(args.model, args.onnx, int8=args.int8, opset=args.opset, hub_options=hub_options(args))
     print(json.dumps(report, indent=1))
     return 0
 
@@ -266,7 +291,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     directory into a transformers-layout ALBERT directory; no TensorFlow needed."""
     from albert import importers
 
-    report = importers.convert(args.source, args.out, args.kind, args.model_config, args.tokenizer, args.head)
+    report = importers.convert(
+        args.source, args.out, args.kind, args.model_config, args.tokenizer, args.head, hub_options(args)
+    )
     print(report.summary())
     print(f"wrote {args.out}")
     return 0
@@ -315,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     finetune = sub.add_parser("finetune", help=cmd_finetune.__doc__)
     add_dataclass_flags(finetune, FinetuneConfig, required=("train", "init", "out"))
+    add_hub_flags(finetune, config_fields=True)
     finetune.set_defaults(func=cmd_finetune)
     evaluate = sub.add_parser("evaluate", help=cmd_evaluate.__doc__)
     evaluate.add_argument("--model", required=True)
@@ -332,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--chunk", type=int, default=4096, help="rows held in memory at once")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     for p in (evaluate, predict):
+        add_hub_flags(p)
         p.add_argument("--text-column", default="text")
         p.add_argument("--max-seq-length", type=int, default=128)
     evaluate.add_argument("--pair-column")
@@ -343,12 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help=cmd_serve.__doc__)
     add_dataclass_flags(serve, ServeConfig, required=("model",))
+    add_hub_flags(serve, config_fields=True)
     serve.set_defaults(func=cmd_serve)
     export = sub.add_parser("export", help=cmd_export.__doc__)
     export.add_argument("--model", required=True, help="model directory")
     export.add_argument("--onnx", required=True, help="output .onnx file")
     export.add_argument("--int8", action="store_true", help="dynamic int8 quantisation (onnxruntime)")
     export.add_argument("--opset", type=int, default=17)
+    add_hub_flags(export)
     export.set_defaults(func=cmd_export)
 
     from albert.importers import HEADS, SOURCES
@@ -360,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--tokenizer", help="30k-clean.model / spiece.model / vocab.txt (default: found next to it)")
     convert.add_argument("--head", choices=HEADS, default="auto", help="model class (default: from the variables)")
     convert.add_argument("--out", required=True, help="output directory (transformers layout)")
+    add_hub_flags(convert)
     convert.set_defaults(func=cmd_convert)
     inspect = sub.add_parser("inspect", help=cmd_inspect.__doc__)
     inspect.add_argument("path", help="TF checkpoint, transformers directory, .safetensors or .bin file")
@@ -386,12 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--input", nargs="*", help="files to read instead of stdin")
     encode.add_argument("--pieces", action="store_true", help="print pieces instead of ids")
     encode.add_argument("--no-special-tokens", dest="special_tokens", action="store_false", help="no [CLS]/[SEP]")
+    add_hub_flags(encode)
     encode.set_defaults(func=cmd_tokenizer_encode)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "token", None):  # huggingface_hub reads HF_TOKEN at each request; never written to a file
+        os.environ["HF_TOKEN"] = args.token
     try:
         return args.func(args)
     except albert.AlbertError as err:  # bad input: one clear line, no traceback

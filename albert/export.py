@@ -24,6 +24,7 @@ import torch
 
 from albert import checkpoint
 from albert.errors import AlbertError
+from albert.hub import HubOptions
 from albert.infer import OnnxForward, Predictor, TorchForward, pad_batch
 
 FP32_TOLERANCE = 1e-4
@@ -73,6 +74,7 @@ def export_onnx(
     int8: bool = False,
     opset: int = 17,
     check_texts: list[str] | None = None,
+    hub_options: HubOptions | None = None,
 ) -> dict[str, Any]:
     """Export ``model_dir`` to ``out``; returns a report with the max abs difference from PyTorch on check texts."""
     try:
@@ -80,7 +82,7 @@ def export_onnx(
     except ImportError:
         raise AlbertError("ONNX export needs onnx and onnxruntime: pip install 'albert-lite[onnx]'") from None
     out = Path(out)
-    predictor = Predictor(model_dir)
+    predictor = Predictor(model_dir, hub_options=hub_options)
     torch_forward = predictor.forward
     model = torch_forward.model
     kind = type(model).__name__

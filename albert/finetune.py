@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from albert import infer, plot
-from albert.config import PRESETS, AlbertConfig
+from albert import hub, infer, plot
+from albert.config import PRESETS, AlbertConfig, read_json_dict
 from albert.errors import AlbertError
 from albert.heads import (
     AlbertForExtractiveSummarization,
@@ -45,8 +45,11 @@ class FinetuneConfig:
     train: str = ""  # CSV/TSV/JSONL with a text column and a label column
     eval: str | None = None  # dev set: evaluated every eval_every steps, picks the best checkpoint
     out: str = ""
-    init: str = ""  # checkpoint directory (ours or transformers'), or a preset / config.json for random init
-    tokenizer: str | None = None  # needed when init has no tokenizer files
+    init: str = ""  # checkpoint directory or hub id (pretrained weights); random:PRESET or random:config.json
+    tokenizer: str | None = None  # directory or hub id; needed when init has no tokenizer files
+    revision: str | None = None  # hub: branch, tag or commit of init (and tokenizer)
+    cache_dir: str | None = None  # hub: cache folder (default: HF_HUB_CACHE, shared with transformers)
+    local_files_only: bool = False  # hub: use the cache only, no network
     task: str = "classification"  # classification | multi_label | regression | ner | multiple_choice
     text_column: str = "text"
     pair_column: str | None = None
@@ -73,14 +76,25 @@ class FinetuneConfig:
     progress: bool = True
 
 
-def load_tokenizer(init: str, tokenizer: str | None) -> AlbertTokenizer:
-    """The tokenizer given, else the one stored beside the initial checkpoint."""
-    if tokenizer:
-        return AlbertTokenizer.from_pretrained(tokenizer)
-    path = Path(init)
-    if path.is_dir() and (any(path.glob("*.model")) or (path / "vocab.txt").is_file()):
-        return AlbertTokenizer.from_pretrained(path)
-    raise AlbertError(f"no tokenizer files in {init!r}: pass --tokenizer DIR (spiece.model or vocab.txt)")
+RANDOM_PREFIX = "random:"  # --init random:albert-base-v2 (a preset) or random:config.json: no pretrained weights
+
+
+def hub_options(cfg: FinetuneConfig) -> hub.HubOptions:
+    return hub.HubOptions(cfg.revision, cfg.cache_dir, None, cfg.local_files_only)
+
+
+def load_tokenizer(cfg: FinetuneConfig) -> AlbertTokenizer:
+    """The tokenizer given, else the one stored beside (or published with) the initial checkpoint."""
+    if cfg.tokenizer:
+        return AlbertTokenizer.from_pretrained(cfg.tokenizer, **vars(hub_options(cfg)))
+    if cfg.init.startswith(RANDOM_PREFIX):
+        raise AlbertError(f"--init {cfg.init} has no tokenizer: pass --tokenizer DIR (spiece.model or vocab.txt)")
+    path = Path(cfg.init)
+    if path.is_dir():
+        if any(path.glob("*.model")) or (path / "vocab.txt").is_file():
+            return AlbertTokenizer.from_pretrained(path)
+        raise AlbertError(f"no tokenizer files in {cfg.init!r}: pass --tokenizer DIR (spiece.model or vocab.txt)")
+    return AlbertTokenizer.from_pretrained(cfg.init, **vars(hub_options(cfg)))
 
 
 PROBLEM_TYPES = {
@@ -108,15 +122,24 @@ def build_model(cfg: FinetuneConfig, labels: list[str], vocab_size: int):
         problem_type=PROBLEM_TYPES[cfg.task],
         classifier_dropout_prob=cfg.classifier_dropout,
     )
-    init = Path(cfg.init)
-    if (init / "config.json").is_file():
-        model = cls.from_pretrained(init, **head)
-    elif cfg.init.removeprefix("albert/") in PRESETS:
-        model = cls(AlbertConfig.from_name(cfg.init, vocab_size=vocab_size, **head))
-    elif init.is_file():
-        model = cls(AlbertConfig.from_dict({**json.loads(init.read_text()), **head}))
-    else:
-        raise AlbertError(f"init {cfg.init!r} is neither a checkpoint directory, a preset nor a config.json")
+    if cfg.init.startswith(RANDOM_PREFIX):  # asked for explicitly: a preset's or a config file's shape
+        source = cfg.init[len(RANDOM_PREFIX) :]
+        if source.removeprefix("albert/") in PRESETS:
+            model = cls(AlbertConfig.from_name(source, vocab_size=vocab_size, **head))
+        elif Path(source).is_file():
+            model = cls(AlbertConfig.from_dict({**read_json_dict(source), **head}, source))
+        else:
+            raise AlbertError(
+                f"--init {cfg.init}: {source!r} is neither a preset ({', '.join(sorted(PRESETS))}) nor a config file"
+            )
+        log.warning("random initialisation in the shape of %s: no pretrained weights", source)
+    elif Path(cfg.init).is_file():
+        raise AlbertError(
+            f"--init {cfg.init} is a file, not a checkpoint: a config has no weights; for random initialisation in "
+            f"its shape say --init random:{cfg.init}"
+        )
+    else:  # a checkpoint directory, or a hub id (the released weights, as transformers reads the name)
+        model = cls.from_pretrained(cfg.init, **vars(hub_options(cfg)), **head)
     if cfg.dropout is not None:
         for module in model.albert.modules():
             if isinstance(module, torch.nn.Dropout):
@@ -260,10 +283,16 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples) -> dict[str
         raise AlbertError("fine-tuning needs an output directory (out)")
     if cfg.task not in PROBLEM_TYPES:
         raise AlbertError(f"unknown task {cfg.task!r} (one of {', '.join(PROBLEM_TYPES)})")
-    tok = load_tokenizer(cfg.init, cfg.tokenizer)
+    tok = load_tokenizer(cfg)
     labels, encode, evaluate_fn, metric = task_parts(cfg, tok, train_examples, eval_examples)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, labels, tok.vocab_size)
+    if cfg.max_seq_length > model.config.max_position_embeddings:
+        raise AlbertError(
+            f"max_seq_length {cfg.max_seq_length} is longer than the model's {model.config.max_position_embeddings} "
+            "position embeddings (max_position_embeddings): pass --max-seq-length "
+            f"{model.config.max_position_embeddings} or less"
+        )
     device = torch.device(
         "cuda" if cfg.device == "auto" and torch.cuda.is_available() else "cpu" if cfg.device == "auto" else cfg.device
     )
@@ -284,7 +313,8 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples) -> dict[str
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.jsonl"
-    log_path.write_text("")
+    weights = "random" if cfg.init.startswith(RANDOM_PREFIX) else "pretrained"
+    log_path.write_text(json.dumps({"init": cfg.init, "weights": weights, "revision": cfg.revision}) + "\n")
     (out / "finetune_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     best, best_step, stale, last = None, 0, 0, {}
     from tqdm import tqdm
@@ -361,9 +391,16 @@ class TextClassifier:
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, labels: list[str] | None = None, task: str = "classification", max_length: int = 128
+        cls,
+        path: str | Path,
+        labels: list[str] | None = None,
+        task: str = "classification",
+        max_length: int = 128,
+        **hub_options: Any,
     ) -> TextClassifier:
-        """A fine-tuned directory (ready to predict), or a pretrained one plus ``labels`` (ready to fit)."""
+        """A fine-tuned directory or hub id (ready to predict), or a pretrained one plus ``labels`` (ready to fit).
+        ``hub_options``: revision, cache_dir, token, local_files_only."""
+        path = hub.local_or_hub(path, "all", hub.options_from(hub_options))
         tok = AlbertTokenizer.from_pretrained(path)
         extra = {"id2label": dict(enumerate(labels))} if labels else {}
         model = AlbertForSequenceClassification.from_pretrained(path, **extra)
@@ -439,7 +476,9 @@ class EntityTagger:
         self.labels = [model.config.labels_by_id()[i] for i in range(model.config.num_labels)]
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, max_length: int = 128) -> EntityTagger:
+    def from_pretrained(cls, path: str | Path, max_length: int = 128, **hub_options: Any) -> EntityTagger:
+        """A fine-tuned directory or hub id (``hub_options``: revision, cache_dir, token, local_files_only)."""
+        path = hub.local_or_hub(path, "all", hub.options_from(hub_options))
         return cls(
             AlbertForTokenClassification.from_pretrained(path), AlbertTokenizer.from_pretrained(path), max_length
         )

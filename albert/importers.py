@@ -26,8 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from albert import hub
 from albert.config import AlbertConfig, read_json_dict
 from albert.errors import CheckpointError, ConfigError
+from albert.hub import HubOptions
 
 log = logging.getLogger("albert")
 
@@ -545,8 +547,12 @@ def convert(
     config: str | Path | None = None,
     tokenizer: str | Path | None = None,
     head: str = "auto",
+    hub_options: HubOptions | None = None,
 ) -> ImportReport:
-    """Convert ``source`` into a transformers-layout directory ``out`` (config.json, model.safetensors, tokenizer)."""
+    """Convert ``source`` into a transformers-layout directory ``out`` (config.json, model.safetensors, tokenizer).
+    ``source`` may be a hub id of a transformers BERT repository."""
+    if kind in ("auto", "bert") and hub.is_remote(source):
+        source = hub.local_or_hub(source, "all", hub_options)
     kind = source_kind(source) if kind == "auto" else kind
     if kind == "tf":
         model, report = import_tf(source, config, head)

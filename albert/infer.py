@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from albert.errors import AlbertError, CheckpointError
+from albert.hub import HubOptions
 
 Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
@@ -286,12 +287,13 @@ class Predictor:
         max_batch: int = DEFAULT_MAX_BATCH,
         threads: int | None = None,
         device: str = "cpu",
+        hub_options: HubOptions | None = None,
     ):
-        from albert import checkpoint, heads, model
+        from albert import checkpoint, heads, hub, model
         from albert.config import AlbertConfig
         from albert.tokenizer import AlbertTokenizer
 
-        self.model_dir = Path(model_dir)
+        self.model_dir = hub.local_or_hub(model_dir, "all", hub_options)
         data = checkpoint.read_config_dict(self.model_dir)
         self.config = AlbertConfig.from_dict(data, source=str(self.model_dir / "config.json"))
         self.architecture = (self.config.architectures or ["AlbertModel"])[0]

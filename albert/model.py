@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from albert import checkpoint, convert
+from albert import checkpoint, convert, hub
 from albert.config import AlbertConfig
 from albert.errors import CheckpointError
 
@@ -204,25 +204,41 @@ class AlbertPreTrainedModel(nn.Module):
 
     # -- loading ---------------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | Path, **config_overrides: Any):
-        """Load a checkpoint directory written by transformers or by us.
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
+        **config_overrides: Any,
+    ):
+        """Load a checkpoint directory written by transformers or by us, or a hub id (``albert/albert-base-v2``;
+        ``revision``, ``cache_dir``, ``token`` and ``local_files_only`` as in transformers, see albert/hub.py).
 
         ``config_overrides`` replace config fields, e.g. ``num_labels=3`` or ``id2label={0: "neg", 1: "pos"}`` for
         a new classification head. Parameters the checkpoint lacks but the class may add (a head, the pooler) are
         initialised and listed in ``model.load_report.initialised``; checkpoint keys the class has no use for are
         listed in ``model.load_report.unused``. Any other missing key or a wrong shape raises CheckpointError.
         """
-        directory = Path(path)
+        options = hub.HubOptions(revision, cache_dir, token, local_files_only)
+        directory = hub.local_or_hub(path, "model", options)
         if not directory.is_dir():
             raise CheckpointError(f"{path}: not a checkpoint directory (expected config.json + model.safetensors)")
         data = checkpoint.read_config_dict(directory)
+        if data.get("model_type") not in (None, "albert"):
+            raise CheckpointError(
+                f"{path} holds a {data['model_type']!r} model, not ALBERT"
+                + (": convert it first with `albert convert --from bert`" if data["model_type"] == "bert" else "")
+            )
         if "num_labels" in config_overrides and "id2label" not in config_overrides:
             if len(data.get("id2label") or {}) != config_overrides["num_labels"]:
                 data.pop("id2label", None)
         config = AlbertConfig.from_dict({**data, **config_overrides}, source=str(directory / "config.json"))
         model = cls(config)
         model.load_report = model.load_hf_state_dict(checkpoint.read_weights(directory), source=str(directory))
-        return model
+        return model.eval()  # as transformers returns it: dropout off until the caller trains
 
     def load_hf_state_dict(self, hf_state: dict[str, torch.Tensor], source: str = "state dict") -> LoadReport:
         """Load tensors named as transformers names them; see from_pretrained for what is checked."""

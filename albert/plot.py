@@ -56,7 +56,7 @@ def finetune_curves(log_path: Path, png: Path, metric: str) -> None:
     plt = pyplot()
     if plt is None:
         return
-    rows = _rows(log_path)
+    rows = [r for r in _rows(log_path) if "step" in r]  # the first line says where the weights came from
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.plot([r["step"] for r in rows], [r["loss"] for r in rows], alpha=0.6, label="train loss")
     dev = [r for r in rows if f"eval_{metric}" in r]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from albert.errors import AlbertError
+from albert.hub import HubOptions
 from albert.infer import Predictor
 
 access_log = logging.getLogger("albert.access")
@@ -42,6 +43,9 @@ class ServeConfig:
     max_length: int = 128  # tokens per text (longer texts are truncated)
     threads: int | None = None
     graceful_timeout: float = 30.0  # seconds in-flight requests get after SIGTERM
+    revision: str | None = None  # hub: branch, tag or commit of the model
+    cache_dir: str | None = None  # hub: cache folder (default: HF_HUB_CACHE)
+    local_files_only: bool = False  # hub: use the cache only, no network
 
 
 class QueueFull(Exception):
@@ -117,7 +121,13 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
     from pydantic import BaseModel, Field
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    predictor = predictor or Predictor(cfg.model, cfg.onnx, cfg.max_length, threads=cfg.threads)
+    predictor = predictor or Predictor(
+        cfg.model,
+        cfg.onnx,
+        cfg.max_length,
+        threads=cfg.threads,
+        hub_options=HubOptions(cfg.revision, cfg.cache_dir, None, cfg.local_files_only),
+    )
 
     def run(kind: str, items: list) -> list:
         if kind == "predict":

@@ -2,9 +2,10 @@
 
 A checkpoint ``PREFIX`` is ``PREFIX.index`` plus ``PREFIX.data-00000-of-0000N``. The index is a LevelDB-style
 sorted table: data blocks of prefix-compressed ``key → value`` entries, an index block pointing at them and a fixed
-48-byte footer. The empty key holds a ``BundleHeaderProto`` (number of shards, byte order); every other key is a
-variable name whose value is a ``BundleEntryProto`` (dtype, shape, shard, offset, size, masked CRC32C). The tensor's
-bytes sit at that offset in that shard, raw and little-endian.
+48-byte footer; a block is stored raw or snappy-compressed (LevelDB's default, which TensorFlow builds with snappy
+use when merging sharded bundles; decompressed with cramjam). The empty key holds a ``BundleHeaderProto`` (number of
+shards, byte order); every other key is a variable name whose value is a ``BundleEntryProto`` (dtype, shape, shard,
+offset, size, masked CRC32C). The tensor's bytes sit at that offset in that shard, raw and little-endian.
 
 Every block and every tensor carries a CRC32C, and both are checked, so a corrupt or truncated file is reported as
 such, naming the file and the variable, instead of producing wrong weights.
@@ -25,7 +26,8 @@ from albert.errors import CheckpointError
 
 _FOOTER_SIZE = 48
 _TABLE_MAGIC = 0xDB4775248B80FB57
-_BLOCK_TRAILER = 5  # compression type byte + masked CRC32C
+_BLOCK_TRAILER = 5  # compression type byte + masked CRC32C (over the stored, possibly compressed, bytes + type)
+_SNAPPY = 1  # tensorflow/core/lib/io/table_options.h: kNoCompression = 0, kSnappyCompression = 1
 
 # TensorFlow DataType enum → NumPy dtype (bfloat16 is read as uint16 bits and widened to float32, losslessly).
 _DTYPES: dict[int, tuple[str, np.dtype]] = {
@@ -153,8 +155,19 @@ def _read_block(data: bytes, offset: int, size: int, path: Path, what: str) -> m
     (stored,) = struct.unpack_from("<I", data, offset + size + 1)
     if _unmask(stored) != _crc32c(data[offset : offset + size + 1]):
         raise CheckpointError(f"{path}: checksum mismatch in {what} (the index file is corrupt)")
+    if kind == _SNAPPY:  # TF 1.x's merged bundles (Estimator/TPU checkpoints) compress index blocks with snappy
+        try:
+            import cramjam
+        except ImportError:
+            raise CheckpointError(
+                f"{path}: {what} is snappy-compressed; reading it needs cramjam: pip install 'albert-lite[tf]'"
+            ) from None
+        try:
+            return memoryview(bytes(cramjam.snappy.decompress_raw(bytes(block))))
+        except Exception as err:  # cramjam reports bad input as DecompressionError
+            raise CheckpointError(f"{path}: {what} does not decompress ({err}); the index file is corrupt") from None
     if kind != 0:
-        raise CheckpointError(f"{path}: {what} uses compression type {kind}; only uncompressed tables are supported")
+        raise CheckpointError(f"{path}: {what} uses compression type {kind}; TensorFlow writes 0 (none) or 1 (snappy)")
     return block
 
 
@@ -199,6 +212,8 @@ def _read_table(path: Path) -> list[tuple[bytes, bytes]]:
             size, _ = _varint(handle, hpos)
             block = _read_block(data, offset, size, path, f"the data block at byte {offset}")
             entries.extend((key, bytes(value)) for key, value in _block_entries(block))
+    except CheckpointError:
+        raise
     except ValueError as err:
         raise CheckpointError(f"{path}: corrupt index ({err})") from None
     return entries

@@ -38,8 +38,16 @@ class AlbertTokenizer:
 
     @staticmethod
     def from_pretrained(path: str | Path, **kwargs: Any) -> AlbertTokenizer:
-        """spiece.model → SentencePieceTokenizer; vocab.txt → WordPieceTokenizer; reads tokenizer_config.json."""
-        path = Path(path)
+        """spiece.model → SentencePieceTokenizer; vocab.txt → WordPieceTokenizer; reads tokenizer_config.json.
+
+        ``path`` is a directory, one of those files, or a hub id (with ``revision``, ``cache_dir``, ``token``,
+        ``local_files_only`` as in transformers; only the tokenizer's files are downloaded)."""
+        from albert import hub
+
+        options = hub.options_from(kwargs)
+        if not Path(path).exists() and not hub.looks_like_repo_id(str(path)):
+            raise TokenizerError(f"{path}: no such tokenizer file or directory")
+        path = hub.local_or_hub(path, "tokenizer", options)
         if path.is_file():
             directory, files = path.parent, [path.name]
         elif path.is_dir():

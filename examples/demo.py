@@ -197,7 +197,7 @@ def main() -> None:
     pretrained = build_pretrained(splits, args.pretrain_steps)
     print("4. Fine-tuning: (a) from the pretrained model, (b) from random weights")
     a, clf = finetune(pretrained, "finetune-pretrained", WORK / "tokenizer", args.finetune_lr)
-    b, _ = finetune(WORK / "model.json", "finetune-random", WORK / "tokenizer", args.finetune_lr)
+    b, _ = finetune(f"random:{WORK / 'model.json'}", "finetune-random", WORK / "tokenizer", args.finetune_lr)
     print("5. TF-IDF + logistic regression")
     c = tfidf_baseline()
     minutes = (time.perf_counter() - started) / 60

@@ -30,6 +30,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
+import struct
 import sys
 from pathlib import Path
 
@@ -89,7 +91,7 @@ def apply(d, x, act=None):
 
 
 def attention(block, x, mask_adder, heads):
-    B, T, H = INPUT_IDS.shape[0], INPUT_IDS.shape[1], x.shape[-1]
+    B, T, H = INPUT_IDS.shape[0], INPUT_IDS.shape[1], int(x.shape[-1])  # int(): a Dimension in TF 1.x
     hs = H // heads
 
     def split(t):
@@ -229,7 +231,7 @@ def add_optimizer_slots(vs):
     tf1.get_variable("global_step", initializer=tf.constant(1234, dtype=tf.int64))
 
 
-def save(out_dir: Path, cfg: dict, make, sharded: bool = False):
+def save_fixture(out_dir: Path, cfg: dict, make, sharded: bool = False):
     out_dir.mkdir(parents=True, exist_ok=True)
     graph = tf.Graph()
     with graph.as_default():
@@ -279,8 +281,13 @@ def config(**kw):
     return {**base, **kw}
 
 
-def main(root: Path) -> None:
+def main(root: Path, only: tuple[str, ...] = ()) -> None:
+    """Every fixture, or those named in ``only``."""
     cfg = config(num_hidden_groups=2, inner_group_num=2)
+
+    def save(out_dir: Path, *args, **kwargs):
+        if not only or out_dir.name in only:
+            save_fixture(out_dir, *args, **kwargs)
 
     def google_pretrain():
         vs = Vars(1)
@@ -367,11 +374,144 @@ def base_checkpoint(out_dir: Path) -> None:
         add_optimizer_slots(vs)
         return out
 
-    save(out_dir, cfg, make)
+    save_fixture(out_dir, cfg, make)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# TensorFlow 1.x: the same graphs written by TF 1.15, and copies whose .index blocks are snappy-compressed
+# ----------------------------------------------------------------------------------------------------------------
+TF1_FIXTURES = ("google_pretrain", "hub_classifier", "google_zh_squad", "brightmart_tiny")
+
+
+def _crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = _crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _read_varint(buf: bytes, pos: int):
+    shift = result = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return result, pos
+
+
+def _block_entries(block: bytes):
+    (restarts,) = struct.unpack_from("<I", block, len(block) - 4)
+    limit, pos, key, out = len(block) - 4 - 4 * restarts, 0, b"", []
+    while pos < limit:
+        shared, pos = _read_varint(block, pos)
+        unshared, pos = _read_varint(block, pos)
+        size, pos = _read_varint(block, pos)
+        key = key[:shared] + block[pos : pos + unshared]
+        out.append((key, block[pos + unshared : pos + unshared + size]))
+        pos += unshared + size
+    return out
+
+
+def _read_index(path: Path):
+    """The (key, value) entries of an uncompressed TF table (leveldb format), as TensorFlow wrote it."""
+    data = path.read_bytes()
+    footer = data[-48:]
+    _, pos = _read_varint(footer, 0)
+    _, pos = _read_varint(footer, pos)
+    index_offset, pos = _read_varint(footer, pos)
+    index_size, _ = _read_varint(footer, pos)
+    entries = []
+    for _, handle in _block_entries(data[index_offset : index_offset + index_size]):
+        offset, pos = _read_varint(handle, 0)
+        size, _ = _read_varint(handle, pos)
+        assert data[offset + size] == 0, "expected TensorFlow's uncompressed blocks"
+        entries += _block_entries(data[offset : offset + size])
+    return entries
+
+
+def _build_block(entries, restart_interval: int = 16) -> bytes:
+    out, restarts, last = bytearray(), [], b""
+    for n, (key, value) in enumerate(entries):
+        shared = 0
+        if n % restart_interval:
+            while shared < min(len(key), len(last)) and key[shared] == last[shared]:
+                shared += 1
+        else:
+            restarts.append(len(out))
+        out += _varint(shared) + _varint(len(key) - shared) + _varint(len(value)) + key[shared:] + value
+        last = key
+    for r in restarts:
+        out += struct.pack("<I", r)
+    return bytes(out + struct.pack("<I", len(restarts)))
+
+
+def write_snappy_table(entries, path: Path, block_size: int = 1024) -> int:
+    """Write a table as TensorFlow's table builder does with kSnappyCompression: a block is stored compressed (type
+    1, CRC over the compressed bytes + type) when that saves at least 1/8, else raw. Returns the compressed count."""
+    import cramjam
+
+    out, compressed_blocks = bytearray(), 0
+
+    def write_block(raw: bytes) -> bytes:
+        nonlocal compressed_blocks
+        packed = bytes(cramjam.snappy.compress_raw(raw))
+        body, kind = (packed, b"\x01") if len(packed) < len(raw) - len(raw) // 8 else (raw, b"\x00")
+        compressed_blocks += kind == b"\x01"
+        handle = _varint(len(out)) + _varint(len(body))
+        out.extend(body + kind + struct.pack("<I", _masked_crc(body + kind)))
+        return handle
+
+    index, pending, size = [], [], 0
+    for key, value in entries:
+        pending.append((key, value))
+        size += len(key) + len(value)
+        if size >= block_size:
+            index.append((pending[-1][0], write_block(_build_block(pending))))
+            pending, size = [], 0
+    if pending:
+        index.append((pending[-1][0], write_block(_build_block(pending))))
+    meta_handle = write_block(_build_block([]))  # the empty metaindex block
+    index_handle = write_block(_build_block(index, restart_interval=1))
+    footer = (meta_handle + index_handle).ljust(40, b"\x00") + struct.pack("<Q", 0xDB4775248B80FB57)
+    path.write_bytes(bytes(out + footer))
+    return compressed_blocks
+
+
+def tf1_fixtures(root: Path) -> None:
+    """TF 1.x's own files (run this in a TF 1.15 environment), plus snappy-index copies of the Chinese ones."""
+    assert tf.__version__.startswith("1."), f"run under TensorFlow 1.x, found {tf.__version__}"
+    main(root, TF1_FIXTURES)
+    for name in ("google_zh_squad", "brightmart_tiny"):
+        src, dst = root / name, root / f"{name}_snappy"
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst)
+        compressed = write_snappy_table(_read_index(src / "model.ckpt.index"), dst / "model.ckpt.index")
+        assert compressed >= 2, compressed
+        print(dst, f"index rewritten: {compressed} snappy-compressed blocks")
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--base"]:
         base_checkpoint(Path(sys.argv[2]))
+    elif sys.argv[1:2] == ["--tf1"]:
+        tf1_fixtures(Path(sys.argv[2] if len(sys.argv) > 2 else "tests/fixtures/tf1"))
     else:
         main(Path(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/tf"))

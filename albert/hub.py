@@ -1,0 +1,213 @@
+"""Hub ids wherever a checkpoint or tokenizer is named: ``albert/albert-base-v2`` → a local snapshot directory.
+
+Everything goes through ``huggingface_hub`` (what transformers uses), so the cache is the standard one
+(``HF_HOME`` / ``HF_HUB_CACHE``, shared with transformers: a model it downloaded loads here offline), ``HF_ENDPOINT``
+mirrors, ``HF_HUB_OFFLINE=1`` and ``HF_TOKEN`` work as users know them. Only the files a loader needs are fetched:
+``config.json``, one weight format (safetensors first, then ``pytorch_model.bin``, sharded or not) and the tokenizer
+files; every file lands in one snapshot directory, which the directory loaders then read as they read any other.
+
+A name is a local path if it exists; otherwise it is a hub id if it looks like one (``name`` or ``namespace/name``).
+The legacy short names of the released checkpoints (``albert-base-v2``) are mapped to their ``albert/`` repositories
+here too, so a mirror or a cache without the Hub's redirect still finds them. Every hub failure becomes one
+``CheckpointError`` line naming the repository and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from albert.errors import CheckpointError
+
+# The released checkpoints were first published under these names; the Hub now keeps them under "albert/".
+LEGACY_NAMES = {
+    f"albert-{size}-{version}": f"albert/albert-{size}-{version}"
+    for size in ("base", "large", "xlarge", "xxlarge")
+    for version in ("v1", "v2")
+}
+
+CONFIG = ("config.json",)
+# Weight layouts in order of preference; an index file names its shards, which are fetched after it.
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER = ("spiece.model", "vocab.txt")  # SentencePiece (English ALBERT) or WordPiece (Chinese, BERT)
+TOKENIZER_EXTRAS = ("tokenizer_config.json",)  # do_lower_case, keep_accents
+MODEL_TYPES = ("albert", "bert")
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)?$")
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    """The hub arguments of transformers' from_pretrained: a branch, tag or commit; another cache folder; a token
+    (default: ``HF_TOKEN`` or the one ``hf auth login`` stored); the cache only, no network."""
+
+    revision: str | None = None
+    cache_dir: str | None = None
+    token: str | bool | None = None
+    local_files_only: bool = False
+
+
+def looks_like_repo_id(name: str) -> bool:
+    return bool(_REPO_ID.match(name)) and ".." not in name and not name.endswith((".json", ".model", ".txt"))
+
+
+def repo_id_of(name: str) -> str:
+    return LEGACY_NAMES.get(name, name)
+
+
+def is_remote(name: str | Path) -> bool:
+    """True when ``name`` is not a local path and reads as a hub id."""
+    return not Path(name).exists() and looks_like_repo_id(str(name))
+
+
+def local_or_hub(name: str | Path, want: str, options: HubOptions | None = None) -> Path:
+    """A local path as it is, or a hub id resolved to a snapshot directory holding what ``want`` asks for:
+    ``model`` (config + weights), ``tokenizer``, ``config``, or ``all`` (model + tokenizer)."""
+    if Path(name).exists():
+        return Path(name)
+    if not looks_like_repo_id(str(name)):
+        raise CheckpointError(f"{name}: no such file or directory")
+    return download(str(name), want, options or HubOptions())
+
+
+def download(name: str, want: str, options: HubOptions) -> Path:
+    repo = repo_id_of(name)
+    fetch = _Fetcher(repo, name, options)
+    directory = fetch.first(CONFIG, required=want != "tokenizer")
+    if directory is not None:
+        _check_model_type(directory / "config.json", repo)
+    if want in ("model", "all"):
+        found = fetch.first(WEIGHTS, required=True)
+        directory = found
+        for candidate in WEIGHTS:
+            if candidate.endswith(".index.json") and (found / candidate).is_file():
+                for shard in _shards(found / candidate):
+                    fetch.one(shard)
+    if want in ("tokenizer", "all"):
+        directory = fetch.first(TOKENIZER, required=want == "tokenizer") or directory
+        for extra in TOKENIZER_EXTRAS:
+            fetch.first((extra,), required=False)
+    assert directory is not None
+    return directory
+
+
+def _shards(index_path: Path) -> list[str]:
+    try:
+        return sorted(set(json.loads(index_path.read_text(encoding="utf-8"))["weight_map"].values()))
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError, AttributeError) as err:
+        raise CheckpointError(f"{index_path}: not a valid shard index ({err})") from None
+
+
+def _check_model_type(path: Path, repo: str) -> None:
+    try:
+        model_type = json.loads(path.read_text(encoding="utf-8")).get("model_type")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise CheckpointError(f"{repo}: config.json is not a JSON object") from None
+    if model_type is not None and model_type not in MODEL_TYPES:
+        raise CheckpointError(
+            f"{repo} is a {model_type!r} model, not ALBERT or BERT: albert-lite loads model_type 'albert' "
+            "(and converts 'bert' with `albert convert --from bert`)"
+        )
+
+
+class _Fetcher:
+    """hf_hub_download per file, with huggingface_hub's exceptions turned into one line each."""
+
+    def __init__(self, repo: str, name: str, options: HubOptions):
+        from huggingface_hub import constants
+
+        self.repo, self.name, self.options = repo, name, options
+        self.endpoint = constants.ENDPOINT
+        self.offline = options.local_files_only or constants.HF_HUB_OFFLINE
+        self.cache = options.cache_dir or constants.HF_HUB_CACHE
+
+    def one(self, filename: str) -> Path:
+        from huggingface_hub import hf_hub_download
+
+        path = hf_hub_download(
+            self.repo,
+            filename,
+            revision=self.options.revision,
+            cache_dir=self.options.cache_dir,
+            token=self.options.token,
+            local_files_only=self.options.local_files_only,
+        )
+        snapshot = Path(path).parent
+        for _ in range(filename.count("/")):  # a file in a subfolder: its snapshot is further up
+            snapshot = snapshot.parent
+        return snapshot
+
+    def first(self, candidates: tuple[str, ...], required: bool) -> Path | None:
+        """The snapshot directory after fetching the first candidate the repository has."""
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+        not_cached = False
+        for filename in candidates:
+            try:
+                return self.one(filename)
+            except LocalEntryNotFoundError:  # offline or unreachable, and this file is not in the cache
+                not_cached = True
+            except EntryNotFoundError:  # the repository does not have this file: try the next one
+                continue
+            except Exception as err:
+                raise self.explain(err) from None
+        if not required:
+            return None
+        wanted = " or ".join(candidates)
+        if not_cached and self.offline:
+            raise CheckpointError(
+                f"{self.repo}: {wanted} is not in the cache ({self.cache}) and downloads are off "
+                f"({'local_files_only' if self.options.local_files_only else 'HF_HUB_OFFLINE=1'}): run once with "
+                "network access, or point HF_HOME / --cache-dir at a cache that has it"
+            )
+        if not_cached:
+            raise CheckpointError(
+                f"{self.repo}: cannot reach {self.endpoint} and {wanted} is not in the cache ({self.cache}): check "
+                "the network (or HF_ENDPOINT for a mirror), or set HF_HUB_OFFLINE=1 to use the cache only"
+            )
+        raise CheckpointError(
+            f"{self.repo}{self._at()} has no {wanted}: it is not a model repository albert-lite reads"
+        )
+
+    def _at(self) -> str:
+        return f" (revision {self.options.revision})" if self.options.revision else ""
+
+    def explain(self, err: Exception) -> CheckpointError:
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            HfHubHTTPError,
+            HFValidationError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+
+        shown = self.repo if self.repo == self.name else f"{self.name} ({self.repo})"
+        if isinstance(err, GatedRepoError):
+            return CheckpointError(
+                f"{shown} is gated: accept its conditions on {self.endpoint}/{self.repo} and pass a token "
+                "(--token, HF_TOKEN or `hf auth login`) of an account that has access"
+            )
+        if isinstance(err, RepositoryNotFoundError):
+            return CheckpointError(
+                f"{shown}: no such local directory, and no repository of that name on {self.endpoint} (or it is "
+                "private: pass a token with --token / HF_TOKEN)"
+            )
+        if isinstance(err, RevisionNotFoundError):
+            return CheckpointError(
+                f"{shown}: no revision {self.options.revision!r} (expected a branch, tag or commit of the repository)"
+            )
+        if isinstance(err, HFValidationError):
+            return CheckpointError(f"{self.name}: neither a local path nor a valid hub id ({err})")
+        if isinstance(err, HfHubHTTPError):
+            status = getattr(getattr(err, "response", None), "status_code", "?")
+            return CheckpointError(f"{shown}: {self.endpoint} answered HTTP {status}; try again later")
+        return CheckpointError(f"{shown}: download from {self.endpoint} failed ({type(err).__name__}: {err})")
+
+
+def options_from(kwargs: dict[str, Any]) -> HubOptions:
+    """Pop the hub arguments out of a from_pretrained ``**kwargs``."""
+    names = ("revision", "cache_dir", "token", "local_files_only")
+    return HubOptions(**{k: kwargs.pop(k) for k in names if k in kwargs})
