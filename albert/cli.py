@@ -318,6 +318,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"  {var['name']:<80} {var['dtype']:<9} {shape}  {'' if var['role'] == 'weight' else var['role']}")
     weights = sum(int(np.prod(v["shape"])) for v in info["variables"] if v["role"] == "weight")
     print(", ".join(f"{n} {role}" for role, n in sorted(roles.items())) + f"; {weights:,} weight values")
+    if info.get("missing_data_files"):
+        missing = info["missing_data_files"]
+        print(f"missing data files ({len(missing)}): {', '.join(missing)}; the listing above is from the index alone")
     return 0
 
 

@@ -607,12 +607,16 @@ def describe(path: str | Path) -> dict[str, Any]:
             }
             for n in names
         ]
+        # Someone may share only the .index (and config): the listing needs nothing else, so say what is absent
+        # rather than refusing.
+        shards = [ckpt.shard_path(i) for i in range(ckpt.num_shards)]
         return {
             "path": str(ckpt.prefix),
             "format": f"tensorflow ({ckpt.num_shards} shard(s))",
             "layout": layout,
             "prefix": prefix,
             "variables": variables,
+            "missing_data_files": [p.name for p in shards if not p.is_file()],
         }
     if path.is_file() and path.suffix in (".safetensors", ".bin"):
         state, config = checkpoint.read_weight_file(path), {}

@@ -6,6 +6,17 @@ Run it in a throwaway virtual environment that has TensorFlow (it is not a depen
     /tmp/tfvenv/bin/python scripts/make_tf_fixtures.py tests/fixtures/tf
     /tmp/tfvenv/bin/python scripts/make_tf_fixtures.py --base /tmp/albert_base_tf   # for benchmarks/convert.py
 
+and, for tests/fixtures/tf1/ (the same graphs as TensorFlow 1.15 writes them, which is what the 2019 releases are),
+in a Python 3.7 environment:
+
+    python3.7 -m venv /tmp/tf1venv
+    /tmp/tf1venv/bin/pip install "tensorflow==1.15.5" "numpy<1.19" "protobuf<3.21" cramjam
+    /tmp/tf1venv/bin/python scripts/make_tf_fixtures.py --tf1 tests/fixtures/tf1
+
+pip's TF 1.15 builds store .index blocks raw, but builds with snappy (as some released Chinese checkpoints were
+written) compress them; ``--tf1`` therefore also writes ``*_snappy`` copies whose index is re-encoded with
+snappy-compressed blocks, entry for entry the same table.
+
 Each fixture is a small model under the exact variable names of one real layout, saved by
 ``tf.compat.v1.train.Saver`` (the V2 bundle format every TF1 ALBERT/BERT checkpoint uses):
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from albert.heads import AlbertForQuestionAnswering, AlbertForSequenceClassifica
 from albert.tfcheckpoint import TFCheckpoint
 
 FIXTURES = ROOT / "tests" / "fixtures" / "tf"
+TF1 = ROOT / "tests" / "fixtures" / "tf1"  # written by TensorFlow 1.15; *_snappy have snappy-compressed index blocks
 INPUTS = {  # the inputs scripts/make_tf_fixtures.py fed TensorFlow
     "input_ids": torch.tensor([[2, 17, 9, 33, 41, 3, 25, 8, 3], [2, 5, 60, 12, 3, 44, 3, 0, 0]]),
     "attention_mask": torch.tensor([[1] * 9, [1] * 7 + [0] * 2]),
@@ -38,9 +40,9 @@ def _close(ours: torch.Tensor, reference, where=None) -> None:
     np.testing.assert_allclose(ours, reference, rtol=0, atol=ATOL)
 
 
-def _convert(name: str, tmp_path, *extra: str):
+def _convert(name: str, tmp_path, *extra: str, root=FIXTURES):
     out = tmp_path / name
-    assert cli.main(["convert", str(FIXTURES / name), "--out", str(out), *extra]) == 0
+    assert cli.main(["convert", str(root / name), "--out", str(out), *extra]) == 0
     return out
 
 
@@ -48,21 +50,28 @@ def _convert(name: str, tmp_path, *extra: str):
 # Against TensorFlow's own outputs
 # ----------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "name, cls",
+    "root, name, cls",
     [
-        ("google_pretrain", albert.AlbertForPreTraining),
-        ("hub_classifier", AlbertForSequenceClassification),
-        ("google_zh_squad", AlbertForQuestionAnswering),
-        ("brightmart_tiny", albert.AlbertForPreTraining),
-        ("brightmart_preln", albert.AlbertForPreTraining),
-        ("bert_tf", albert.AlbertForMaskedLM),
+        (FIXTURES, "google_pretrain", albert.AlbertForPreTraining),
+        (FIXTURES, "hub_classifier", AlbertForSequenceClassification),
+        (FIXTURES, "google_zh_squad", AlbertForQuestionAnswering),
+        (FIXTURES, "brightmart_tiny", albert.AlbertForPreTraining),
+        (FIXTURES, "brightmart_preln", albert.AlbertForPreTraining),
+        (FIXTURES, "bert_tf", albert.AlbertForMaskedLM),
+        (TF1, "google_pretrain", albert.AlbertForPreTraining),
+        (TF1, "hub_classifier", AlbertForSequenceClassification),
+        (TF1, "google_zh_squad", AlbertForQuestionAnswering),
+        (TF1, "brightmart_tiny", albert.AlbertForPreTraining),
+        (TF1, "google_zh_squad_snappy", AlbertForQuestionAnswering),
+        (TF1, "brightmart_tiny_snappy", albert.AlbertForPreTraining),
     ],
+    ids=lambda v: getattr(v, "name", None) if isinstance(v, Path) else None,
 )
-def test_converted_model_computes_what_tensorflow_computed(name, cls, tmp_path):
-    out = _convert(name, tmp_path)
+def test_converted_model_computes_what_tensorflow_computed(root, name, cls, tmp_path):
+    out = _convert(name, tmp_path, root=root)
     model = cls.from_pretrained(out).eval()
     assert model.load_report.unused == []
-    ref = np.load(FIXTURES / name / "reference.npz")
+    ref = np.load(root / name / "reference.npz")
     with torch.no_grad():
         encoder = model.albert(**INPUTS)
         result = model(**INPUTS)
@@ -275,6 +284,22 @@ def test_inspect_lists_variables_and_layout(capsys, tmp_path):
     out = _convert("hub_classifier", tmp_path)
     assert cli.main(["inspect", str(out)]) == 0
     assert "albert AlbertForSequenceClassification" in capsys.readouterr().out
+
+
+def test_inspect_needs_only_the_index(capsys, tmp_path):
+    """Shared without its data files (say just .index + config), a TF 1.x snappy checkpoint still lists fully."""
+    src = tmp_path / "shared"
+    src.mkdir()
+    for f in ("model.ckpt.index", "albert_config.json"):
+        shutil.copy(TF1 / "brightmart_tiny_snappy" / f, src / f)
+    assert cli.main(["inspect", str(src)]) == 0
+    text = capsys.readouterr().out
+    assert "layout: brightmart" in text and "bert/embeddings/word_embeddings_2" in text
+    assert "missing data files (1): model.ckpt.data-00000-of-00001" in text
+    assert cli.main(["inspect", "--json", str(TF1 / "google_pretrain")]) == 0
+    assert json.loads(capsys.readouterr().out)["missing_data_files"] == []
+    assert cli.main(["convert", str(src), "--out", str(tmp_path / "o")]) == 2
+    assert "model.ckpt.data-00000-of-00001: checkpoint data shard is missing" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from albert.errors import CheckpointError
 from albert.tfcheckpoint import TFCheckpoint, resolve_prefix
 
 FIXTURES = ROOT / "tests" / "fixtures" / "tf"
+TF1 = ROOT / "tests" / "fixtures" / "tf1"  # the same graphs written by TensorFlow 1.15, plus snappy-index copies
 ALL = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
+ALL_TF1 = sorted(p.name for p in TF1.iterdir() if p.is_dir())
 
 
 def _tf_bytes(array: np.ndarray, dtype: str) -> bytes:
@@ -25,10 +27,12 @@ def _tf_bytes(array: np.ndarray, dtype: str) -> bytes:
     return np.ascontiguousarray(array).tobytes()
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_every_variable_matches_what_tensorflow_wrote(name):
-    ckpt = TFCheckpoint(FIXTURES / name)
-    expected = json.loads((FIXTURES / name / "checksums.json").read_text())
+@pytest.mark.parametrize(
+    "src", [FIXTURES / n for n in ALL] + [TF1 / n for n in ALL_TF1], ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_every_variable_matches_what_tensorflow_wrote(src):
+    ckpt = TFCheckpoint(src)
+    expected = json.loads((src / "checksums.json").read_text())
     assert set(ckpt.names()) == set(expected)
     for var, info in expected.items():
         value = ckpt.read(var)
@@ -129,3 +133,42 @@ def test_corrupt_or_truncated_index_is_reported(copy):
     index.write_bytes(b"")
     with pytest.raises(CheckpointError, match="truncated"):
         TFCheckpoint(copy)
+
+
+def _block_types(index_path) -> list[int]:
+    """The compression byte of every block the index's footer and index block point at (0 raw, 1 snappy)."""
+    from albert.tfcheckpoint import _block_entries, _read_block, _varint
+
+    data = index_path.read_bytes()
+    footer = data[-48:]
+    pos, types = 0, []
+    _, pos = _varint(footer, pos)  # metaindex handle
+    _, pos = _varint(footer, pos)
+    offset, pos = _varint(footer, pos)
+    size, pos = _varint(footer, pos)
+    types.append(data[offset + size])
+    for _, handle in _block_entries(_read_block(data, offset, size, index_path, "index")):
+        block_offset, p = _varint(handle, 0)
+        block_size, _ = _varint(handle, p)
+        types.append(data[block_offset + block_size])
+    return types
+
+
+@pytest.mark.parametrize("name", ["google_zh_squad", "brightmart_tiny"])
+def test_snappy_compressed_index_reads_like_the_raw_one(name):
+    raw, packed = TF1 / name / "model.ckpt.index", TF1 / f"{name}_snappy" / "model.ckpt.index"
+    assert set(_block_types(raw)) == {0}
+    # the data blocks are compressed; a block snappy cannot shrink by 1/8 stays raw, as TensorFlow's builder does
+    assert _block_types(packed).count(1) >= 2
+    assert packed.stat().st_size < raw.stat().st_size
+    a, b = TFCheckpoint(TF1 / name), TFCheckpoint(TF1 / f"{name}_snappy")
+    assert a.entries == b.entries and a.num_shards == b.num_shards
+
+
+def test_snappy_block_with_a_flipped_byte_fails_its_checksum(tmp_path):
+    shutil.copytree(TF1 / "brightmart_tiny_snappy", tmp_path / "ckpt")
+    index = tmp_path / "ckpt" / "model.ckpt.index"
+    good = index.read_bytes()
+    index.write_bytes(good[:20] + bytes([good[20] ^ 0x01]) + good[21:])
+    with pytest.raises(CheckpointError, match="checksum mismatch in the data block"):
+        TFCheckpoint(tmp_path / "ckpt")
