@@ -287,8 +287,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    """Convert a TensorFlow ALBERT/BERT checkpoint (Google, TF-Hub, fine-tuned, albert_zh) or a transformers BERT
-    directory into a transformers-layout ALBERT directory; no TensorFlow needed."""
+    """Convert a TensorFlow ALBERT/BERT checkpoint (Google, TF-Hub, fine-tuned, albert_zh; as a directory or the
+    release archive itself) or a transformers BERT directory into a transformers-layout ALBERT directory; no
+    TensorFlow needed."""
     from albert import importers
 
     report = importers.convert(
@@ -388,7 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     from albert.importers import HEADS, SOURCES
 
     convert = sub.add_parser("convert", help=cmd_convert.__doc__)
-    convert.add_argument("source", help="TF checkpoint prefix / .index / directory, or a transformers BERT directory")
+    convert.add_argument(
+        "source",
+        help="TF checkpoint prefix / .index / directory, a release archive (.tar.gz, .zip: Google, brightmart, "
+        "TF-Hub), or a transformers BERT directory or hub id",
+    )
     convert.add_argument("--from", dest="kind", choices=SOURCES, default="auto")
     convert.add_argument("--config", dest="model_config", help="albert_config.json (default: found next to it)")
     convert.add_argument("--tokenizer", help="30k-clean.model / spiece.model / vocab.txt (default: found next to it)")
@@ -397,7 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_hub_flags(convert)
     convert.set_defaults(func=cmd_convert)
     inspect = sub.add_parser("inspect", help=cmd_inspect.__doc__)
-    inspect.add_argument("path", help="TF checkpoint, transformers directory, .safetensors or .bin file")
+    inspect.add_argument(
+        "path", help="TF checkpoint, release archive, transformers directory, .safetensors or .bin file"
+    )
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
     inspect.add_argument("--all", action="store_true", help="also list optimizer slots")
     inspect.set_defaults(func=cmd_inspect)

@@ -550,7 +550,17 @@ def convert(
     hub_options: HubOptions | None = None,
 ) -> ImportReport:
     """Convert ``source`` into a transformers-layout directory ``out`` (config.json, model.safetensors, tokenizer).
-    ``source`` may be a hub id of a transformers BERT repository."""
+    ``source`` may be a release archive (.tar.gz, .zip, …) or a hub id of a transformers BERT repository."""
+    from albert import archives
+
+    if archives.is_archive(source):
+        with archives.opened(source, near=out) as (root, inner):
+            report = convert(inner, out, kind, config, tokenizer, head, hub_options)
+            # name files as they are in the archive, not by the temporary directory that is about to vanish
+            report.source = f"{source}:{inner.relative_to(root)}"
+            report.notes = [n.replace(f"{root}/", f"{source}:") for n in report.notes]
+            report.notes.insert(0, f"{source}: converted {inner.relative_to(root)}")
+        return report
     if kind in ("auto", "bert") and hub.is_remote(source):
         source = hub.local_or_hub(source, "all", hub_options)
     kind = source_kind(source) if kind == "auto" else kind
@@ -586,10 +596,15 @@ def convert(
 
 def describe(path: str | Path) -> dict[str, Any]:
     """What a checkpoint holds: format, detected layout, and every variable's name, dtype and shape."""
-    from albert import checkpoint
+    from albert import archives, checkpoint
     from albert.tfcheckpoint import TFCheckpoint, is_tf_checkpoint
 
     path = Path(path)
+    if archives.is_archive(path):
+        with archives.opened(path) as (root, inner):
+            info = describe(inner)
+            info["path"] = f"{path}:{Path(info['path']).relative_to(root)}"
+        return info
     if is_tf_checkpoint(path):
         ckpt = TFCheckpoint(path)
         names = ckpt.names()

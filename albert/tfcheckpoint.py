@@ -241,8 +241,12 @@ def resolve_prefix(path: str | Path) -> Path:
         if state.is_file():
             match = re.search(r'^model_checkpoint_path:\s*"(.*)"', state.read_text(errors="replace"), re.M)
             if match:
+                # The state file often holds the absolute path of the machine that wrote it (brightmart's zips do):
+                # fall back to the same name here, then to the only index present.
                 target = Path(match.group(1))
-                return target if target.is_absolute() else path / target
+                for candidate in (target if target.is_absolute() else path / target, path / target.name):
+                    if Path(str(candidate) + ".index").is_file():
+                        return candidate
         indexes = sorted(path.glob("*.index"))
         if len(indexes) == 1:
             return Path(str(indexes[0])[: -len(".index")])
