@@ -15,8 +15,34 @@ from typing import Any
 
 from albert.errors import ConfigError
 
-ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "relu", "silu")
+# Every parameter-free activation transformers' ACT2FN knows (model.py holds the functions). prelu and xielu have
+# learnable parameters inside the activation, which no ALBERT checkpoint layout has a place for.
+ACTIVATIONS = (
+    "gelu_new",
+    "gelu_pytorch_tanh",
+    "gelu_python_tanh",
+    "gelu_accurate",
+    "gelu_fast",
+    "gelu",
+    "gelu_python",
+    "gelu_10",
+    "quick_gelu",
+    "relu",
+    "relu2",
+    "relu6",
+    "leaky_relu",
+    "silu",
+    "swish",
+    "mish",
+    "hardswish",
+    "tanh",
+    "sigmoid",
+    "laplace",
+    "sqrtsoftplus",
+    "linear",
+)
 EMBEDDING_LAYOUTS = ("albert", "brightmart")
+SENTENCE_POOLING = (None, "cls", "mean", "max", "mean_sqrt_len")
 LN_TYPES = ("postln", "preln")
 
 
@@ -26,7 +52,7 @@ class AlbertConfig:
     embedding_size: int = 128  # E: the factorised embedding width
     hidden_size: int = 768  # H
     num_hidden_layers: int = 12
-    num_hidden_groups: int = 1  # groups of shared weights; layer i uses group i * groups // layers
+    num_hidden_groups: int = 1  # groups of shared weights; layer i uses group int(i / (layers / groups))
     inner_group_num: int = 1  # distinct layers inside one group, run in sequence
     num_attention_heads: int = 12
     intermediate_size: int = 3072
@@ -41,12 +67,18 @@ class AlbertConfig:
     pad_token_id: int = 0
     bos_token_id: int = 2
     eos_token_id: int = 3
+    tie_word_embeddings: bool = True  # the MLM decoder is the word-embedding table; False gives it its own [V, E]
     # Switches for graphs other than Google's, set by `albert convert` (transformers has neither, so checkpoints that
     # use them load in albert-lite only; with the defaults the config.json is exactly transformers' ALBERT):
     # "brightmart" projects word vectors E→H (no bias) before adding H-wide position/type embeddings and LayerNorm,
     # and its MLM head maps back through that projection (brightmart/albert_zh modeling.py).
     embedding_layout: str = "albert"  # albert | brightmart
     ln_type: str = "postln"  # postln (the paper, Google) | preln (brightmart's LayerNorm-first layers); their key
+    # How Predictor.embed and /embed turn token vectors into one sentence vector: None = the pooler where it was
+    # trained, else the mean; "cls" | "mean" | "max" | "mean_sqrt_len" as a sentence-transformers Pooling module
+    # says (recorded by `albert convert --from bert`, see sbert.py), then L2-normalised if sentence_normalize.
+    sentence_pooling: str | None = None
+    sentence_normalize: bool = False
     # Task-head fields, as transformers writes them.
     num_labels: int = 2
     id2label: dict[int, str] | None = None
@@ -77,13 +109,19 @@ class AlbertConfig:
                 f"config field 'hidden_size' ({self.hidden_size}) must be divisible by 'num_attention_heads' "
                 f"({self.num_attention_heads})"
             )
-        if self.num_hidden_layers % self.num_hidden_groups:
-            raise ConfigError(
-                f"config field 'num_hidden_layers' ({self.num_hidden_layers}) must be divisible by "
-                f"'num_hidden_groups' ({self.num_hidden_groups})"
-            )
+        # Any number of groups is accepted, as transformers and the official code accept it: layers share them in
+        # order, and groups past the last layer's simply go unused.
         if self.hidden_act not in ACTIVATIONS:
-            raise ConfigError(f"config field 'hidden_act' must be one of {ACTIVATIONS}, found {self.hidden_act!r}")
+            why = " (an activation with learnable parameters)" if self.hidden_act in ("prelu", "xielu") else ""
+            raise ConfigError(
+                f"config field 'hidden_act' must be one of {', '.join(ACTIVATIONS)}; found {self.hidden_act!r}{why}"
+            )
+        if self.sentence_pooling not in SENTENCE_POOLING:
+            raise ConfigError(
+                f"config field 'sentence_pooling' must be one of {SENTENCE_POOLING}, found {self.sentence_pooling!r}"
+            )
+        if not self.tie_word_embeddings and self.embedding_layout == "brightmart":
+            raise ConfigError("config field 'tie_word_embeddings' must be true with embedding_layout 'brightmart'")
         if self.embedding_layout not in EMBEDDING_LAYOUTS:
             raise ConfigError(
                 f"config field 'embedding_layout' must be one of {EMBEDDING_LAYOUTS}, found {self.embedding_layout!r}"
@@ -148,12 +186,16 @@ class AlbertConfig:
         data["id2label"] = {str(k): v for k, v in id2label.items()}
         data["label2id"] = self.label2id
         data["model_type"] = "albert"
-        data["tie_word_embeddings"] = True
         if data["problem_type"] is None:
             del data["problem_type"]
         if data["architectures"] is None:
             del data["architectures"]
-        for name, default in (("embedding_layout", "albert"), ("ln_type", "postln")):
+        for name, default in (
+            ("embedding_layout", "albert"),
+            ("ln_type", "postln"),
+            ("sentence_pooling", None),
+            ("sentence_normalize", False),
+        ):
             if data[name] == default:  # keep the file identical to transformers' for the standard graph
                 del data[name]
         return {**self.extra, **data}
@@ -183,7 +225,7 @@ def read_json_dict(path: str | Path) -> dict[str, Any]:
 
 
 # Keys transformers writes that are derived from fields (or describe the file), not configuration of their own.
-_DERIVED_KEYS = {"label2id", "model_type", "tie_word_embeddings", "transformers_version", "dtype", "torch_dtype"}
+_DERIVED_KEYS = {"label2id", "model_type", "transformers_version", "dtype", "torch_dtype"}
 
 
 def _preset(h: int, layers: int, heads: int, ffn: int, dropout: float = 0.0, **kw: Any) -> dict[str, Any]:

@@ -39,6 +39,7 @@ HF_HEAD_TABLE: list[tuple[str, str]] = [
     ("mlm.dense.{p}", "predictions.dense.{p}"),
     ("mlm.norm.{p}", "predictions.LayerNorm.{p}"),
     ("mlm.bias", "predictions.bias"),
+    ("mlm.decoder", "predictions.decoder.weight"),  # only untied (tie_word_embeddings=False) models have it
     ("sop.{p}", "sop_classifier.classifier.{p}"),
     ("classifier.{p}", "classifier.{p}"),
     ("qa_outputs.{p}", "qa_outputs.{p}"),
@@ -47,9 +48,10 @@ HF_HEAD_TABLE: list[tuple[str, str]] = [
     ("answer_out.{p}", "answer_out.{p}"),
 ]
 
-# transformers keeps the MLM decoder as a Linear tied to the word embeddings and to predictions.bias; we compute it
-# from those directly, so these keys carry no information of their own.
-HF_TIED_KEYS = ("predictions.decoder.weight", "predictions.decoder.bias")
+# transformers keeps the MLM decoder as a Linear tied to predictions.bias and (unless tie_word_embeddings=False) to the
+# word embeddings; we compute it from those directly, so in a tied model these keys carry nothing of their own.
+HF_TIED_KEYS = ("predictions.decoder.bias",)
+TIED_IF_ABSENT = ("mlm.decoder",)  # a checkpoint's decoder weight repeats the word embeddings when the model ties them
 
 _PLACEHOLDERS = {"g": r"(?P<g>\d+)", "i": r"(?P<i>\d+)", "p": r"(?P<p>weight|bias)"}
 

@@ -90,6 +90,11 @@ def download(name: str, want: str, options: HubOptions) -> Path:
         directory = fetch.first(TOKENIZER, required=want == "tokenizer") or directory
         for extra in TOKENIZER_EXTRAS:
             fetch.first((extra,), required=False)
+    if want == "all" and fetch.first(("modules.json",), required=False) is not None:
+        from albert import sbert  # a sentence-transformers repository: its pooling config says how to embed
+
+        for path in sbert.pooling_config_files(directory):
+            fetch.first((path,), required=False)
     assert directory is not None
     return directory
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from albert import hub
+from albert import hub, sbert
 from albert.config import AlbertConfig, read_json_dict
 from albert.errors import CheckpointError, ConfigError
 from albert.hub import HubOptions
@@ -399,6 +399,14 @@ def import_tf(path: str | Path, config_path: str | Path | None = None, head: str
     config_data = read_json_dict(config_path) if config_path is not None else None
     config, notes = build_config(shapes, layout, config_data, str(config_path or ckpt.prefix), tensorflow=True)
     report.notes += notes
+    layers, groups = config.num_hidden_layers, config.num_hidden_groups
+    tf_groups = [int(i / layers * groups) for i in range(layers)]  # modeling.py's float formula
+    ours = [int(i / (layers / groups)) for i in range(layers)]  # transformers' (and ours)
+    if layout == "google" and tf_groups != ours:
+        report.notes.append(
+            f"WARNING: for {layers} layers in {groups} groups TensorFlow's modeling.py runs groups {tf_groups} but "
+            f"transformers and albert-lite run {ours} (float rounding): outputs will differ from TensorFlow's"
+        )
     identity = "albert.projection.weight" not in tensors and layout in ("google", "bert")
     if identity and config.embedding_size != config.hidden_size:
         raise CheckpointError(f"{ckpt.prefix}: no embedding_hidden_mapping_in, but E ≠ H in the config")
@@ -570,6 +578,13 @@ def convert(
         if config is not None:
             raise ConfigError("--config is for TensorFlow checkpoints; a BERT directory has its own config.json")
         model, report = import_hf_bert(source, head)
+        pooling, normalize, notes = sbert.settings(source)
+        model.config.sentence_pooling, model.config.sentence_normalize = pooling, normalize
+        report.notes += notes
+        if pooling is not None:
+            report.notes.append(
+                f"sentence-transformers pooling recorded: {pooling}" + (", L2-normalised" if normalize else "")
+            )
     else:
         raise ConfigError(f"unknown source kind {kind!r}; choose one of {', '.join(SOURCES)}")
     tokenizer_path = tokenizer

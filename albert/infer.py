@@ -251,14 +251,28 @@ def answer_questions(forward, tokenizer, questions, contexts, max_length=384, **
     return out
 
 
-def embed_texts(forward, tokenizer, texts, max_length=128, **batching) -> np.ndarray:
-    """The pooled [CLS] vector (what the official TF-Hub module returns as pooled_output) where the model has a
-    pooler, else the mean of the last hidden states over real tokens."""
+_POOL = {  # over one text's real tokens, [CLS] and [SEP] included (as sentence-transformers pools)
+    "cls": lambda h: h[0],
+    "mean": lambda h: h.mean(0),
+    "max": lambda h: h.max(0),
+    "mean_sqrt_len": lambda h: h.sum(0) / np.sqrt(len(h)),
+}
+
+
+def embed_texts(forward, tokenizer, texts, max_length=128, pooling=None, normalize=False, **batching) -> np.ndarray:
+    """One vector per text. ``pooling`` None: the pooled [CLS] vector (what the official TF-Hub module returns as
+    pooled_output) where the model has a pooler, else the mean over real tokens; or cls / mean / max /
+    mean_sqrt_len as a sentence-transformers model was trained to pool (config.sentence_pooling). ``normalize``
+    scales each vector to unit length, as sentence-transformers' Normalize module does."""
     ids, types = encode_texts(tokenizer, texts, None, max_length)
     out = run_rows(forward, ids, types, tokenizer.pad_token_id, **batching)
-    if "pooler_output" in out:
-        return np.stack(out["pooler_output"])
-    return np.stack([h.mean(0) for h in out["last_hidden_state"]])
+    if pooling is None and "pooler_output" in out:
+        vectors = np.stack(out["pooler_output"])
+    else:
+        vectors = np.stack([_POOL[pooling or "mean"](h) for h in out["last_hidden_state"]])
+    if normalize:
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -355,7 +369,16 @@ class Predictor:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         self._require("embed")
-        return embed_texts(self.forward, self.tokenizer, texts, self.max_length, **self.batching)
+        cfg = self.config
+        return embed_texts(
+            self.forward,
+            self.tokenizer,
+            texts,
+            self.max_length,
+            cfg.sentence_pooling,
+            cfg.sentence_normalize,
+            **self.batching,
+        )
 
     def _require(self, route: str) -> None:
         if route not in self.routes:

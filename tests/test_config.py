@@ -62,11 +62,9 @@ def test_unknown_preset_lists_the_known_ones():
             {"hidden_size": 30, "num_attention_heads": 4},
             r"'hidden_size' \(30\) must be divisible by 'num_attention_heads' \(4\)",
         ),
-        (
-            {"num_hidden_layers": 5, "num_hidden_groups": 2},
-            r"'num_hidden_layers' \(5\) must be divisible by 'num_hidden_groups' \(2\)",
-        ),
         ({"hidden_act": "swishy"}, r"'hidden_act' must be one of .* found 'swishy'"),
+        ({"hidden_act": "prelu"}, r"found 'prelu' \(an activation with learnable parameters\)"),
+        ({"tie_word_embeddings": False, "embedding_layout": "brightmart"}, r"'tie_word_embeddings' must be true"),
         ({"hidden_dropout_prob": 1.5}, r"'hidden_dropout_prob' must be a probability"),
         ({"vocab_size": 0}, r"'vocab_size' must be a positive integer, found 0"),
         ({"num_hidden_layers": "12"}, r"'num_hidden_layers' must be a positive integer, found '12'"),
@@ -116,3 +114,37 @@ def test_transformers_reads_our_config():
     ):
         assert getattr(theirs, key) == getattr(ours, key), key
     assert theirs.num_labels == 3 and theirs.id2label[2] == "c"
+
+
+def test_activation_table_matches_transformers():
+    """Every name the config accepts has a function, and each computes what transformers' ACT2FN computes."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    from albert.config import ACTIVATIONS
+    from albert.model import _ACTIVATIONS
+
+    assert set(_ACTIVATIONS) == set(ACTIVATIONS)
+    assert set(ACTIVATIONS) == set(transformers.activations.ACT2CLS) - {"prelu", "xielu"}
+    x = torch.linspace(-12, 12, 2001)
+    for name in ACTIVATIONS:
+        torch.testing.assert_close(_ACTIVATIONS[name](x), transformers.activations.ACT2FN[name](x), msg=name)
+
+
+def test_layers_share_groups_as_transformers_assigns_them():
+    """Groups need not divide layers (transformers and the official code accept that); the float formula decides."""
+    import albert
+
+    model = albert.AlbertModel(
+        AlbertConfig(
+            hidden_size=8,
+            num_attention_heads=2,
+            embedding_size=4,
+            intermediate_size=8,
+            num_hidden_layers=18,
+            num_hidden_groups=14,
+        )
+    )
+    layers = [model.group_of_layer(i) for i in range(18)]
+    assert layers == [int(i / (18 / 14)) for i in range(18)]
+    assert layers[9] == 6  # the exact floor of 9·14/18 is 7; transformers' floating point gives 6
