@@ -42,6 +42,9 @@ def add_dataclass_flags(
         else:
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text)
     parser.add_argument("--config", help="YAML file of field: value overrides (configs/)")
+    # Required fields may come from the YAML instead of a flag, so argparse cannot enforce them; config_from_args
+    # checks them after merging and reports a missing one as argparse does.
+    parser.set_defaults(_required=required, _parser=parser)
 
 
 def config_from_args(cls: type, args: argparse.Namespace, base: dict[str, Any] | None = None):
@@ -62,6 +65,10 @@ def config_from_args(cls: type, args: argparse.Namespace, base: dict[str, Any] |
     unknown = sorted(set(values) - names)
     if unknown:
         raise albert.AlbertError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+    missing = [name for name in getattr(args, "_required", ()) if values.get(name) in (None, "", [])]
+    if missing:
+        flags = ", ".join("--" + name.replace("_", "-") for name in missing)
+        args._parser.error(f"the following arguments are required: {flags} (as flags or in --config)")
     return cls(**values)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from albert.errors import AlbertError
+from albert.fields import coerce_fields
 from albert.masking import Pair, mask_ngrams, sop_pairs
 from albert.tokenizer import AlbertTokenizer, WordPieceTokenizer, is_cjk
 
@@ -42,6 +43,9 @@ class PrepareConfig:
     chinese_words: str = "auto"  # WordPiece whole-word boundaries: "jieba", "char" or "auto" (jieba if installed)
     shard_tokens: int = 50_000_000
     chunk_lines: int = 20_000  # lines tokenised per batch call (the engines use all cores inside one call)
+
+    def __post_init__(self) -> None:
+        coerce_fields(self)  # YAML, flags and Python callers alike: each field as its declared type
 
 
 def input_files(paths: Sequence[str]) -> list[Path]:

@@ -32,6 +32,14 @@ class Dist:
         if self.enabled:
             torch_dist.barrier()
 
+    def gather_objects(self, value) -> list:
+        """Every process's ``value`` in rank order, on every process (all must call)."""
+        if not self.enabled:
+            return [value]
+        gathered: list = [None] * self.world_size
+        torch_dist.all_gather_object(gathered, value)
+        return gathered
+
     def mean(self, value: float) -> float:
         """The mean of a number over all processes (for logging)."""
         if not self.enabled:

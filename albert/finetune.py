@@ -23,6 +23,7 @@ import torch
 from albert import hub, infer, plot
 from albert.config import PRESETS, AlbertConfig, read_json_dict
 from albert.errors import AlbertError
+from albert.fields import coerce_fields
 from albert.heads import (
     AlbertForExtractiveSummarization,
     AlbertForMultipleChoice,
@@ -74,6 +75,9 @@ class FinetuneConfig:
     seed: int = 42
     device: str = "auto"
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        coerce_fields(self)  # YAML, flags and Python callers alike: each field as its declared type
 
 
 RANDOM_PREFIX = "random:"  # --init random:albert-base-v2 (a preset) or random:config.json: no pretrained weights

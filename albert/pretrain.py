@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import pickle
 import shutil
 import signal
 import time
@@ -24,10 +25,11 @@ import torch
 
 from albert import dist as distributed
 from albert import plot
-from albert.checkpoint import read_weights
+from albert.checkpoint import read_weights, write_text
 from albert.config import PRESETS, AlbertConfig
 from albert.data import PretrainData, copy_tokenizer
 from albert.errors import AlbertError
+from albert.fields import coerce_fields
 from albert.model import AlbertForPreTraining
 from albert.optim import build_optimizer, build_schedule
 
@@ -67,6 +69,9 @@ class PretrainConfig:
     resume: bool = False
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        coerce_fields(self)  # YAML, flags and Python callers alike: each field as its declared type
+
 
 # Fields that must not change when a run is resumed (the rest, e.g. max_steps or save_every, may).
 _IDENTITY = (
@@ -84,6 +89,12 @@ _IDENTITY = (
     "seed",
     "optimizer",
     "learning_rate",
+    # the schedule and the update rule: changing them mid-run would silently make another run
+    "warmup_steps",
+    "poly_power",
+    "weight_decay",
+    "clip_norm",
+    "dropout",
 )
 
 
@@ -139,8 +150,19 @@ def latest_checkpoint(out: Path) -> Path | None:
     return steps[-1] if steps else None
 
 
-def _save_checkpoint(out: Path, model, optimizer, schedule, step: int, data_dir: str, keep_last: int) -> None:
-    """checkpoints/step-N (atomic directory rename), then model/ (the latest weights + tokenizer), then pruning."""
+def rng_state() -> dict[str, torch.Tensor]:
+    """This process's random state: the CPU generator and, on a GPU, its own device's."""
+    state = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda_rng"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _save_checkpoint(
+    out: Path, model, optimizer, schedule, step: int, data_dir: str, keep_last: int, rng_states: list[dict]
+) -> None:
+    """checkpoints/step-N (atomic directory rename), then model/ (the latest weights + tokenizer), then pruning.
+    ``rng_states`` holds every rank's random state (rank r resumes with its own dropout stream)."""
     final = out / "checkpoints" / f"step-{step:07d}"
     tmp = out / "checkpoints" / f".tmp-step-{step:07d}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -149,10 +171,8 @@ def _save_checkpoint(out: Path, model, optimizer, schedule, step: int, data_dir:
         "optimizer": optimizer.state_dict(),
         "schedule": schedule.state_dict(),
         "step": step,
-        "torch_rng": torch.get_rng_state(),
+        "rng": rng_states,
     }
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state_all()
     torch.save(state, tmp / "trainer.pt")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -169,14 +189,21 @@ def _save_checkpoint(out: Path, model, optimizer, schedule, step: int, data_dir:
         shutil.rmtree(stale)
 
 
-def _load_checkpoint(path: Path, model, optimizer, schedule) -> int:
+def _load_checkpoint(path: Path, model, optimizer, schedule, rank: int = 0) -> int:
     model.load_hf_state_dict(read_weights(path), source=str(path))
-    state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=False)
+    try:  # tensors, numbers and plain containers only: nothing in a checkpoint may run code when loaded
+        state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError) as err:
+        raise RunError(f"{path / 'trainer.pt'}: cannot read the trainer state ({err})") from None
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
-    torch.set_rng_state(state["torch_rng"])
-    if "cuda_rng" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    states = state.get("rng") or [{k: state[k] for k in ("torch_rng", "cuda_rng") if k in state}]  # older layout
+    if rank >= len(states):
+        raise RunError(f"{path}: saved by {len(states)} process(es); cannot resume rank {rank}")
+    mine = states[rank]
+    torch.set_rng_state(mine["torch_rng"])
+    if "cuda_rng" in mine and torch.cuda.is_available():
+        torch.cuda.set_rng_state(mine["cuda_rng"])
     return state["step"]
 
 
@@ -264,7 +291,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     schedule = build_schedule(optimizer, warmup, cfg.max_steps, cfg.poly_power)
     step = 0
     if cfg.resume and latest_checkpoint(out) is not None:
-        step = _load_checkpoint(latest_checkpoint(out), model, optimizer, schedule)
+        step = _load_checkpoint(latest_checkpoint(out), model, optimizer, schedule, dist.rank)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
     log_path = out / "log.jsonl"
     if dist.is_main:
@@ -318,8 +345,9 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
             last.update(metrics)
         stopping = stop.requested(dist)
         if step % cfg.save_every == 0 or step == cfg.max_steps or stopping:
+            rng_states = dist.gather_objects(rng_state())  # every rank's, in rank order (a collective: all ranks call)
             if dist.is_main:
-                _save_checkpoint(out, model, optimizer, schedule, step, cfg.data, cfg.keep_last)
+                _save_checkpoint(out, model, optimizer, schedule, step, cfg.data, cfg.keep_last, rng_states)
             dist.barrier()
         if stopping:
             break
@@ -338,10 +366,18 @@ def _log(path: Path, record: dict, dist) -> None:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """On resume, drop lines logged after the checkpoint we continue from (they will be logged again)."""
+    """On resume, drop lines logged after the checkpoint we continue from (they will be logged again), and a line
+    torn by the crash we resume from (only the last can be)."""
     if path.exists():
-        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in kept))
+        kept = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("step", -1) <= step:
+                kept.append(line)
+        write_text(path, "".join(line + "\n" for line in kept))
 
 
 class _StopFlag:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from albert.errors import AlbertError
+from albert.fields import coerce_fields
 from albert.hub import HubOptions
 from albert.infer import Predictor
 
@@ -47,6 +48,9 @@ class ServeConfig:
     cache_dir: str | None = None  # hub: cache folder (default: HF_HUB_CACHE)
     local_files_only: bool = False  # hub: use the cache only, no network
 
+    def __post_init__(self) -> None:
+        coerce_fields(self)  # YAML, flags and Python callers alike: each field as its declared type
+
 
 class QueueFull(Exception):
     pass
@@ -62,19 +66,37 @@ class MicroBatcher:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="albert-model")
         self.task: asyncio.Task | None = None
         self.batches = 0
+        self.pending: set[asyncio.Future] = set()  # every request not yet answered
+        self.failure: BaseException | None = None  # why the batching loop stopped, if it did
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop())
 
     async def submit(self, kind: str, items: list) -> list:
+        if self.failure is not None:
+            raise RuntimeError(f"the batching loop has stopped ({self.failure!r})")
         if self.waiting + len(items) > self.max_queue:
             raise QueueFull
         future = asyncio.get_running_loop().create_future()
+        self.pending.add(future)
+        future.add_done_callback(self.pending.discard)
         self.waiting += len(items)
         await self.queue.put((kind, items, future))
         return await future
 
     async def _loop(self) -> None:
+        try:
+            await self._batches()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as err:  # a bug here must not leave requests waiting forever: fail them, and refuse new
+            self.failure = err
+            for future in list(self.pending):
+                if not future.done():
+                    future.set_exception(RuntimeError(f"the batching loop has stopped ({err!r})"))
+            raise
+
+    async def _batches(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self.queue.get()]
@@ -82,7 +104,7 @@ class MicroBatcher:
             while size < self.max_batch:
                 try:
                     nxt = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
-                except TimeoutError:
+                except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
                     break
                 batch.append(nxt)
                 size += len(nxt[1])
@@ -105,7 +127,7 @@ class MicroBatcher:
                 self.batches += 1
 
     async def stop(self) -> None:
-        while not self.queue.empty():  # anything queued is still answered
+        while not self.queue.empty() and self.failure is None:  # anything queued is still answered
             await asyncio.sleep(0.01)
         if self.task is not None:
             self.task.cancel()

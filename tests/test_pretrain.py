@@ -141,13 +141,15 @@ def _run_until(cmd: list[str], log: Path, step: int, sig: int) -> int:
     return proc.wait(timeout=120)
 
 
-def test_killed_run_resumes_with_identical_losses(corpus, tmp_path):
+def test_killed_run_with_a_torn_log_resumes_with_identical_losses(corpus, tmp_path):
     subprocess.run(_cli(corpus, tmp_path / "straight"), check=True, capture_output=True)
     straight = _losses(tmp_path / "straight")
     # A hard crash (SIGKILL) after step 14: the last checkpoint is step 12; steps 13-14 are logged and redone.
     code = _run_until(_cli(corpus, tmp_path / "crashed"), tmp_path / "crashed" / "log.jsonl", 14, signal.SIGKILL)
     assert code == -signal.SIGKILL
     assert (tmp_path / "crashed" / "checkpoints").is_dir()
+    with open(tmp_path / "crashed" / "log.jsonl", "a") as log:  # the crash tore the line being written
+        log.write('{"step": 15, "loss": 7.2')
     subprocess.run(
         [sys.executable, "-m", "albert", "pretrain", "--resume", str(tmp_path / "crashed"), "--no-progress"],
         check=True,
@@ -300,3 +302,37 @@ def test_epochs_have_a_fixed_length_and_are_built_once(corpus, monkeypatch):
         assert data.batch(epoch, range(offset * 64, offset * 64 + 64))["input_ids"].shape[0] == 64
         assert data.steps_per_epoch(64) == per_epoch
     assert calls["n"] == len(data.documents)  # epoch 1's pairs were built once, not once per step
+
+
+def test_resume_refuses_a_changed_schedule_or_update_rule(corpus, tmp_path):
+    from albert.pretrain import RunError
+
+    train(_cfg(corpus, tmp_path / "run", max_steps=5))
+    for change in ({"clip_norm": 0.5}, {"warmup_steps": 3}, {"poly_power": 2.0}, {"weight_decay": 0.0}):
+        with pytest.raises(RunError, match=f"{next(iter(change))}: "):
+            train(_cfg(corpus, tmp_path / "run", max_steps=8, resume=True, **change))
+    assert train(_cfg(corpus, tmp_path / "run", max_steps=8, resume=True))["step"] == 8  # max_steps may change
+
+
+def test_every_rank_resumes_with_its_own_random_state(corpus, tmp_path):
+    """Each rank's dropout stream is saved and restored for that rank (not rank 0's for all), with
+    torch.load(weights_only=True)."""
+    from albert.optim import build_optimizer, build_schedule
+    from albert.pretrain import _load_checkpoint, _save_checkpoint, rng_state
+
+    model = albert.AlbertForPreTraining(albert.AlbertConfig.from_json_file(corpus / "model.json"))
+    optimizer = build_optimizer(model, "lamb", 0.01)
+    schedule = build_schedule(optimizer, 1, 10)
+    states = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        states.append(rng_state())
+    _save_checkpoint(tmp_path, model, optimizer, schedule, 3, str(corpus / "data"), 2, states)
+    checkpoint = tmp_path / "checkpoints" / "step-0000003"
+    assert not torch.equal(states[0]["torch_rng"], states[1]["torch_rng"])
+    for rank in (0, 1):
+        torch.manual_seed(99)
+        assert _load_checkpoint(checkpoint, model, optimizer, schedule, rank) == 3
+        assert torch.equal(torch.get_rng_state(), states[rank]["torch_rng"])
+    with pytest.raises(RunError, match="saved by 2 process"):
+        _load_checkpoint(checkpoint, model, optimizer, schedule, 2)

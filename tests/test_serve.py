@@ -227,3 +227,55 @@ def test_micro_batcher_merges_requests_keeps_their_order_and_refuses_past_its_qu
     results = asyncio.run(scenario())
     assert results == [["predict:1", "predict:2"], ["predict:3"], ["embed:4", "embed:5"]]
     assert calls == [("predict", [1, 2, 3]), ("embed", [4, 5])]  # one model call per kind for the gathered window
+
+
+def test_micro_batcher_survives_python_310_timeouts_and_fails_requests_if_its_loop_dies(monkeypatch):
+    """On Python 3.10 asyncio.wait_for raises asyncio.TimeoutError, which is not the builtin TimeoutError: emulate
+    that here (this interpreter may be newer), then kill the loop outright and check nobody waits forever."""
+    import asyncio
+    import types
+
+    from albert import serve
+
+    class AsyncioTimeout310(Exception):  # 3.10's asyncio.exceptions.TimeoutError: an Exception, not TimeoutError
+        pass
+
+    async def wait_for_310(awaitable, timeout):
+        try:
+            return await asyncio.wait_for(awaitable, timeout)
+        except TimeoutError:
+            raise AsyncioTimeout310 from None
+
+    class Asyncio310(types.ModuleType):
+        def __getattr__(self, name):
+            return getattr(asyncio, name)
+
+    old = Asyncio310("asyncio")
+    old.TimeoutError, old.wait_for = AsyncioTimeout310, wait_for_310
+    monkeypatch.setattr(serve, "asyncio", old)
+
+    async def first_request_is_answered():
+        batcher = serve.MicroBatcher(lambda kind, items: items, max_batch=8, max_wait_ms=5, max_queue=64)
+        batcher.start()
+        result = await asyncio.wait_for(batcher.submit("predict", [1]), 5)
+        await asyncio.wait_for(batcher.stop(), 5)
+        return result
+
+    assert asyncio.run(first_request_is_answered()) == [1]
+
+    async def broken_wait_for(awaitable, timeout):
+        awaitable.close()
+        raise KeyError("a bug in the batching loop")
+
+    old.wait_for = broken_wait_for
+
+    async def loop_dies():
+        batcher = serve.MicroBatcher(lambda kind, items: items, max_batch=8, max_wait_ms=5, max_queue=64)
+        batcher.start()
+        with pytest.raises(RuntimeError, match="the batching loop has stopped"):
+            await asyncio.wait_for(batcher.submit("predict", [1]), 5)  # failed, not left hanging
+        with pytest.raises(RuntimeError, match="the batching loop has stopped"):
+            await batcher.submit("predict", [2])  # refused at once
+        await asyncio.wait_for(batcher.stop(), 5)  # and shutdown does not spin
+
+    asyncio.run(loop_dies())
