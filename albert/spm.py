@@ -58,13 +58,14 @@ def preprocess_text(
 def preprocess_with_offsets(
     text: str, do_lower_case: bool, keep_accents: bool, remove_space: bool
 ) -> tuple[str, list[tuple[int, int]]]:
-    """preprocess_text, also returning for each output character the span of input characters it came from."""
-    chars: list[tuple[str, int, int]] = []
-    for i, ch in enumerate(text):
-        for c in ch if keep_accents else unicodedata.normalize("NFKD", ch):
-            if keep_accents or not unicodedata.combining(c):
-                chars += [(low, i, i + 1) for low in (c.lower() if do_lower_case else c)]
-    if remove_space:  # drop leading/trailing whitespace, collapse inner runs to one space
+    """preprocess_text, also returning for each output character the span of input characters it came from.
+
+    The same steps in the same order as preprocess_text (whitespace, quotes, NFKD without combining marks, lower
+    case), applied to (character, source span) pairs, so the text and therefore the token ids are identical whether or
+    not offsets are asked for. Per-character NFKD equals whole-string NFKD once combining marks are dropped (only
+    marks are reordered); lower() is taken from the whole string, because Greek capital sigma lowers by context."""
+    chars: list[tuple[str, int, int]] = [(c, i, i + 1) for i, c in enumerate(text)]
+    if remove_space:  # " ".join(text.split()): drop leading/trailing whitespace, collapse inner runs to one space
         collapsed: list[tuple[str, int, int]] = []
         for c, i, j in chars:
             if not c.isspace():
@@ -72,16 +73,28 @@ def preprocess_with_offsets(
             elif collapsed and collapsed[-1][0] != " ":
                 collapsed.append((" ", i, j))
         chars = collapsed[:-1] if collapsed and collapsed[-1][0] == " " else collapsed
-    out: list[tuple[str, int, int]] = []
+    quoted: list[tuple[str, int, int]] = []
     k = 0
-    while k < len(chars):  # `` and '' → " (spanning both source characters)
+    while k < len(chars):  # `` and '' → " (spanning both source characters), left to right as str.replace
         if k + 1 < len(chars) and chars[k][0] == chars[k + 1][0] and chars[k][0] in "`'":
-            out.append(('"', chars[k][1], chars[k + 1][2]))
+            quoted.append(('"', chars[k][1], chars[k + 1][2]))
             k += 2
         else:
-            out.append(chars[k])
+            quoted.append(chars[k])
             k += 1
-    return "".join(c for c, _, _ in out), [(i, j) for _, i, j in out]
+    chars = quoted
+    if not keep_accents and not "".join(c for c, _, _ in chars).isascii():
+        chars = [
+            (d, i, j) for c, i, j in chars for d in unicodedata.normalize("NFKD", c) if not unicodedata.combining(d)
+        ]
+    if do_lower_case:
+        pieces = [(c.lower(), i, j) for c, i, j in chars]
+        lowered = "".join(c for c, _, _ in chars).lower()
+        spans = [(i, j) for low, i, j in pieces for _ in low]
+        if len(spans) == len(lowered):  # always, for Python's case rules; then take each character from `lowered`
+            return lowered, spans
+        chars = [(c, i, j) for low, i, j in pieces for c in low]  # pragma: no cover - defensive
+    return "".join(c for c, _, _ in chars), [(i, j) for _, i, j in chars]
 
 
 class SentencePieceTokenizer(AlbertTokenizer):

@@ -314,3 +314,29 @@ def test_cli_train_and_encode(realdata, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("The jury\n"))
     assert main(["tokenizer", "encode", "--tokenizer", str(tmp_path / "tok"), "--pieces", "--no-special-tokens"]) == 0
     assert capsys.readouterr().out.split() == tok.tokenize("The jury")
+
+
+TRICKY = [
+    "＂ｆｕｌｌ-ｗｉｄｔｈ＂ ｀｀quotes'' and ＇＇ too",
+    "ΟΔΟΣ ΟΔΟΣ. Σ ΑΣ.",  # Greek capital sigma lowers to final ς at a word's end, by context
+    "İstanbul ǅemal ﬁne ﬀ ß",
+    "¨a  b\u3000c\xa0d   ``quoted'' '''",
+    "Café naïve résumé coöperate 9,000 1,2,3,",
+]
+
+
+def test_ids_do_not_depend_on_asking_for_offsets(realdata, brown_tokenizer):
+    """The offsets path (QA, /qa, NER) preprocesses exactly as the plain path: same text, same ids, on real text."""
+    from albert.spm import preprocess_text, preprocess_with_offsets
+
+    texts = realdata.brown_lines()[:2000] + realdata.spam_lines(2000) + realdata.python_doc_paragraphs()[:500]
+    texts += TRICKY
+    plain, _ = brown_tokenizer.encode_batch(texts)
+    with_offsets, spans = brown_tokenizer.encode_batch(texts, offsets=True)
+    assert plain == with_offsets
+    for text in texts[-len(TRICKY) :] + texts[:300]:
+        for lower in (True, False):
+            for keep in (True, False):
+                out, where = preprocess_with_offsets(text, lower, keep, True)
+                assert out == preprocess_text(text, lower, keep), text
+                assert len(where) == len(out) and all(0 <= i < j <= len(text) for i, j in where)
