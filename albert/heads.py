@@ -195,12 +195,27 @@ class AnswerabilityOutput:
     loss: torch.Tensor | None = None
 
 
-class AlbertForQuestionAnsweringWithAnswerability(AlbertPreTrainedModel):
-    """Span QA plus the answerability classifier of the official SQuAD 2.0 model (squad_utils.create_v2_model):
-    the start-probability-weighted hidden state and the [CLS] state → Dense(H, tanh) → dropout → Dense(1).
+def answer_positions(attention_mask, token_type_ids, input_ids) -> torch.Tensor:
+    """(B, T) True where an answer may start: [CLS] and the context of ``[CLS] question [SEP] context [SEP]`` (type 1,
+    real, not the final [SEP]); the complement of the official p_mask. Without token types, every real token."""
+    allowed = torch.ones_like(input_ids, dtype=torch.bool)
+    if attention_mask is not None:
+        allowed &= attention_mask.bool()
+    if token_type_ids is not None:
+        positions = torch.arange(input_ids.size(1), device=input_ids.device)
+        length = allowed.sum(-1, keepdim=True) if attention_mask is not None else input_ids.size(1)
+        allowed &= (token_type_ids == 1) & (positions != length - 1)
+        allowed[:, 0] = True
+    return allowed
 
-    Not a transformers class; its span head is transformers' ``qa_outputs``, so the encoder and span head of a saved
-    directory load into transformers' AlbertForQuestionAnswering."""
+
+class AlbertForQuestionAnsweringWithAnswerability(AlbertPreTrainedModel):
+    """Span QA plus the answerability classifier of the official SQuAD 2.0 model (squad_utils.create_v2_model): the
+    start distribution over allowed positions ([CLS] and context; p_mask hides the question, separators and padding)
+    weights the hidden states, that and the [CLS] state → Dense(H, tanh) → dropout → Dense(1, no bias) = cls_logits;
+    loss = (start + end cross-entropy) / 2 + 0.5 · sigmoid cross-entropy of cls_logits, as there. The span head is
+    BERT's independent start/end layer (transformers' ``qa_outputs``), not the official model's end-given-start beam
+    search, so the encoder and span head of a saved directory load into transformers' AlbertForQuestionAnswering."""
 
     hf_class_name = "AlbertForQuestionAnsweringWithAnswerability"
     optional_prefixes = ("qa_outputs.", "answer_dense.", "answer_out.")
@@ -210,7 +225,7 @@ class AlbertForQuestionAnsweringWithAnswerability(AlbertPreTrainedModel):
         self.albert = AlbertModel(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.answer_dense = nn.Linear(2 * config.hidden_size, config.hidden_size)
-        self.answer_out = nn.Linear(config.hidden_size, 1)
+        self.answer_out = nn.Linear(config.hidden_size, 1, bias=False)  # dense_1 has use_bias=False there
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.init_weights(self.qa_outputs, self.answer_dense, self.answer_out)
 
@@ -226,13 +241,15 @@ class AlbertForQuestionAnsweringWithAnswerability(AlbertPreTrainedModel):
     ) -> AnswerabilityOutput:
         h = self.albert(input_ids, attention_mask, token_type_ids, position_ids).last_hidden_state  # (B, T, H)
         start_logits, end_logits = self.qa_outputs(h).unbind(-1)
-        masked = start_logits if attention_mask is None else start_logits.masked_fill(attention_mask == 0, -1e4)
-        weighted = torch.einsum("bt,bth->bh", masked.softmax(-1), h)
+        # the official start_logits_masked: only [CLS] and context tokens may start an answer
+        start_logits = start_logits.masked_fill(~answer_positions(attention_mask, token_type_ids, input_ids), -1e30)
+        weighted = torch.einsum("bt,bth->bh", start_logits.softmax(-1), h)
         feature = torch.tanh(self.answer_dense(torch.cat([weighted, h[:, 0]], dim=-1)))
         answerability = self.answer_out(self.dropout(feature)).squeeze(-1)
         loss = None
         if start_positions is not None and end_positions is not None:
             loss = span_loss(start_logits, end_logits, start_positions, end_positions)
             if is_impossible is not None:
-                loss = loss + F.binary_cross_entropy_with_logits(answerability, is_impossible.to(answerability.dtype))
+                bce = F.binary_cross_entropy_with_logits(answerability, is_impossible.to(answerability.dtype))
+                loss = loss + 0.5 * bce  # "so that the scale is comparable to start_loss and end_loss"
         return AnswerabilityOutput(start_logits.contiguous(), end_logits.contiguous(), answerability, loss)

@@ -154,3 +154,121 @@ def test_answerability_classifier(brown_tokenizer, cloze, tmp_path):
     transformers = pytest.importorskip("transformers")
     span_only = transformers.AlbertForQuestionAnswering.from_pretrained(tmp_path / "out")  # encoder + qa_outputs
     assert span_only.qa_outputs.weight.shape == (2, 64)
+
+
+def test_every_context_token_is_in_some_window(realdata, brown_tokenizer):
+    """For any question length, window size and stride (wider than the window included): the windows cover the
+    whole context, and each answer lies in at least one window where it is labelled."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    words = " ".join(realdata.brown_lines()[:200]).split()
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @given(
+        q_words=st.integers(1, 40),
+        c_words=st.integers(1, 400),
+        max_length=st.integers(24, 200),
+        stride=st.integers(1, 300),
+        max_query=st.integers(1, 64),
+    )
+    def check(q_words, c_words, max_length, stride, max_query):
+        context = " ".join(words[100 : 100 + c_words])
+        answer = words[100 + c_words // 2]
+        start = len(" ".join(words[100 : 100 + c_words // 2])) + (1 if c_words // 2 else 0)
+        example = qa.QAExample("x", " ".join(words[:q_words]), context, [(answer, start)])
+        try:
+            features = qa.QAFeatures(brown_tokenizer, [example], max_length, stride, max_query)
+        except TaskDataError as err:  # refused only when the question really leaves no room
+            q_tokens = len(brown_tokenizer.encode_batch([example.question])[0][0])
+            assert "leaves no room for context" in str(err) and max_length - min(max_query, q_tokens) - 3 < 1
+            return
+        n_context = len(brown_tokenizer.encode_batch([context])[0][0])
+        covered = set()
+        for first, last, _ in features.spans:
+            covered.update(range(first, last))
+        assert covered == set(range(n_context))
+        assert any(s > 0 for s in features.starts)  # the answer is labelled in some window
+
+    check()
+
+
+def test_impossible_window_settings_are_refused(brown_tokenizer):
+    example = qa.QAExample("x", "what is this question about at all", "a context", [])
+    with pytest.raises(TaskDataError, match="leaves no room for context"):
+        qa.QAFeatures(brown_tokenizer, [example], max_length=8, doc_stride=4, max_query_length=64)
+    with pytest.raises(TaskDataError, match="doc_stride must be at least 1"):
+        qa.QAFeatures(brown_tokenizer, [example], max_length=64, doc_stride=0)
+
+
+def test_answerability_head_follows_the_official_formulas():
+    """squad_utils.create_v2_model + v2_model_fn_builder, written out here: p_mask hides the question, separators and
+    padding from the start distribution; Dense(2H→H, tanh) then Dense(H→1) without bias; the loss is the mean of the
+    span cross-entropies plus half the answerability sigmoid cross-entropy."""
+    import torch
+    from conftest import tiny_config
+
+    import albert
+
+    torch.manual_seed(0)
+    model = albert.AlbertForQuestionAnsweringWithAnswerability(tiny_config()).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    assert model.answer_out.bias is None
+    ids = torch.tensor([[2, 11, 12, 3, 21, 22, 23, 24, 3, 0, 0], [2, 13, 3, 25, 26, 27, 28, 29, 30, 3, 0]])
+    types = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0], [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0]])
+    mask = torch.tensor([[1] * 9 + [0] * 2, [1] * 10 + [0]])
+    p_mask = torch.tensor([[0, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1], [0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1]]).float()
+    starts, ends, impossible = torch.tensor([5, 0]), torch.tensor([6, 0]), torch.tensor([0, 1])
+    with torch.no_grad():
+        out = model(ids, mask, types, start_positions=starts, end_positions=ends, is_impossible=impossible)
+        h = model.albert(ids, mask, types).last_hidden_state
+        start, end = (h @ model.qa_outputs.weight.T + model.qa_outputs.bias).unbind(-1)
+        start_masked = start * (1 - p_mask) - 1e30 * p_mask
+        start_feature = torch.einsum("bt,bth->bh", torch.softmax(start_masked, -1), h)
+        hidden = torch.tanh(
+            torch.cat([start_feature, h[:, 0]], -1) @ model.answer_dense.weight.T + model.answer_dense.bias
+        )
+        cls_logits = (hidden @ model.answer_out.weight.T).squeeze(-1)
+        nll = lambda log_probs, at: -log_probs.gather(1, at[:, None]).mean()  # noqa: E731
+        span = (nll(torch.log_softmax(start_masked, -1), starts) + nll(torch.log_softmax(end, -1), ends)) * 0.5
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(cls_logits, impossible.float())
+    torch.testing.assert_close(out.answerability_logits, cls_logits, rtol=0, atol=1e-5)
+    torch.testing.assert_close(out.loss, span + 0.5 * bce, rtol=0, atol=1e-5)
+    assert (out.start_logits[p_mask.bool()] < -1e29).all()  # no answer may start in the question or padding
+
+
+def test_decoding_starts_answers_only_where_the_window_is_most_central():
+    """run_squad's _check_is_max_context: a token in two windows counts in the one where it has more context."""
+    assert [m.tolist() for m in qa._max_context([(0, 6), (3, 9)])] == [
+        [True, True, True, True, True, False],  # token 4: min(4, 1) = 1 here, min(1, 4) = 1 there: the first wins
+        [False, False, True, True, True, True],
+    ]
+
+    class Tok:
+        pad_token_id, cls_token_id, sep_token_id = 0, 2, 3
+
+        def encode_batch(self, texts, offsets=False):
+            words = [t.split() for t in texts]
+            ids = [[10 + i for i in range(len(w))] for w in words]
+            spans = [[(t.index(x), t.index(x) + len(x)) for x in w] for t, w in zip(texts, words, strict=True)]
+            return ids, (spans if offsets else None)
+
+    context = "a0 b1 c2 d3 e4 f5 g6 h7 i8"
+    features = qa.QAFeatures(Tok(), [qa.QAExample("x", "q", context, [])], max_length=10, doc_stride=3)
+    assert [s[:2] for s in features.spans] == [(0, 6), (3, 9)]
+
+    def forward(batch):  # "f5" alone scores best in window 0, but f5 is central only in window 1
+        T = batch["input_ids"].shape[1]
+        start, end = np.full((len(batch["input_ids"]), T), -5.0), np.full((len(batch["input_ids"]), T), -5.0)
+        for b in range(len(start)):
+            shift = features.spans[b][2]
+            start[b, 5 + shift] = 20.0 if b == 0 else 9.0
+            end[b, (5 if b == 0 else 6) + shift] = 5.0
+        return {"start_logits": start, "end_logits": end}
+
+    forward.token_outputs = ("start_logits", "end_logits")
+    text, _, char_start = qa.predict(forward, features)["x"]
+    assert (text, char_start) == ("f5 g6", context.index("f5"))
+    assert features.max_context[1][5 - 3] and not features.max_context[0][5]

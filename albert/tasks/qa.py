@@ -1,12 +1,14 @@
 """Extractive question answering (SQuAD v1.1 / v2.0): features with a document stride, n-best span decoding, EM/F1.
 
-Each example becomes one or more windows ``[CLS] question [SEP] context-window [SEP]``; windows overlap by
-``max_seq_length - doc_stride`` tokens. A window that does not contain the answer (and every window of an
-unanswerable v2.0 question) is labelled with the [CLS] position, as in BERT/ALBERT's run_squad. Decoding takes the
-n best starts and ends of each window, keeps spans inside the context no longer than ``max_answer_length`` tokens,
-and maps them back to the context through character offsets. For v2.0 the null score is start[CLS] + end[CLS];
-an answer is given only when its score beats the null score by a threshold tuned on dev. EM and F1 follow the
-official evaluation script (lower-case, strip punctuation and English articles, collapse whitespace).
+Each example becomes one or more windows ``[CLS] question [SEP] context-window [SEP]``; each window starts
+``min(doc_stride, window length)`` tokens after the previous one, so every context token is in some window. A window
+that does not contain the answer (and every window of an unanswerable v2.0 question) is labelled with the [CLS]
+position, as in BERT/ALBERT's run_squad. Decoding takes the n best starts and ends of each window, keeps spans
+inside the context no longer than ``max_answer_length`` tokens that start where the window gives the token its most
+context (run_squad's max-context rule), and maps them back to the context through character offsets. For v2.0 the
+null score is start[CLS] + end[CLS] (or the answerability classifier's logit); an answer is given only when its
+score beats the null score by a threshold tuned on dev. EM and F1 follow the official evaluation script
+(lower-case, strip punctuation and English articles, collapse whitespace).
 """
 
 from __future__ import annotations
@@ -78,6 +80,13 @@ class QAFeatures:
         contexts, offsets = tok.encode_batch([e.context for e in examples], offsets=True)
         self.ids, self.types, self.starts, self.ends, self.example_of, self.spans = [], [], [], [], [], []
         self.truncated = sum(len(q) > max_query_length for q in questions)  # questions cut to max_query_length
+        if doc_stride < 1:
+            raise TaskDataError(f"doc_stride must be at least 1 token, found {doc_stride}")
+        if max_length - min(max_query_length, max(map(len, questions), default=0)) - 3 < 1:
+            raise TaskDataError(
+                f"max_seq_length {max_length} leaves no room for context after a question of up to "
+                f"{max_query_length} tokens and 3 special tokens; raise max_seq_length or lower max_query_length"
+            )
         for n, (example, q, c, off) in enumerate(zip(examples, questions, contexts, offsets, strict=True)):
             q = q[:max_query_length]
             room = max_length - len(q) - 3
@@ -99,8 +108,19 @@ class QAFeatures:
                 self.spans.append((first, last, shift))
                 if last >= len(c):
                     break
-                first += doc_stride
+                # never past the window's end: a stride wider than the window would skip tokens (BERT's run_squad
+                # advances by min(doc_stride, room) for the same reason)
+                first += min(doc_stride, room)
         self.offsets = offsets
+        # for each window, which of its context tokens have their most central window here (BERT's
+        # _check_is_max_context): decoding starts answers only there, so overlapping windows do not compete
+        by_example: dict[int, list[int]] = collections.defaultdict(list)
+        for r, n in enumerate(self.example_of):
+            by_example[n].append(r)
+        flags = {}
+        for rows in by_example.values():
+            flags.update(zip(rows, _max_context([self.spans[r][:2] for r in rows]), strict=True))
+        self.max_context: list[np.ndarray] = [flags[r] for r in range(len(self.spans))]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -119,6 +139,22 @@ class QAFeatures:
             "start_positions": torch.tensor([self.starts[r] for r in rows]),
             "end_positions": torch.tensor([self.ends[r] for r in rows]),
         }
+
+
+def _max_context(windows: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Per window (first, last), a flag per context token: is this the window where the token has the most context,
+    min(tokens left, tokens right) + 0.01 · window length (run_squad.py's rule, first window wins ties)?"""
+    best_score: dict[int, float] = {}
+    best_window: dict[int, int] = {}
+    for w, (first, last) in enumerate(windows):
+        for k in range(first, last):
+            score = min(k - first, last - 1 - k) + 0.01 * (last - first)
+            if k not in best_score or score > best_score[k]:
+                best_score[k], best_window[k] = score, w
+    return [
+        np.array([best_window[k] == w for k in range(first, last)], dtype=bool)
+        for w, (first, last) in enumerate(windows)
+    ]
 
 
 def _token_span(example: QAExample, offsets: list[tuple[int, int]]) -> tuple[int, int] | None:
@@ -152,7 +188,8 @@ def predict(
         row_null = float(np.asarray(classifier[r]).reshape(-1)[0]) if classifier is not None else starts[0] + ends[0]
         null[n] = min(null.get(n, np.inf), row_null)
         lo, hi = first + shift, last + shift  # input positions of this window's context tokens: [lo, hi)
-        top_s = [i for i in np.argsort(starts)[::-1][:n_best] if lo <= i < hi]
+        central = features.max_context[r]
+        top_s = [i for i in np.argsort(starts)[::-1][:n_best] if lo <= i < hi and central[i - lo]]
         top_e = [i for i in np.argsort(ends)[::-1][:n_best] if lo <= i < hi]
         for i in top_s:
             for j in top_e:
