@@ -121,6 +121,23 @@ def test_int8_export_quantises_the_shared_layer_everywhere(models, brown_texts, 
     int8 = infer.Predictor(models["clf"], onnx=tmp_path / "q.onnx").classify(brown_texts)
     agree = np.mean([a["label"] == b["label"] for a, b in zip(fp32, int8, strict=True)])
     assert agree >= 0.9, agree
+    # measured and bounded at export time, on the check texts
+    assert report["label_agreement"] >= 0.9 and report["min_cosine"] >= 0.98 and report["max_abs_diff"] > 0
+
+
+def test_int8_export_below_its_bounds_is_refused_and_leaves_no_file(models, tmp_path, monkeypatch):
+    from albert import export
+
+    fp32 = export.export_onnx(models["ner"], tmp_path / "ner.onnx")
+    assert fp32["label_agreement"] == 1.0 and fp32["min_cosine"] > 0.9999
+    monkeypatch.setattr(export, "INT8_MIN_AGREEMENT", 1.01)  # stricter than any int8 model can be
+    with pytest.raises(albert.AlbertError, match=r"int8 decisions agree with PyTorch's on only .*export without"):
+        export.export_onnx(models["ner"], tmp_path / "q.onnx", int8=True)
+    assert not (tmp_path / "q.onnx").exists() and not list(tmp_path.glob(".q.onnx*"))
+    monkeypatch.setattr(export, "INT8_MIN_AGREEMENT", 0.9)
+    monkeypatch.setattr(export, "INT8_MIN_COSINE", 1.0001)
+    with pytest.raises(albert.AlbertError, match="cosine to PyTorch's"):
+        export.export_onnx(models["qa"], tmp_path / "q.onnx", int8=True)
 
 
 def test_onnx_file_from_another_model_class_is_refused(models, tmp_path):
