@@ -25,9 +25,9 @@ def _write_conll(path, sentences):
 @pytest.fixture(scope="module")
 def peoples_daily(realdata, tmp_path_factory):
     root = tmp_path_factory.mktemp("ner")
-    sentences = [(c[:120], t[:120]) for c, t in realdata.peoples_daily_ner()[:1200] if any(x != "O" for x in t)]
-    _write_conll(root / "train.txt", sentences[:500])
-    _write_conll(root / "dev.txt", sentences[500:600])
+    sentences = [(c[:64], t[:64]) for c, t in realdata.peoples_daily_ner()[:3000] if any(x != "O" for x in t)]
+    _write_conll(root / "train.txt", sentences[:1500])
+    _write_conll(root / "dev.txt", sentences[1500:1700])
     albert.AlbertTokenizer.from_pretrained(realdata.chinese_vocab()).save_pretrained(root / "tok")
     write_small_model(root / "model.json", vocab_size=21128)
     return root
@@ -89,16 +89,18 @@ def test_ner_trains_and_predicts_spans(peoples_daily, tmp_path):
             init="random:" + str(peoples_daily / "model.json"),
             tokenizer=str(peoples_daily / "tok"),
             out=str(out),
-            epochs=5,
+            epochs=6,
             batch_size=16,
-            learning_rate=2e-3,
-            max_seq_length=128,
+            learning_rate=3e-3,
+            max_seq_length=66,
             progress=False,
         )
     )
     rows = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "step" in r]
     assert sum(r["loss"] for r in rows[-10:]) < sum(r["loss"] for r in rows[:10])
-    assert set(result) >= {"f1", "precision", "recall"} and result["token_accuracy"] > 0.8
+    # Tagging everything O scores entity F1 0 (and ~0.90 token accuracy, which is why token accuracy proves nothing
+    # here); this random-init 2-layer model after 6 short epochs finds about a fifth of the entities exactly.
+    assert result["f1"] > 0.15 and result["precision"] > 0.1 and result["recall"] > 0.1, result
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["AlbertForTokenClassification"] and "B-PER" in config["label2id"]
     tagger = EntityTagger.from_pretrained(out)
