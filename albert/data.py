@@ -10,6 +10,7 @@ functions of (seed, epoch, position), so a run resumed at any step sees exactly 
 
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import shutil
@@ -22,7 +23,7 @@ import torch
 
 from albert.errors import AlbertError
 from albert.fields import coerce_fields
-from albert.masking import Pair, mask_ngrams, sop_pairs
+from albert.masking import mask_ngrams, sop_spans
 from albert.tokenizer import AlbertTokenizer, WordPieceTokenizer, is_cjk
 
 MANIFEST = "manifest.json"
@@ -225,12 +226,6 @@ def tokenizer_fingerprint(directory: Path) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 # PretrainData: shards → instances → batches
 # ----------------------------------------------------------------------------------------------------------------
-@dataclass
-class Instance:
-    pair: Pair
-    variant: int  # which masking variant (seed) this instance belongs to
-
-
 class PretrainData:
     """The documents of one split, their SOP pairs for an epoch, and masked, collated batches."""
 
@@ -275,7 +270,8 @@ class PretrainData:
             raise DataError(
                 f"{self.directory}: the {split} split has no documents (corpus too small for eval_fraction)"
             )
-        self._epoch_cache: dict[int, list[Pair]] = {}
+        self._epoch_cache: dict[int, np.ndarray] = {}
+        self._order_cache: dict[int, np.ndarray] = {}
         self._epoch_pairs: int | None = None
 
     def _load_shard(self, name: str) -> dict[str, np.ndarray]:
@@ -287,25 +283,30 @@ class PretrainData:
     def variant(self, epoch: int) -> int:
         return epoch if self.masking == "dynamic" else epoch % self.dupe_factor
 
-    def pairs(self, epoch: int) -> list[Pair]:
-        """This epoch's SOP pairs over all documents of the split, in building order (cached per variant)."""
+    def pairs(self, epoch: int) -> np.ndarray:
+        """This epoch's SOP pairs over all documents of the split, in building order (cached per variant): one row
+        (shard, a_lo, a_hi, b_lo, b_hi, swapped) per pair, token ranges into the memory-mapped shard, so an epoch
+        costs 48 bytes per pair (about half a byte per token) whatever the corpus size."""
         variant = self.variant(epoch)
         if variant not in self._epoch_cache:
             rng = np.random.default_rng([self.seed, variant, 0])
-            pairs: list[Pair] = []
+            flat = array.array("q")  # 8 bytes per number while building too: no Python object per pair
+            limit = self.max_seq_length - 3
             for shard_index, doc in self.documents:
                 shard = self.shards[shard_index]
                 first, last = shard["documents"][doc], shard["documents"][doc + 1]
-                bounds = shard["segments"][first : last + 1]
-                segments = [np.asarray(shard["tokens"][bounds[i] : bounds[i + 1]]) for i in range(len(bounds) - 1)]
-                starts = [np.asarray(shard["starts"][bounds[i] : bounds[i + 1]]) for i in range(len(bounds) - 1)]
-                pairs += sop_pairs(segments, starts, self.max_seq_length - 3, rng, self.short_seq_prob)
-            self._epoch_cache = {variant: pairs}  # keep one variant: memory stays bounded
+                for span in sop_spans(shard["segments"][first : last + 1], limit, rng, self.short_seq_prob):
+                    flat.extend((shard_index, *span))
+            pairs = np.frombuffer(flat, dtype=np.int64).reshape(-1, 6)
+            self._epoch_cache = {variant: pairs}  # one variant kept: memory stays bounded
         return self._epoch_cache[variant]
 
     def order(self, epoch: int) -> np.ndarray:
-        """The epoch's shuffled order of instances: position → instance number."""
-        return np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.pairs(epoch)))
+        """The epoch's shuffled order of instances: position → instance number (computed once per epoch)."""
+        if epoch not in self._order_cache:
+            permutation = np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.pairs(epoch)))
+            self._order_cache = {epoch: permutation}
+        return self._order_cache[epoch]
 
     def steps_per_epoch(self, global_batch: int) -> int:
         """Fixed by epoch 0's instance count: every epoch has the same number of steps, so a step number alone
@@ -325,9 +326,10 @@ class PretrainData:
         rows = []
         for position in positions:
             number = int(order[position % len(order)]) if shuffle else int(position)
-            pair = pairs[number]
-            ids = [self.cls_id, *map(int, pair.a), self.sep_id, *map(int, pair.b), self.sep_id]
-            starts = [True, *pair.a_starts, True, *pair.b_starts, True]
+            shard_index, a0, a1, b0, b1, swapped = (int(x) for x in pairs[number])
+            tokens, flags = self.shards[shard_index]["tokens"], self.shards[shard_index]["starts"]
+            ids = [self.cls_id, *tokens[a0:a1].tolist(), self.sep_id, *tokens[b0:b1].tolist(), self.sep_id]
+            starts = [True, *flags[a0:a1].tolist(), True, *flags[b0:b1].tolist(), True]
             rng = np.random.default_rng([self.seed, variant, 2, number])
             masked = mask_ngrams(
                 ids,
@@ -339,7 +341,7 @@ class PretrainData:
                 max_predictions=self.max_predictions,
                 masked_lm_prob=self.masked_lm_prob,
             )
-            rows.append((masked, len(pair.a) + 2, pair.swapped))
+            rows.append((masked, a1 - a0 + 2, bool(swapped)))
         return self._collate(rows)
 
     def _collate(self, rows) -> dict[str, torch.Tensor]:

@@ -29,6 +29,32 @@ class Pair:
     swapped: bool
 
 
+def sop_spans(
+    bounds: np.ndarray | list[int], max_num_tokens: int, rng: np.random.Generator, short_seq_prob: float = 0.1
+) -> list[tuple[int, int, int, int, bool]]:
+    """Split one document into SOP pairs, as token ranges: ``bounds`` are the document's segment (sentence) offsets
+    into its token array (n + 1 numbers for n segments). Returns (a_lo, a_hi, b_lo, b_hi, swapped) per pair, the
+    ranges already truncated and, when swapped, exchanged. A and B are each contiguous, so a pair is five integers
+    however long it is (what keeps an epoch of a billion tokens small).
+
+    ``max_num_tokens`` is the sequence length minus the three special tokens. With probability ``short_seq_prob`` a
+    chunk aims for a random shorter length (the reference's short_seq_prob), so the model also sees short inputs.
+    """
+    bounds = [int(x) for x in bounds]
+    pairs: list[tuple[int, int, int, int, bool]] = []
+    target = _target_length(max_num_tokens, short_seq_prob, rng)
+    first, length = 0, 0  # the chunk is segments [first, i]
+    for i in range(len(bounds) - 1):
+        length += bounds[i + 1] - bounds[i]
+        if i == len(bounds) - 2 or length >= target:
+            pair = _pair_from_chunk(bounds[first : i + 2], max_num_tokens, rng)
+            if pair is not None:
+                pairs.append(pair)
+            first, length = i + 1, 0
+            target = _target_length(max_num_tokens, short_seq_prob, rng)
+    return pairs
+
+
 def sop_pairs(
     segments: list[np.ndarray],
     starts: list[np.ndarray],
@@ -36,25 +62,14 @@ def sop_pairs(
     rng: np.random.Generator,
     short_seq_prob: float = 0.1,
 ) -> list[Pair]:
-    """Split one document (a list of tokenised segments, i.e. sentences) into SOP pairs.
-
-    ``max_num_tokens`` is the sequence length minus the three special tokens. With probability ``short_seq_prob`` a
-    chunk aims for a random shorter length (the reference's short_seq_prob), so the model also sees short inputs.
-    """
-    pairs: list[Pair] = []
-    target = _target_length(max_num_tokens, short_seq_prob, rng)
-    chunk: list[int] = []  # indices of the segments in the current chunk
-    length = 0
-    for i, segment in enumerate(segments):
-        chunk.append(i)
-        length += len(segment)
-        if i == len(segments) - 1 or length >= target:
-            pair = _pair_from_chunk([segments[j] for j in chunk], [starts[j] for j in chunk], max_num_tokens, rng)
-            if pair is not None:
-                pairs.append(pair)
-            chunk, length = [], 0
-            target = _target_length(max_num_tokens, short_seq_prob, rng)
-    return pairs
+    """sop_spans on a document given as segment arrays, returning the pairs' tokens and word-start flags."""
+    tokens = np.concatenate(segments) if segments else np.zeros(0, dtype=np.int64)
+    flags = np.concatenate(starts) if starts else np.zeros(0, dtype=bool)
+    bounds = np.concatenate([[0], np.cumsum([len(x) for x in segments])])
+    return [
+        Pair(list(tokens[a0:a1]), list(tokens[b0:b1]), list(flags[a0:a1]), list(flags[b0:b1]), swapped)
+        for a0, a1, b0, b1, swapped in sop_spans(bounds, max_num_tokens, rng, short_seq_prob)
+    ]
 
 
 def _target_length(max_num_tokens: int, short_seq_prob: float, rng: np.random.Generator) -> int:
@@ -63,34 +78,28 @@ def _target_length(max_num_tokens: int, short_seq_prob: float, rng: np.random.Ge
     return max_num_tokens
 
 
-def _pair_from_chunk(segments, starts, max_num_tokens: int, rng: np.random.Generator) -> Pair | None:
-    if len(segments) >= 2:
-        a_end = int(rng.integers(1, len(segments)))  # segments [0, a_end) form A, the rest B
-        a, a_s = np.concatenate(segments[:a_end]), np.concatenate(starts[:a_end])
-        b, b_s = np.concatenate(segments[a_end:]), np.concatenate(starts[a_end:])
+def _pair_from_chunk(bounds: list[int], max_num_tokens: int, rng: np.random.Generator):
+    """A chunk's segments (their offsets ``bounds``) → (a_lo, a_hi, b_lo, b_hi, swapped), or None."""
+    if len(bounds) >= 3:  # two or more segments
+        a_end = int(rng.integers(1, len(bounds) - 1))  # segments [0, a_end) form A, the rest B
+        a0, a1, b0, b1 = bounds[0], bounds[a_end], bounds[a_end], bounds[-1]
     else:
-        tokens, flags = segments[0], starts[0]
-        if len(tokens) < 2:
+        if bounds[1] - bounds[0] < 2:
             return None  # a one-token document cannot make a pair
-        cut = int(rng.integers(1, len(tokens)))
-        a, a_s, b, b_s = tokens[:cut], flags[:cut], tokens[cut:], flags[cut:]
-    a, a_s, b, b_s = _truncate_pair(list(a), list(a_s), list(b), list(b_s), max_num_tokens, rng)
-    if not a or not b:
+        cut = int(rng.integers(1, bounds[1] - bounds[0]))
+        a0, a1, b0, b1 = bounds[0], bounds[0] + cut, bounds[0] + cut, bounds[1]
+    # The reference's truncate_seq_pair: drop from the longer side, from the front or the back at random.
+    while (a1 - a0) + (b1 - b0) > max_num_tokens:
+        front = rng.random() < 0.5
+        if a1 - a0 > b1 - b0:
+            a0, a1 = (a0 + 1, a1) if front else (a0, a1 - 1)
+        else:
+            b0, b1 = (b0 + 1, b1) if front else (b0, b1 - 1)
+    if a1 <= a0 or b1 <= b0:
         return None
     if rng.random() < 0.5:
-        return Pair(b, a, b_s, a_s, swapped=True)
-    return Pair(a, b, a_s, b_s, swapped=False)
-
-
-def _truncate_pair(a, a_s, b, b_s, max_num_tokens: int, rng: np.random.Generator):
-    """The reference's truncate_seq_pair: drop from the longer side, from the front or the back at random."""
-    while len(a) + len(b) > max_num_tokens:
-        tokens, flags = (a, a_s) if len(a) > len(b) else (b, b_s)
-        if rng.random() < 0.5:
-            del tokens[0], flags[0]
-        else:
-            tokens.pop(), flags.pop()
-    return a, a_s, b, b_s
+        return b0, b1, a0, a1, True
+    return a0, a1, b0, b1, False
 
 
 @dataclass

@@ -105,6 +105,7 @@ def main() -> None:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "gemm_gflops": peak,
+        "repeats": args.repeats,  # each figure is the median of this many alternating runs
         "rows": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _relative(path: Path) -> str:
+    """A path as the results file records it: relative to the repository, never this machine's absolute path."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+
+
 DEMO = ROOT / ".cache" / "demo"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -147,7 +155,7 @@ def main() -> None:
                 "offline_seq_per_s": round(offline_rate, 1),
             }
             print(name, rows[name], flush=True)
-    out = {"requests": args.requests, "clients": args.clients, "model": str(model), "setups": rows}
+    out = {"requests": args.requests, "clients": args.clients, "model": _relative(model), "setups": rows}
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(
         "\n| engine | requests/s | p50 ms | p99 ms | errors | texts per model call | labels = offline | "

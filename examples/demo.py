@@ -86,12 +86,14 @@ def write_split(splits) -> None:
             writer.writerows(rows)
 
 
-def build_pretrained(splits, steps: int) -> Path:
-    """Tokenizer + pretraining corpus + a small pretrained ALBERT (cached)."""
+def build_pretrained(splits, steps: int) -> tuple[Path, dict]:
+    """Tokenizer + pretraining corpus + a small pretrained ALBERT (cached); returns it and what its build measured
+    (or, when reused, what the cached build recorded)."""
     model_dir = WORK / "pretrain" / "model"
-    if (model_dir / "model.safetensors").exists():
+    record = WORK / "pretrain" / "demo_pretrain.json"
+    if (model_dir / "model.safetensors").exists() and record.is_file():
         print(f"   reusing the pretrained checkpoint in {model_dir}")
-        return model_dir
+        return model_dir, {**json.loads(record.read_text()), "reused": True}
     corpus = WORK / "corpus.txt"
     paragraphs = realdata.peoples_daily_paragraphs()[:6000]  # general text; the reviews below are the domain
     with open(corpus, "w", encoding="utf-8") as f:
@@ -131,11 +133,19 @@ def build_pretrained(splits, steps: int) -> Path:
             progress=True,
         )
     )
+    minutes = (time.perf_counter() - t0) / 60
     print(
-        f"   pretrained {steps} steps in {(time.perf_counter() - t0) / 60:.1f} min: held-out MLM accuracy "
+        f"   pretrained {steps} steps in {minutes:.1f} min: held-out MLM accuracy "
         f"{result['eval_mlm_acc']:.3f}, SOP accuracy {result['eval_sop_acc']:.3f}"
     )
-    return model_dir
+    measured = {
+        "steps": steps,
+        "minutes": minutes,
+        "eval_mlm_acc": result["eval_mlm_acc"],
+        "eval_sop_acc": result["eval_sop_acc"],
+    }
+    record.write_text(json.dumps(measured, indent=2) + "\n")
+    return model_dir, {**measured, "reused": False}
 
 
 def finetune(init: Path | str, name: str, tokenizer: Path, lr: float) -> tuple[dict, TextClassifier]:
@@ -194,7 +204,7 @@ def main() -> None:
     write_split(splits)
     print("   " + ", ".join(f"{k} {len(v):,}" for k, v in splits.items()) + " (stratified, no text in two splits)")
     print("2-3. Tokenizer and pretraining on People's Daily + training reviews")
-    pretrained = build_pretrained(splits, args.pretrain_steps)
+    pretrained, pretraining = build_pretrained(splits, args.pretrain_steps)
     print("4. Fine-tuning: (a) from the pretrained model, (b) from random weights")
     a, clf = finetune(pretrained, "finetune-pretrained", WORK / "tokenizer", args.finetune_lr)
     b, _ = finetune(f"random:{WORK / 'model.json'}", "finetune-random", WORK / "tokenizer", args.finetune_lr)
@@ -218,7 +228,8 @@ def main() -> None:
     if (WORK / "pretrain" / "curves.png").exists():
         shutil.copyfile(WORK / "pretrain" / "curves.png", RESULTS / "demo_pretrain.png")
     result = {
-        "minutes": minutes,
+        "minutes": minutes,  # the whole run; with pretraining["reused"] the pretraining was not part of it
+        "pretraining": pretraining,
         "pretrain_steps": args.pretrain_steps,
         "finetune_lr": args.finetune_lr,
         "split": {k: len(v) for k, v in splits.items()},
@@ -226,8 +237,10 @@ def main() -> None:
         "random_init": b,
         "tfidf_logreg": c,
     }
-    (RESULTS / "demo.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwhole demo: {minutes:.1f} min; results in examples/results/demo.json and *.png")
+    # the default run is demo.json; other learning rates go to their own file, so both can be quoted
+    name = "demo.json" if args.finetune_lr == 1e-3 else f"demo_lr{args.finetune_lr:g}.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwhole demo: {minutes:.1f} min; results in examples/results/{name} and *.png")
 
 
 if __name__ == "__main__":

@@ -134,7 +134,10 @@ def main() -> None:
         "sop_chance": 0.5,
         "evals": evals,
         "final": final,
-        "config": {**base, "max_steps": steps},
+        # paths relative to the repository: a results file never records this machine's directories
+        "config": {
+            k: v.removeprefix(f"{ROOT}/") if isinstance(v, str) else v for k, v in {**base, "max_steps": steps}.items()
+        },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pretrain_small.json").write_text(json.dumps(result, indent=2) + "\n")

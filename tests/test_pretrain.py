@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import write_small_model
@@ -290,18 +291,21 @@ def test_epochs_have_a_fixed_length_and_are_built_once(corpus, monkeypatch):
     )
     per_epoch = data.steps_per_epoch(64)
     calls = {"n": 0}
-    real = albert.data.sop_pairs
+    real = albert.data.sop_spans
 
     def counting(*args, **kwargs):
         calls["n"] += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(albert.data, "sop_pairs", counting)
+    monkeypatch.setattr(albert.data, "sop_spans", counting)
     for step in range(per_epoch - 2, per_epoch + 3):  # across the boundary into epoch 1
         epoch, offset = divmod(step, per_epoch)
         assert data.batch(epoch, range(offset * 64, offset * 64 + 64))["input_ids"].shape[0] == 64
         assert data.steps_per_epoch(64) == per_epoch
     assert calls["n"] == len(data.documents)  # epoch 1's pairs were built once, not once per step
+    assert data.order(1) is data.order(1)  # and its order is permuted once, not on every batch
+    pairs = data.pairs(1)
+    assert pairs.dtype == np.int64 and pairs.shape[1] == 6  # (shard, a_lo, a_hi, b_lo, b_hi, swapped) per pair
 
 
 def test_resume_refuses_a_changed_schedule_or_update_rule(corpus, tmp_path):
