@@ -224,8 +224,10 @@ def main() -> None:
     for text, label, p in zip(SENTENCES, clf.predict(SENTENCES), clf.predict_proba(SENTENCES).max(-1), strict=True):
         print(f"   {label} {p:.2f}  {text}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(WORK / "finetune-pretrained" / "curves.png", RESULTS / "demo_finetune_pretrained.png")
-    if (WORK / "pretrain" / "curves.png").exists():
+    default = args.finetune_lr == 1e-3  # a side run with another rate writes its own JSON and leaves the plots
+    if default:
+        shutil.copyfile(WORK / "finetune-pretrained" / "curves.png", RESULTS / "demo_finetune_pretrained.png")
+    if default and (WORK / "pretrain" / "curves.png").exists():
         shutil.copyfile(WORK / "pretrain" / "curves.png", RESULTS / "demo_pretrain.png")
     result = {
         "minutes": minutes,  # the whole run; with pretraining["reused"] the pretraining was not part of it
@@ -238,7 +240,7 @@ def main() -> None:
         "tfidf_logreg": c,
     }
     # the default run is demo.json; other learning rates go to their own file, so both can be quoted
-    name = "demo.json" if args.finetune_lr == 1e-3 else f"demo_lr{args.finetune_lr:g}.json"
+    name = "demo.json" if default else f"demo_lr{args.finetune_lr:g}.json"
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwhole demo: {minutes:.1f} min; results in examples/results/{name} and *.png")
 
