@@ -30,7 +30,8 @@ _CHUNK = 1 << 20
 
 
 def is_archive(path: str | Path) -> bool:
-    return Path(path).is_file() and str(path).lower().endswith(SUFFIXES)
+    """Named like an archive (whether or not it exists: a missing one is then reported as missing)."""
+    return str(path).lower().endswith(SUFFIXES) and not Path(path).is_dir()
 
 
 def _skipped(name: str) -> bool:
@@ -77,6 +78,8 @@ class _Budget:
 def extract(archive: str | Path, dest: str | Path, max_bytes: int = MAX_BYTES) -> list[str]:
     """Extract ``archive`` (tar, tar.gz/bz2/xz or zip) into ``dest``; returns the member files written."""
     archive, dest = Path(archive), Path(dest)
+    if not archive.is_file():
+        raise CheckpointError(f"{archive}: no such file")
     dest.mkdir(parents=True, exist_ok=True)
     budget, written = _Budget(archive, max_bytes), []
     try:
@@ -117,6 +120,9 @@ def extract(archive: str | Path, dest: str | Path, max_bytes: int = MAX_BYTES) -
                         )
     except CheckpointError:
         raise
+    except tarfile.ReadError:  # tarfile lists every compression it tried, over several lines
+        why = "not a readable tar, gzip, bzip2 or xz"
+        raise CheckpointError(f"{archive}: damaged or unreadable archive ({why})") from None
     except (tarfile.TarError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, RuntimeError) as err:
         # RuntimeError: an encrypted zip member; OSError covers gzip.BadGzipFile and a truncated stream
         raise CheckpointError(f"{archive}: damaged or unreadable archive ({err})") from None

@@ -224,6 +224,7 @@ def test_damaged_archives_are_named(tmp_path, spm_model):
     _refused(tmp_path, tmp_path / "flipped.zip", r"flipped\.zip: damaged or unreadable archive")
     (tmp_path / "notes.zip").write_text("not a zip at all")
     _refused(tmp_path, tmp_path / "notes.zip", r"notes\.zip: damaged or unreadable archive")
+    assert cli.main(["convert", str(tmp_path / "missing.zip"), "--out", str(tmp_path / "o")]) == 2
     assert cli.main(["convert", str(truncated), "--out", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".albert-extract-*"))
 

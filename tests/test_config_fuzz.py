@@ -14,6 +14,7 @@ import tempfile
 
 import pytest
 import torch
+from test_parity import PAIRS
 
 import albert
 
@@ -22,15 +23,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-HEADS = {
-    "AlbertModel": ("last_hidden_state", "pooler_output"),
-    "AlbertForPreTraining": ("prediction_logits", "sop_logits"),
-    "AlbertForMaskedLM": ("logits",),
-    "AlbertForSequenceClassification": ("logits",),
-    "AlbertForTokenClassification": ("logits",),
-    "AlbertForQuestionAnswering": ("start_logits", "end_logits"),
-    "AlbertForMultipleChoice": ("logits",),
-}
+HEADS = PAIRS  # every head class and the outputs compared, as in the fixed-config parity tests
 # Activations with learnable parameters (prelu, xielu) are refused here with a clear error; see test_config.py.
 PARAMETRIC = ("prelu", "xielu")
 ACTIVATIONS = sorted(k for k in transformers.activations.ACT2CLS if k not in PARAMETRIC)
