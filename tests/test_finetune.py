@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import csv
 import json
 import subprocess
@@ -165,17 +166,33 @@ def test_multi_label_and_regression(reviews, tmp_path, kind):
             train=str(tmp_path / "train.csv"),
             eval=str(tmp_path / "dev.csv"),
             task=kind,
-            epochs=3,
+            epochs=10,
         )
     )
     metric = task.main_metric(kind)
     assert np.isfinite(result[metric])
     clf = TextClassifier.from_pretrained(tmp_path / "out", max_length=64)
     prediction = clf.predict(["这本书很好", "不好"])
-    if kind == "regression":
-        assert all(isinstance(p, float) for p in prediction) and result["pearson"] > 0.3
-    else:
-        assert all(isinstance(p, list) for p in prediction) and result["micro_f1"] > 0.3
+    if kind == "regression":  # a constant prediction has no correlation; the model reaches ~0.86
+        assert all(isinstance(p, float) for p in prediction) and result["pearson"] > 0.6
+    else:  # the best constant label set scores ~0.58 micro-F1 (3 epochs, which learned nothing, scored 0.49); ~0.74
+        dev = [label.split("|") for _, label in derived[320:]]
+        assert all(isinstance(p, list) for p in prediction) and result["micro_f1"] > best_constant_micro_f1(dev) + 0.1
+
+
+def best_constant_micro_f1(gold: list[list[str]]) -> float:
+    """The trivial multi-label baseline: the best micro-F1 of predicting one fixed label set for every row (the k
+    most frequent labels, for the best k)."""
+    from sklearn.metrics import f1_score
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    binarize = MultiLabelBinarizer().fit(gold)
+    ranked = [label for label, _ in collections.Counter(x for row in gold for x in row).most_common()]
+    truth = binarize.transform(gold)
+    return max(
+        f1_score(truth, binarize.transform([ranked[:k]] * len(gold)), average="micro")
+        for k in range(1, len(ranked) + 1)
+    )
 
 
 def test_bad_input_names_file_line_and_field(reviews, tmp_path):

@@ -1,8 +1,9 @@
-"""Multiple choice: RACE and JSONL reading, encoding, training on a derived continuation task from Brown."""
+"""Multiple choice: RACE and JSONL reading, encoding, training on a task derived from Brown text."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -13,34 +14,46 @@ from albert.finetune import FinetuneConfig, train
 from albert.tasks import multiple_choice as mc
 from albert.tasks.classification import TaskDataError
 
+NUMBER = re.compile(r"(?<![\w.,$])\d+(?![\w.,]\d)(?!\w)")
+
 
 @pytest.fixture(scope="module")
-def continuation(realdata, tmp_path_factory):
+def numbers(realdata, tmp_path_factory):
     """Derived from real text (no MC data set is available here): a passage of three consecutive Brown sentences,
-    and four options: the sentence that really follows, and three sentences from other documents."""
+    the question "Which sentence has a number?" and four Brown sentences as options, exactly one with a number.
+    A 2-layer model learns the cue from scratch in seconds, so the test checks that training and scoring rank the
+    options of each question (labels, option axis, softmax), not comprehension. (The harder "what comes next?"
+    needs a pretrained encoder: from random initialisation it stays at chance.)"""
     root = tmp_path_factory.mktemp("mc")
     rng = np.random.default_rng(0)
-    docs = [d["sentences"] for d in realdata.brown_documents()[:150]]
+    docs = [d["sentences"] for d in realdata.brown_documents()]
+    sentences = [s for d in docs for s in d if 5 <= len(s.split()) <= 30]
+    numbered = [s for s in sentences if NUMBER.search(s)]
+    plain = [s for s in sentences if not NUMBER.search(s)]
     records = []
-    for k, sentences in enumerate(docs):
-        for start in range(0, min(len(sentences) - 4, 12), 4):
-            others = [
-                docs[j][int(rng.integers(len(docs[j])))] for j in rng.choice([i for i in range(len(docs)) if i != k], 3)
-            ]
-            answer = int(rng.integers(4))
-            options = others[:answer] + [sentences[start + 3]] + others[answer:]
-            records.append(
-                {
-                    "passage": " ".join(sentences[start : start + 3]),
-                    "question": "What comes next?",
-                    "options": options,
-                    "answer": "ABCD"[answer],
-                }
-            )
-    rng.shuffle(records)
-    for name, part in (("train", records[:320]), ("dev", records[320:400])):
+    for _ in range(1100):
+        answer = int(rng.integers(4))
+        options = [plain[int(rng.integers(len(plain)))] for _ in range(3)]
+        options.insert(answer, numbered[int(rng.integers(len(numbered)))])
+        doc = docs[int(rng.integers(len(docs)))]
+        first = int(rng.integers(len(doc) - 3))
+        records.append(
+            {
+                "passage": " ".join(doc[first : first + 3]),
+                "question": "Which sentence has a number?",
+                "options": options,
+                "answer": "ABCD"[answer],
+            }
+        )
+    for name, part in (("train", records[:1000]), ("dev", records[1000:])):
         (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
     return root
+
+
+def majority_accuracy(path) -> float:
+    """The trivial baseline: always choosing the option position that is most often right (at least 1/C)."""
+    answers = [q.answer for q in mc.read_questions(path)]
+    return max(answers.count(a) for a in set(answers)) / len(answers)
 
 
 def test_race_json_and_blanks(brown_tokenizer, tmp_path):
@@ -78,26 +91,26 @@ def test_bad_multiple_choice_files(tmp_path):
         mc.read_questions(tmp_path / "b.jsonl")
 
 
-def test_multiple_choice_trains(continuation, brown_tokenizer, tmp_path):
+def test_multiple_choice_trains(numbers, brown_tokenizer, tmp_path):
     brown_tokenizer.save_pretrained(tmp_path / "tok")
     write_small_model(tmp_path / "model.json", vocab_size=brown_tokenizer.vocab_size, max_positions=256)
     result = train(
         FinetuneConfig(
             task="multiple_choice",
-            train=str(continuation / "train.jsonl"),
-            eval=str(continuation / "dev.jsonl"),
+            train=str(numbers / "train.jsonl"),
+            eval=str(numbers / "dev.jsonl"),
             init="random:" + str(tmp_path / "model.json"),
             tokenizer=str(tmp_path / "tok"),
             out=str(tmp_path / "out"),
-            epochs=3,
+            epochs=4,
             batch_size=8,
             learning_rate=1e-3,
-            max_seq_length=160,
+            max_seq_length=96,
             progress=False,
         )
     )
     rows = [r for r in map(json.loads, (tmp_path / "out" / "log.jsonl").read_text().splitlines()) if "step" in r]
     assert np.mean([r["loss"] for r in rows[-10:]]) < np.mean([r["loss"] for r in rows[:10]])
-    assert 0.0 <= result["accuracy"] <= 1.0 and result["best_step"] > 0
+    assert result["accuracy"] > majority_accuracy(numbers / "dev.jsonl") + 0.4  # ~0.97 against ~0.3
     model = albert.AlbertForMultipleChoice.from_pretrained(tmp_path / "out")
     assert model.load_report.initialised == []

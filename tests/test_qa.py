@@ -1,4 +1,4 @@
-"""Extractive QA: SQuAD reading, windows and labels, decoding, the official EM/F1, training on derived cloze QA."""
+"""Extractive QA: SQuAD reading, windows and labels, decoding, the official EM/F1, training on QA derived from Brown."""
 
 from __future__ import annotations
 
@@ -18,46 +18,53 @@ def _squad(records) -> dict:
     return {"version": "v2.0", "data": [{"title": "t", "paragraphs": records}]}
 
 
+NUMBER = re.compile(r"(?<![\w.,$])\d+(?![\w.,]\d)(?!\w)")  # a whole number, not part of 1.5, $3 or 3rd
+QUOTATION = re.compile(r"``([^`']{3,60})''")  # Brown marks quotations as ``...''
+KINDS = (("Which number is mentioned?", NUMBER, 0), ("What is quoted?", QUOTATION, 1))
+
+
 @pytest.fixture(scope="module")
-def cloze(realdata, tmp_path_factory):
-    """No QA data set is available here, so questions are derived from real Brown paragraphs: a sentence of the
-    paragraph with one capitalised word or number blanked out is the question, that word in the paragraph the
-    answer. v2.0-style unanswerable questions blank a sentence from another document."""
+def derived(realdata, tmp_path_factory):
+    """No QA data set is available here, so questions are derived from real Brown text: the context is four
+    consecutive sentences; "Which number is mentioned?" is answered by the context's only number and "What is
+    quoted?" by its only quotation; asked of a context with none, either question is unanswerable (v2.0 style).
+    Contexts with both kinds make the model read the question. A 2-layer model learns this from scratch in seconds,
+    so the learning tests check the whole pipeline (windows, labels, decoding, null threshold), not comprehension."""
     root = tmp_path_factory.mktemp("qa")
     rng = np.random.default_rng(0)
-    docs = [d["sentences"] for d in realdata.brown_documents()[:200]]
     paragraphs, n = [], 0
-    for k, sentences in enumerate(docs):
-        context = " ".join(sentences[:6])
-        qas = []
-        for sentence in sentences[:6]:
-            # whole words only (after a space, before a space or punctuation), so answers align with tokens
-            words = list(re.finditer(r"(?<=\s)([A-Z][a-z]+|\d+)(?=[\s;:!?]|[.,](?!\d))", sentence))
-            if not words:
-                continue
-            m = words[int(rng.integers(len(words)))]
-            question = sentence[: m.start()] + "____" + sentence[m.end() :]
-            start = context.index(sentence) + m.start()
-            qas.append(
-                {
-                    "id": f"q{n}",
-                    "question": question,
-                    "answers": [{"text": m.group(), "answer_start": start}],
-                    "is_impossible": False,
-                }
-            )
-            n += 1
-        other = docs[(k + 7) % len(docs)][0]
-        qas.append({"id": f"q{n}", "question": other, "answers": [], "is_impossible": True})
-        n += 1
-        paragraphs.append({"context": context, "qas": qas})
-    (root / "train.json").write_text(json.dumps(_squad(paragraphs[:160])))
-    (root / "dev.json").write_text(json.dumps(_squad(paragraphs[160:])))
+    for doc in realdata.brown_documents()[:400]:
+        sentences = doc["sentences"]
+        for start in range(0, len(sentences) - 4, 4):
+            context = " ".join(sentences[start : start + 4])
+            qas = []
+            for question, pattern, group in KINDS:
+                found = list(pattern.finditer(context))
+                if len(found) == 1:
+                    m = found[0]
+                    answers = [{"text": m.group(group), "answer_start": m.start(group)}]
+                elif not found and rng.random() < 0.12:  # about 40 % of questions end up unanswerable
+                    answers = []
+                else:
+                    continue
+                qas.append({"id": f"q{n}", "question": question, "answers": answers, "is_impossible": not answers})
+                n += 1
+            if qas:
+                paragraphs.append({"context": context, "qas": qas})
+    rng.shuffle(paragraphs)
+    (root / "train.json").write_text(json.dumps(_squad(paragraphs[:-200])))
+    (root / "dev.json").write_text(json.dumps(_squad(paragraphs[-200:])))
     return root
 
 
-def test_windows_cover_the_answer_and_decode_back_to_it(brown_tokenizer, cloze):
-    examples = [e for e in qa.read_squad(cloze / "train.json") if e.answers][:200]
+def no_answer_f1(path) -> float:
+    """The trivial baseline: F1 of answering nothing, i.e. the share of unanswerable questions (in %)."""
+    examples = qa.read_squad(path)
+    return qa.squad_metrics(examples, {e.id: "" for e in examples})["f1"]
+
+
+def test_windows_cover_the_answer_and_decode_back_to_it(brown_tokenizer, derived):
+    examples = [e for e in qa.read_squad(derived / "train.json") if e.answers][:200]
     features = qa.QAFeatures(brown_tokenizer, examples, max_length=64, doc_stride=24, max_query_length=24)
     assert len(features) > len(examples)  # long contexts need several windows
     found = set()
@@ -100,14 +107,14 @@ def test_bad_squad_files(tmp_path):
         qa.read_squad(tmp_path / "b.json")
 
 
-def test_qa_trains_and_decodes(brown_tokenizer, cloze, tmp_path):
+def test_qa_trains_and_decodes(brown_tokenizer, derived, tmp_path):
     brown_tokenizer.save_pretrained(tmp_path / "tok")
     write_small_model(tmp_path / "model.json", vocab_size=brown_tokenizer.vocab_size, max_positions=256)
     result = train(
         FinetuneConfig(
             task="qa",
-            train=str(cloze / "train.json"),
-            eval=str(cloze / "dev.json"),
+            train=str(derived / "train.json"),
+            eval=str(derived / "dev.json"),
             init="random:" + str(tmp_path / "model.json"),
             tokenizer=str(tmp_path / "tok"),
             out=str(tmp_path / "out"),
@@ -122,10 +129,11 @@ def test_qa_trains_and_decodes(brown_tokenizer, cloze, tmp_path):
     rows = [r for r in map(json.loads, (tmp_path / "out" / "log.jsonl").read_text().splitlines()) if "step" in r]
     assert np.mean([r["loss"] for r in rows[-10:]]) < np.mean([r["loss"] for r in rows[:10]]) - 0.5
     assert {"f1", "exact_match", "best_f1", "f1_threshold"} <= set(result)
-    assert result["best_f1"] >= result["f1"] and result["best_f1"] > 20  # the unanswerable fifth alone gives ~17
+    # answering nothing scores ~41; the model finds numbers and quotations and knows when a context has none (~68)
+    assert result["best_f1"] > no_answer_f1(derived / "dev.json") + 15
 
 
-def test_answerability_classifier(brown_tokenizer, cloze, tmp_path):
+def test_answerability_classifier(brown_tokenizer, derived, tmp_path):
     """The official SQuAD 2.0 model's answerability head trains, decides no-answer, and saves/loads."""
     import albert
 
@@ -135,12 +143,12 @@ def test_answerability_classifier(brown_tokenizer, cloze, tmp_path):
         FinetuneConfig(
             task="qa",
             answerability=True,
-            train=str(cloze / "train.json"),
-            eval=str(cloze / "dev.json"),
+            train=str(derived / "train.json"),
+            eval=str(derived / "dev.json"),
             init="random:" + str(tmp_path / "model.json"),
             tokenizer=str(tmp_path / "tok"),
             out=str(tmp_path / "out"),
-            epochs=2,
+            epochs=4,
             batch_size=16,
             learning_rate=2e-3,
             max_seq_length=192,
@@ -148,7 +156,7 @@ def test_answerability_classifier(brown_tokenizer, cloze, tmp_path):
             progress=False,
         )
     )
-    assert {"best_f1", "f1_threshold"} <= set(result) and result["best_f1"] >= result["f1"]
+    assert result["best_f1"] > no_answer_f1(derived / "dev.json") + 8  # ~54 against ~41
     model = albert.AlbertForQuestionAnsweringWithAnswerability.from_pretrained(tmp_path / "out")
     assert model.load_report.initialised == []
     transformers = pytest.importorskip("transformers")

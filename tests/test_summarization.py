@@ -86,6 +86,7 @@ def test_summarization_trains_and_beats_shuffled_lead(leads, realdata, tmp_path)
     rows = [r for r in map(json.loads, (tmp_path / "out" / "log.jsonl").read_text().splitlines()) if "step" in r]
     assert np.mean([r["loss"] for r in rows[-5:]]) < np.mean([r["loss"] for r in rows[:5]])
     assert {"rouge1", "rouge2", "rougeL", "lead_rouge1", "lead_rouge2"} <= set(result)
-    assert result["rouge1"] > result["lead_rouge1"]  # lead-3 of shuffled sentences is a chance-level choice
+    # lead-3 of shuffled sentences is a chance-level choice (~24 ROUGE-1, ~13 ROUGE-2); the model reaches ~32 and ~23
+    assert result["rouge1"] > result["lead_rouge1"] + 3 and result["rouge2"] > result["lead_rouge2"] + 4
     model = albert.AlbertForExtractiveSummarization.from_pretrained(tmp_path / "out")
     assert model.load_report.initialised == [] and model.load_report.unused == []
