@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 import albert
+from albert.fields import AT_LEAST_1, FieldError, OneOf, Range
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -25,6 +26,7 @@ def add_dataclass_flags(
     parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = (), skip: tuple[str, ...] = ()
 ) -> None:
     hints = typing.get_type_hints(cls)
+    limits = getattr(cls, "LIMITS", {})
     for field in dataclasses.fields(cls):
         if field.name in skip:
             continue
@@ -39,7 +41,12 @@ def add_dataclass_flags(
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
         elif typing.get_origin(kind) is list:
             parser.add_argument(flag, nargs="+", default=argparse.SUPPRESS, help=help_text)
+        elif isinstance(limits.get(field.name), OneOf):
+            choices = limits[field.name].choices
+            parser.add_argument(flag, choices=choices, default=argparse.SUPPRESS, help=help_text)
         else:
+            limit = limits.get(field.name)
+            help_text += f"; {limit.describe()}" if limit is not None else ""
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text)
     parser.add_argument("--config", help="YAML file of field: value overrides (configs/)")
     # Required fields may come from the YAML instead of a flag, so argparse cannot enforce them; config_from_args
@@ -49,6 +56,7 @@ def add_dataclass_flags(
 
 def config_from_args(cls: type, args: argparse.Namespace, base: dict[str, Any] | None = None):
     values: dict[str, Any] = dict(base or {})
+    from_yaml: dict[str, Any] = {}
     if getattr(args, "config", None):
         import yaml
 
@@ -60,16 +68,46 @@ def config_from_args(cls: type, args: argparse.Namespace, base: dict[str, Any] |
         if not isinstance(loaded, dict):
             raise albert.AlbertError(f"{path}: expected a mapping of field: value")
         values.update(loaded)
+        from_yaml = loaded
     names = {f.name for f in dataclasses.fields(cls)}
     values.update({k: v for k, v in vars(args).items() if k in names})
     unknown = sorted(set(values) - names)
     if unknown:
-        raise albert.AlbertError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+        where = f"{args.config}: " if set(unknown) & set(from_yaml) else ""
+        raise albert.AlbertError(f"{where}unknown {cls.__name__} field(s): {', '.join(unknown)}")
     missing = [name for name in getattr(args, "_required", ()) if values.get(name) in (None, "", [])]
     if missing:
         flags = ", ".join("--" + name.replace("_", "-") for name in missing)
         args._parser.error(f"the following arguments are required: {flags} (as flags or in --config)")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except FieldError as err:  # named as the user wrote it: the flag, or the field of the YAML file
+        flag = "--" + err.field.replace("_", "-")
+        if err.field in vars(args) or err.field not in from_yaml:
+            args._parser.error(f"argument {flag}: must be {err.expected}, found {err.value!r}")
+        raise albert.AlbertError(
+            f"{args.config}: field '{err.field}' must be {err.expected}, found {err.value!r}"
+        ) from None
+
+
+def bounded(kind: type, limit: Range):
+    """An argparse ``type`` that converts to ``kind`` and checks ``limit`` (for flags that are not config fields)."""
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not limit.allows(value):
+            raise argparse.ArgumentTypeError(f"must be {limit.describe()}, found {value!r}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+COUNT = bounded(int, AT_LEAST_1)
+SEQUENCE_LENGTH = bounded(int, Range(4))
 
 
 def add_hub_flags(parser: argparse.ArgumentParser, config_fields: bool = False) -> None:
@@ -116,6 +154,8 @@ def cmd_tokenizer_train(args: argparse.Namespace) -> int:
         keep_accents=args.keep_accents,
         character_coverage=args.character_coverage,
         model_type=args.model_type,
+        verbose=args.verbose,
+        overwrite=args.overwrite,
     )
     return 0
 
@@ -126,7 +166,9 @@ def cmd_tokenizer_encode(args: argparse.Namespace) -> int:
     from albert.tokenizer import AlbertTokenizer
 
     tok = AlbertTokenizer.from_pretrained(args.tokenizer, **vars(hub_options(args)))
-    lines = read_lines(args.input) if args.input else (line.rstrip("\n") for line in sys.stdin)
+    from albert.infer import stdin_lines
+
+    lines = read_lines(args.input) if args.input else stdin_lines()
     batch: list[str] = []
 
     def flush() -> None:
@@ -228,7 +270,7 @@ def _evaluate_ner(args: argparse.Namespace) -> int:
 
     tagger = EntityTagger.from_pretrained(args.model, max_length=args.max_seq_length, **vars(hub_options(args)))
     sentences = ner.read_sentences(args.data)
-    data = ner.EncodedTokens(tagger.tokenizer, sentences, tagger.labels, args.max_seq_length)
+    data = ner.EncodedTokens(tagger.tokenizer, sentences, tagger.labels, tagger.max_length)
     device = next(tagger.model.parameters()).device
     predicted = ner.predict_tags(tagger.model, data, tagger.labels, 64, device)
     print(f"{len(sentences)} sentences from {args.data}")
@@ -243,7 +285,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from albert import infer
+    from albert.outputs import atomic_output
 
+    if args.input and not Path(args.input).is_file():  # before the model loads, and before any output is touched
+        what = "is a directory; expected a file" if Path(args.input).is_dir() else "no such input file"
+        raise albert.AlbertError(f"--input {args.input}: {what}")
+    if args.output and Path(args.output).is_dir():
+        raise albert.AlbertError(f"--output {args.output}: is a directory; expected a file name")
     predictor = infer.Predictor(
         args.model,
         args.onnx,
@@ -263,13 +311,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         records = ({"text": t} for t in args.texts)
     elif args.input:
         records = ({"text": r[args.text_column]} for _, r in infer.iter_records(args.input, (args.text_column,)))
-    else:
-        records = ({"text": line.rstrip("\n")} for line in sys.stdin if line.strip())
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    else:  # every line is a text, blank ones too: output line n answers input line n
+        records = ({"text": line} for line in infer.stdin_lines())
+    # a file output is written under a temporary name and renamed at the end: a bad input line leaves it untouched
+    out = atomic_output(args.output) if args.output else contextlib.nullcontext(sys.stdout)
     shown = args.output is not None and not args.quiet
-    with out if args.output else contextlib.nullcontext(), tqdm(desc="predict", unit=" rows", disable=not shown) as bar:
+    with out as stream, tqdm(desc="predict", unit=" rows", disable=not shown, delay=1) as bar:
         for record, result in infer.predict_stream(predictor, records, chunk=args.chunk):
-            print(json.dumps({**record, **result}, ensure_ascii=False), file=out)
+            print(json.dumps({**record, **result}, ensure_ascii=False), file=stream)
             bar.update()
     return 0
 
@@ -300,7 +349,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from albert import importers
 
     report = importers.convert(
-        args.source, args.out, args.kind, args.model_config, args.tokenizer, args.head, hub_options(args)
+        args.source,
+        args.out,
+        args.kind,
+        args.model_config,
+        args.tokenizer,
+        args.head,
+        hub_options(args),
+        args.overwrite,
     )
     print(report.summary())
     print(f"wrote {args.out}")
@@ -365,15 +421,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", help="CSV/TSV/JSONL/TXT file of texts (QA: question and context columns)")
     predict.add_argument("--output", help="write JSONL here instead of stdout (with a progress bar)")
     predict.add_argument("--onnx", help="run this `albert export` file with onnxruntime instead of PyTorch")
-    predict.add_argument("--max-tokens", type=int, help="token budget per batch, rows × longest (1024 on CPU)")
-    predict.add_argument("--max-batch", type=int, default=256, help="most rows per batch")
-    predict.add_argument("--threads", type=int, help="CPU threads (default: the engine's own choice)")
-    predict.add_argument("--chunk", type=int, default=4096, help="rows held in memory at once")
+    predict.add_argument("--max-tokens", type=COUNT, help="token budget per batch, rows × longest (1024 on CPU)")
+    predict.add_argument("--max-batch", type=COUNT, default=256, help="most rows per batch")
+    predict.add_argument("--threads", type=COUNT, help="CPU threads (default: the engine's own choice)")
+    predict.add_argument("--chunk", type=COUNT, default=4096, help="rows held in memory at once")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     for p in (evaluate, predict):
         add_hub_flags(p)
         p.add_argument("--text-column", default="text")
-        p.add_argument("--max-seq-length", type=int, default=128)
+        p.add_argument(
+            "--max-seq-length", type=SEQUENCE_LENGTH, help="tokens per text (default: 128 or the model's positions)"
+        )
     evaluate.add_argument("--pair-column")
     evaluate.add_argument("--label-column", default="label")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -389,7 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", required=True, help="model directory")
     export.add_argument("--onnx", required=True, help="output .onnx file")
     export.add_argument("--int8", action="store_true", help="dynamic int8 quantisation (onnxruntime)")
-    export.add_argument("--opset", type=int, default=17)
+    export.add_argument(
+        "--opset", type=bounded(int, Range(14, 20)), default=17, help="ONNX opset, 14 to 20 (what torch exports)"
+    )
     add_hub_flags(export)
     export.set_defaults(func=cmd_export)
 
@@ -405,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--config", dest="model_config", help="albert_config.json (default: found next to it)")
     convert.add_argument("--tokenizer", help="30k-clean.model / spiece.model / vocab.txt (default: found next to it)")
     convert.add_argument("--head", choices=HEADS, default="auto", help="model class (default: from the variables)")
-    convert.add_argument("--out", required=True, help="output directory (transformers layout)")
+    convert.add_argument("--out", required=True, help="output directory (transformers layout; missing or empty)")
+    convert.add_argument("--overwrite", action="store_true", help="replace what a non-empty --out holds")
     add_hub_flags(convert)
     convert.set_defaults(func=cmd_convert)
     inspect = sub.add_parser("inspect", help=cmd_inspect.__doc__)
@@ -424,11 +485,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--input", nargs="+", required=True, help="text files (one sentence/paragraph per line) or .jsonl"
     )
     train.add_argument("--out", required=True, help="directory for spiece.model and tokenizer_config.json")
-    train.add_argument("--vocab-size", type=int, default=30000)
+    train.add_argument("--vocab-size", type=bounded(int, Range(16)), default=30000, help="pieces in the vocabulary")
     train.add_argument("--cased", action="store_true", help="keep case (ALBERT's English models are lower-cased)")
     train.add_argument("--keep-accents", action="store_true")
-    train.add_argument("--character-coverage", type=float, default=0.99995)
+    train.add_argument(
+        "--character-coverage", type=bounded(float, Range(0, 1, low_open=True)), default=0.99995, help="in (0, 1]"
+    )
     train.add_argument("--model-type", default="unigram", choices=["unigram", "bpe"])
+    train.add_argument("--overwrite", action="store_true", help="replace what a non-empty --out holds")
+    train.add_argument("--verbose", action="store_true", help="show SentencePiece's own training log")
     train.set_defaults(func=cmd_tokenizer_train)
     encode = tok.add_parser("encode", help=cmd_tokenizer_encode.__doc__)
     encode.add_argument("--tokenizer", required=True, help="directory (or spiece.model / vocab.txt)")

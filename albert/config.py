@@ -8,12 +8,16 @@ cannot run, naming the field, what was expected and what was found.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from albert.errors import ConfigError
+
+log = logging.getLogger("albert")
 
 # Every parameter-free activation transformers' ACT2FN knows (model.py holds the functions). prelu and xielu have
 # learnable parameters inside the activation, which no ALBERT checkpoint layout has a place for.
@@ -132,6 +136,10 @@ class AlbertConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
                 raise ConfigError(f"config field '{name}' must be a probability in [0, 1), found {value!r}")
+        for name in ("layer_norm_eps", "initializer_range"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")):
+                raise ConfigError(f"config field '{name}' must be a positive number, found {value!r}")
         if self.problem_type not in (None, "single_label_classification", "multi_label_classification", "regression"):
             raise ConfigError(f"config field 'problem_type' is not a known problem type: {self.problem_type!r}")
         if self.id2label is not None:
@@ -166,6 +174,10 @@ class AlbertConfig:
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         kwargs = {k: v for k, v in data.items() if k in known}
         extra = {k: v for k, v in data.items() if k not in known and k not in _DERIVED_KEYS}
+        for key in extra:  # kept for the round trip; but a near-miss of one of our fields is a typo worth a word
+            near = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+            if near and key not in _FOREIGN_NEAR_MISSES:
+                log.warning("%s: unknown key %r is ignored (did you mean %r?)", source, key, near[0])
         if "num_labels" not in data and data.get("id2label"):
             kwargs["num_labels"] = len(data["id2label"])
         try:
@@ -225,6 +237,9 @@ def read_json_dict(path: str | Path) -> dict[str, Any]:
 
 
 # Keys transformers writes that are derived from fields (or describe the file), not configuration of their own.
+# Keys other libraries write (transformers' BertConfig, bert-base-chinese's pooler_*) that look like near-misses of
+# ours but are not typos.
+_FOREIGN_NEAR_MISSES = {"classifier_dropout", "pooler_num_attention_heads"}
 _DERIVED_KEYS = {"label2id", "model_type", "transformers_version", "dtype", "torch_dtype"}
 
 

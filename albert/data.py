@@ -17,13 +17,15 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from albert.errors import AlbertError
-from albert.fields import coerce_fields
+from albert.fields import AT_LEAST_1, OneOf, coerce_fields
 from albert.masking import mask_ngrams, sop_spans
+from albert.outputs import check_directory, claim_directory, mark_complete
 from albert.tokenizer import AlbertTokenizer, WordPieceTokenizer, is_cjk
 
 MANIFEST = "manifest.json"
@@ -44,6 +46,13 @@ class PrepareConfig:
     chinese_words: str = "auto"  # WordPiece whole-word boundaries: "jieba", "char" or "auto" (jieba if installed)
     shard_tokens: int = 50_000_000
     chunk_lines: int = 20_000  # lines tokenised per batch call (the engines use all cores inside one call)
+    overwrite: bool = False  # replace what a non-empty out directory holds
+
+    LIMITS: ClassVar[dict] = {
+        "chinese_words": OneOf(("auto", "jieba", "char")),
+        "shard_tokens": AT_LEAST_1,
+        "chunk_lines": AT_LEAST_1,
+    }
 
     def __post_init__(self) -> None:
         coerce_fields(self)  # YAML, flags and Python callers alike: each field as its declared type
@@ -167,12 +176,11 @@ def prepare(cfg: PrepareConfig, progress: bool = True) -> dict:
     """Tokenise a corpus into shards under ``cfg.out`` and write the manifest (last, so a crash leaves none)."""
     from tqdm import tqdm
 
+    inputs = [*cfg.input, cfg.tokenizer]
+    check_directory(cfg.out, "--out", cfg.overwrite, inputs)
     files = input_files(cfg.input)
     tok = AlbertTokenizer.from_pretrained(cfg.tokenizer)
-    out = Path(cfg.out)
-    if (out / MANIFEST).exists():
-        raise DataError(f"{out}: already holds prepared data; choose a new --out directory")
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_directory(cfg.out, "--out", cfg.overwrite, inputs)
     writer = _ShardWriter(out, tok.vocab_size, cfg.shard_tokens)
     pending: list[list[str]] = []
     lines = 0
@@ -212,6 +220,7 @@ def prepare(cfg: PrepareConfig, progress: bool = True) -> dict:
     from albert.checkpoint import write_text
 
     write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    mark_complete(out)
     return manifest
 
 
@@ -267,8 +276,14 @@ class PretrainData:
             doc for doc, held_out in zip(documents, is_eval, strict=True) if held_out == (split == "eval")
         ]
         if not self.documents:
+            fix = (
+                f"pass --eval-fraction {min(0.5, 2 / max(len(documents), 1)):.2g} or more, or 0 for no evaluation"
+                if split == "eval"
+                else "lower --eval-fraction, or prepare a larger corpus"
+            )
             raise DataError(
-                f"{self.directory}: the {split} split has no documents (corpus too small for eval_fraction)"
+                f"{self.directory}: {len(documents)} document(s), and --eval-fraction {eval_fraction:g} leaves the "
+                f"{split} split none: {fix}"
             )
         self._epoch_cache: dict[int, np.ndarray] = {}
         self._order_cache: dict[int, np.ndarray] = {}

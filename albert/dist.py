@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as torch_dist
 
+from albert.errors import ConfigError
+
 
 @dataclass
 class Dist:
@@ -49,17 +51,31 @@ class Dist:
         return tensor.item() / self.world_size
 
 
+def choose_device(name: str = "auto") -> torch.device:
+    """``auto`` → cuda when available, else cpu; an explicit device that this machine lacks is a ConfigError here,
+    not a CUDA traceback at the first tensor moved."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is a CPU build" if torch.version.cuda is None else "no CUDA device is visible"
+            raise ConfigError(f"device '{name}': CUDA is not available ({why}); use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device '{name}': this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device '{name}': MPS is not available on this machine; use --device cpu or auto")
+    return device
+
+
 def setup(device: str = "auto") -> Dist:
     """Read RANK/WORLD_SIZE/LOCAL_RANK (set by torchrun), pick the device, join the process group."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
+    chosen = choose_device(device)
+    if chosen.type == "cuda" and chosen.index is None:  # one GPU per process under torchrun
         torch.cuda.set_device(local_rank)
         chosen = torch.device("cuda", local_rank)
-    else:
-        chosen = torch.device(device)
     if world_size > 1 and not torch_dist.is_initialized():
         torch_dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
     return Dist(rank=rank, world_size=world_size, local_rank=local_rank, device=chosen)

@@ -86,7 +86,10 @@ def export_onnx(
     except ImportError:
         raise AlbertError("ONNX export needs onnx and onnxruntime: pip install 'albert-lite[onnx]'") from None
     out = Path(out)
+    if out.is_dir():
+        raise AlbertError(f"--onnx {out}: is a directory; expected a file name (model.onnx)")
     predictor = Predictor(model_dir, hub_options=hub_options)
+    out.parent.mkdir(parents=True, exist_ok=True)  # a missing folder is created, as for every output
     torch_forward = predictor.forward
     model = torch_forward.model
     kind = type(model).__name__

@@ -4,13 +4,18 @@ argparse types flags, but YAML reads ``1e-05`` as a string (YAML 1.1 wants a dot
 what they like; without this, ``lr='1e-05'`` reached AdamW as a traceback. ``coerce_fields(config)`` (called from each
 run config's ``__post_init__``) converts lossless cases (a numeric string, an integral float, "true"/"false", a single
 string where a list belongs) and raises a ConfigError naming the field, the expected type and the value otherwise.
+It then checks the class's ``LIMITS`` (field name → Range or OneOf): a zero batch size, a warmup ratio above 1 or an
+unknown optimizer is refused where the config is built, whatever built it, instead of failing deep inside torch or
+being accepted silently. The CLI turns these errors into argparse errors naming the flag.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any
 
 from albert.errors import ConfigError
@@ -68,14 +73,84 @@ def _describe(kind: Any) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Range:
+    """A number's valid interval; None = unbounded on that side."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself is not allowed
+    high_open: bool = False
+
+    def allows(self, value: Any) -> bool:
+        if isinstance(value, float) and value != value:  # NaN is in no interval
+            return False
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def describe(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"in {left}{self.low:g}, {self.high:g}{right}"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A string from a fixed set."""
+
+    choices: tuple[str, ...]
+
+    def allows(self, value: Any) -> bool:
+        return value in self.choices
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.choices)
+
+
+@dataclass(frozen=True)
+class DeviceName:
+    """auto, cpu, mps, cuda or cuda:N (whether that device exists is checked when it is chosen: devices.choose)."""
+
+    def allows(self, value: Any) -> bool:
+        return isinstance(value, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value) is not None
+
+    def describe(self) -> str:
+        return "auto, cpu, cuda, cuda:N or mps"
+
+
+POSITIVE = Range(0, low_open=True)  # > 0
+AT_LEAST_1 = Range(1)  # counts: steps, sizes, intervals
+NON_NEGATIVE = Range(0)
+PROBABILITY = Range(0, 1)
+DROPOUT = Range(0, 1, high_open=True)  # 1 would drop everything
+PORT = Range(0, 65535)
+
+
+class FieldError(ConfigError):
+    """A config field with a value of the wrong type or out of its range; ``field`` names it."""
+
+    def __init__(self, owner: str, field: str, expected: str, value: Any):
+        self.field, self.expected, self.value = field, expected, value
+        super().__init__(f"{owner} field '{field}' must be {expected}, found {value!r}")
+
+
 def coerce_fields(config: Any) -> None:
-    """Convert every field of the dataclass instance ``config`` to its declared type, in place."""
+    """Convert every field of the dataclass instance ``config`` to its declared type, in place, then check the
+    class's LIMITS (None, the 'not set' of optional fields, is always allowed)."""
+    owner = type(config).__name__
     hints = typing.get_type_hints(type(config))
+    limits = getattr(type(config), "LIMITS", {})
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         try:
-            setattr(config, field.name, _convert(hints[field.name], value))
+            value = _convert(hints[field.name], value)
         except (ValueError, TypeError, OverflowError):
-            raise ConfigError(
-                f"{type(config).__name__} field '{field.name}' must be {_describe(hints[field.name])}, found {value!r}"
-            ) from None
+            raise FieldError(owner, field.name, _describe(hints[field.name]), value) from None
+        setattr(config, field.name, value)
+        limit = limits.get(field.name)
+        if limit is not None and value is not None and not limit.allows(value):
+            raise FieldError(owner, field.name, limit.describe(), value)

@@ -11,19 +11,31 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from albert import hub, infer, plot
 from albert.config import PRESETS, AlbertConfig, read_json_dict
+from albert.dist import choose_device
 from albert.errors import AlbertError
-from albert.fields import coerce_fields
+from albert.fields import (
+    AT_LEAST_1,
+    DROPOUT,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    DeviceName,
+    OneOf,
+    Range,
+    coerce_fields,
+)
 from albert.heads import (
     AlbertForExtractiveSummarization,
     AlbertForMultipleChoice,
@@ -34,11 +46,15 @@ from albert.heads import (
 )
 from albert.infer import TorchForward, run_rows
 from albert.optim import build_optimizer, build_schedule
+from albert.outputs import check_directory, claim_directory, mark_complete
 from albert.tasks import classification as task
 from albert.tasks import multiple_choice, ner, qa, summarization
 from albert.tokenizer import AlbertTokenizer
 
 log = logging.getLogger("albert")
+
+
+TASKS = ("classification", "multi_label", "regression", "ner", "multiple_choice", "qa", "summarization")
 
 
 @dataclass
@@ -51,7 +67,9 @@ class FinetuneConfig:
     revision: str | None = None  # hub: branch, tag or commit of init (and tokenizer)
     cache_dir: str | None = None  # hub: cache folder (default: HF_HUB_CACHE, shared with transformers)
     local_files_only: bool = False  # hub: use the cache only, no network
-    task: str = "classification"  # classification | multi_label | regression | ner | multiple_choice
+    task: str = (
+        "classification"  # classification | multi_label | regression | ner | multiple_choice | qa | summarization
+    )
     text_column: str = "text"
     pair_column: str | None = None
     label_column: str = "label"
@@ -75,6 +93,29 @@ class FinetuneConfig:
     seed: int = 42
     device: str = "auto"
     progress: bool = True
+    overwrite: bool = False  # replace what a non-empty out directory holds (never an input of this run)
+
+    LIMITS: ClassVar[dict] = {
+        "task": OneOf(TASKS),
+        "epochs": POSITIVE,
+        "max_steps": AT_LEAST_1,
+        "batch_size": AT_LEAST_1,
+        "grad_accum": AT_LEAST_1,
+        "learning_rate": POSITIVE,
+        "warmup_ratio": PROBABILITY,
+        "weight_decay": NON_NEGATIVE,
+        "max_seq_length": Range(4),  # [CLS], [SEP] and room for text
+        "classifier_dropout": DROPOUT,
+        "dropout": DROPOUT,
+        "eval_every": AT_LEAST_1,
+        "early_stopping": AT_LEAST_1,
+        "doc_stride": AT_LEAST_1,
+        "max_query_length": AT_LEAST_1,
+        "max_answer_length": AT_LEAST_1,
+        "summary_sentences": AT_LEAST_1,
+        "seed": NON_NEGATIVE,
+        "device": DeviceName(),
+    }
 
     def __post_init__(self) -> None:
         coerce_fields(self)  # YAML, flags and Python callers alike: each field as its declared type
@@ -214,13 +255,22 @@ def train(cfg: FinetuneConfig) -> dict[str, Any]:
     read = readers.get(
         cfg.task, lambda path: task.read_examples(path, cfg.task, cfg.text_column, cfg.pair_column, cfg.label_column)
     )
+    choose_device(cfg.device)  # refused before any work: a missing GPU, or an out directory that must not be touched
+    check_directory(cfg.out, "--out", cfg.overwrite, _inputs(cfg))
     train_examples = read(cfg.train)
     eval_examples = read(cfg.eval) if cfg.eval else None
     return fit_examples(cfg, train_examples, eval_examples)
 
 
-def task_parts(cfg: FinetuneConfig, tok: AlbertTokenizer, train_examples, eval_examples):
-    """What differs between task families: labels, encoding, evaluation, the metric that picks the best model."""
+def _inputs(cfg: FinetuneConfig) -> list[str | None]:
+    """The run's own input paths, which its out directory must not hold."""
+    init = cfg.init.removeprefix(RANDOM_PREFIX)
+    return [init, cfg.tokenizer, cfg.train, cfg.eval]
+
+
+def task_parts(cfg: FinetuneConfig, tok: AlbertTokenizer, train_examples, eval_examples, labels=None):
+    """What differs between task families: labels, encoding, evaluation, the metric that picks the best model.
+    ``labels``: the label order to keep (TextClassifier's user-given list), else the one the data implies."""
     if cfg.task == "summarization":
 
         def encode(examples):
@@ -269,7 +319,10 @@ def task_parts(cfg: FinetuneConfig, tok: AlbertTokenizer, train_examples, eval_e
             return ner.metrics([s.tags for s in data.sentences], predicted)
 
         return labels, encode, evaluate_fn, "f1"
-    labels = task.label_list(train_examples, cfg.task)
+    if labels is None:
+        labels = task.label_list(train_examples, cfg.task)
+    else:
+        task.check_labels(train_examples, labels, cfg.task, "the training labels")
     if eval_examples is not None:
         task.check_labels(eval_examples, labels, cfg.task, cfg.eval or "eval")
 
@@ -282,13 +335,13 @@ def task_parts(cfg: FinetuneConfig, tok: AlbertTokenizer, train_examples, eval_e
     return labels, encode, evaluate_fn, task.main_metric(cfg.task)
 
 
-def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples) -> dict[str, Any]:
+def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None) -> dict[str, Any]:
     if not cfg.out:
         raise AlbertError("fine-tuning needs an output directory (out)")
     if cfg.task not in PROBLEM_TYPES:
         raise AlbertError(f"unknown task {cfg.task!r} (one of {', '.join(PROBLEM_TYPES)})")
     tok = load_tokenizer(cfg)
-    labels, encode, evaluate_fn, metric = task_parts(cfg, tok, train_examples, eval_examples)
+    labels, encode, evaluate_fn, metric = task_parts(cfg, tok, train_examples, eval_examples, labels)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, labels, tok.vocab_size)
     if cfg.max_seq_length > model.config.max_position_embeddings:
@@ -297,9 +350,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples) -> dict[str
             "position embeddings (max_position_embeddings): pass --max-seq-length "
             f"{model.config.max_position_embeddings} or less"
         )
-    device = torch.device(
-        "cuda" if cfg.device == "auto" and torch.cuda.is_available() else "cpu" if cfg.device == "auto" else cfg.device
-    )
+    device = choose_device(cfg.device)
     model.to(device)
     train_data = encode(train_examples)
     dev = encode(eval_examples) if eval_examples is not None else None
@@ -314,8 +365,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples) -> dict[str
     eval_every = cfg.eval_every or steps_per_epoch
     optimizer = build_optimizer(model, "adamw", cfg.learning_rate, cfg.weight_decay)
     schedule = build_schedule(optimizer, int(cfg.warmup_ratio * total), total, power=1.0)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_directory(cfg.out, "--out", cfg.overwrite, _inputs(cfg))  # marked INCOMPLETE until the run ends
     log_path = out / "log.jsonl"
     weights = "random" if cfg.init.startswith(RANDOM_PREFIX) else "pretrained"
     log_path.write_text(json.dumps({"init": cfg.init, "weights": weights, "revision": cfg.revision}) + "\n")
@@ -337,6 +387,12 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples) -> dict[str
             loss = model(**batch).loss / cfg.grad_accum
             loss.backward()
             running += loss.item()
+        if not math.isfinite(running):  # training on would save NaN weights as "best" and print NaN predictions
+            best_note = f"the best model so far (step {best_step}) is in {out}" if best_step else "nothing was saved"
+            raise AlbertError(
+                f"step {step + 1}: the training loss is {running} (not finite); lower --learning-rate "
+                f"(now {cfg.learning_rate:g}) or check the model config ({best_note})"
+            )
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
@@ -363,6 +419,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples) -> dict[str
     if dev is None:
         save_classifier(model, tok, out)
     plot.finetune_curves(log_path, out / "curves.png", metric)
+    mark_complete(out)
     return {"best_step": best_step, **(best or {}), "steps": step, "train_examples": len(train_data)}
 
 
@@ -375,6 +432,9 @@ def save_classifier(model, tok: AlbertTokenizer, out: Path) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # The Python API
 # ----------------------------------------------------------------------------------------------------------------
+MAX_LENGTH_KEY = "max_seq_length"  # config.json key of TextClassifier's max_length (transformers ignores it)
+
+
 class TextClassifier:
     """fit / predict / predict_proba / save around AlbertForSequenceClassification and its tokenizer."""
 
@@ -388,6 +448,7 @@ class TextClassifier:
         max_length: int = 128,
     ):
         self.model, self.tokenizer, self.init, self.max_length = model, tokenizer, init, max_length
+        self.user_labels = labels is not None  # fit() keeps their order
         self.labels = labels or [model.config.labels_by_id()[i] for i in range(model.config.num_labels)]
         self.task = task_kind or {"regression": "regression", "multi_label_classification": "multi_label"}.get(
             model.config.problem_type or "", "classification"
@@ -399,15 +460,18 @@ class TextClassifier:
         path: str | Path,
         labels: list[str] | None = None,
         task: str = "classification",
-        max_length: int = 128,
+        max_length: int | None = None,
         **hub_options: Any,
     ) -> TextClassifier:
         """A fine-tuned directory or hub id (ready to predict), or a pretrained one plus ``labels`` (ready to fit).
-        ``hub_options``: revision, cache_dir, token, local_files_only."""
+        ``max_length``: tokens per text (default: what ``save`` recorded, else 128). ``hub_options``: revision,
+        cache_dir, token, local_files_only."""
         path = hub.local_or_hub(path, "all", hub.options_from(hub_options))
         tok = AlbertTokenizer.from_pretrained(path)
         extra = {"id2label": dict(enumerate(labels))} if labels else {}
         model = AlbertForSequenceClassification.from_pretrained(path, **extra)
+        saved = model.config.extra.get(MAX_LENGTH_KEY)
+        max_length = infer.fit_length(max_length or saved, model.config.max_position_embeddings, path)
         return cls(model, tok, init=str(path), labels=labels, task_kind=task if labels else None, max_length=max_length)
 
     def fit(
@@ -432,22 +496,27 @@ class TextClassifier:
                 for n, (x, y) in enumerate(zip(xs, ys, strict=True))
             ]
 
+        if isinstance(texts, str):
+            raise TypeError("fit() takes a list of texts (one string is one text: wrap it in a list)")
+        settings = {"progress": False, "max_seq_length": self.max_length, **config}  # a keyword overrides the default
+        self.max_length = settings["max_seq_length"]
+        # the user's label list keeps its order (probability columns follow it), unless labels come from the data
+        keep = self.labels if self.user_labels and self.task != "regression" else None
         with tempfile.TemporaryDirectory() as tmp:
             self.model.save_pretrained(Path(tmp) / "init")
             self.tokenizer.save_pretrained(Path(tmp) / "init")
-            cfg = FinetuneConfig(
-                init=str(Path(tmp) / "init"),
-                out=str(Path(tmp) / "out"),
-                task=self.task,
-                max_seq_length=self.max_length,
-                **{"progress": False, **config},
-            )
-            result = fit_examples(cfg, examples(texts, labels), examples(*eval) if eval else None)
+            cfg = FinetuneConfig(init=str(Path(tmp) / "init"), out=str(Path(tmp) / "out"), task=self.task, **settings)
+            result = fit_examples(cfg, examples(texts, labels), examples(*eval) if eval else None, keep)
             trained = TextClassifier.from_pretrained(Path(tmp) / "out", max_length=self.max_length)
         self.model, self.labels = trained.model, trained.labels
         return result
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
+        """One row of probabilities (columns in ``self.labels`` order) per text; a single string is one text."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            width = 1 if self.task == "regression" else len(self.labels)
+            return np.zeros((0,) if self.task == "regression" else (0, width), dtype=np.float32)
         scores = infer.classification_logits(
             self.model, self.tokenizer, [str(t) for t in texts], None, self.max_length, max_batch=batch_size
         )
@@ -458,7 +527,8 @@ class TextClassifier:
         exp = np.exp(scores - scores.max(-1, keepdims=True))
         return exp / exp.sum(-1, keepdims=True)
 
-    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Any]:
+    def predict(self, texts: Sequence[str] | str, batch_size: int = 64) -> list[Any]:
+        """One prediction per text (a single string is one text: a list of one)."""
         probs = self.predict_proba(texts, batch_size)
         if self.task == "regression":
             return [float(p) for p in probs]
@@ -467,6 +537,9 @@ class TextClassifier:
         return [self.labels[i] for i in probs.argmax(-1)]
 
     def save(self, path: str | Path) -> None:
+        """Model + tokenizer; ``max_length`` is kept in config.json (as max_seq_length), which from_pretrained reads
+        back."""
+        self.model.config.extra[MAX_LENGTH_KEY] = self.max_length
         save_classifier(self.model, self.tokenizer, Path(path))
 
 
@@ -480,12 +553,13 @@ class EntityTagger:
         self.labels = [model.config.labels_by_id()[i] for i in range(model.config.num_labels)]
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, max_length: int = 128, **hub_options: Any) -> EntityTagger:
-        """A fine-tuned directory or hub id (``hub_options``: revision, cache_dir, token, local_files_only)."""
+    def from_pretrained(cls, path: str | Path, max_length: int | None = None, **hub_options: Any) -> EntityTagger:
+        """A fine-tuned directory or hub id (``hub_options``: revision, cache_dir, token, local_files_only);
+        ``max_length``: tokens per text (default: 128 or the model's positions)."""
         path = hub.local_or_hub(path, "all", hub.options_from(hub_options))
-        return cls(
-            AlbertForTokenClassification.from_pretrained(path), AlbertTokenizer.from_pretrained(path), max_length
-        )
+        model = AlbertForTokenClassification.from_pretrained(path)
+        max_length = infer.fit_length(max_length, model.config.max_position_embeddings, path)
+        return cls(model, AlbertTokenizer.from_pretrained(path), max_length)
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[list[dict]]:
         """Entity spans with character offsets into each text (infer.tag_texts)."""

@@ -30,6 +30,7 @@ from albert import hub, sbert
 from albert.config import AlbertConfig, read_json_dict
 from albert.errors import CheckpointError, ConfigError
 from albert.hub import HubOptions
+from albert.outputs import check_directory, claim_directory, mark_complete
 
 log = logging.getLogger("albert")
 
@@ -556,14 +557,18 @@ def convert(
     tokenizer: str | Path | None = None,
     head: str = "auto",
     hub_options: HubOptions | None = None,
+    overwrite: bool = False,
 ) -> ImportReport:
     """Convert ``source`` into a transformers-layout directory ``out`` (config.json, model.safetensors, tokenizer).
-    ``source`` may be a release archive (.tar.gz, .zip, …) or a hub id of a transformers BERT repository."""
+    ``source`` may be a release archive (.tar.gz, .zip, …) or a hub id of a transformers BERT repository. ``out``
+    must be missing or empty unless ``overwrite`` (albert/outputs.py)."""
     from albert import archives
 
+    inputs = [source, config, tokenizer]
+    check_directory(out, "--out", overwrite, inputs)  # before reading a 500 MB checkpoint
     if archives.is_archive(source):
         with archives.opened(source, near=out) as (root, inner):
-            report = convert(inner, out, kind, config, tokenizer, head, hub_options)
+            report = convert(inner, out, kind, config, tokenizer, head, hub_options, overwrite)
             # name files as they are in the archive, not by the temporary directory that is about to vanish
             report.source = f"{source}:{inner.relative_to(root)}"
             report.notes = [n.replace(f"{root}/", f"{source}:") for n in report.notes]
@@ -602,10 +607,14 @@ def convert(
             )
         if tok.vocab_size < model.config.vocab_size:
             report.notes.append(f"tokenizer has {tok.vocab_size} entries, the model {model.config.vocab_size} rows")
-        tok.save_pretrained(out)
     else:
+        tok = None
         report.notes.append("no tokenizer found next to the checkpoint: pass --tokenizer to include one")
+    claim_directory(out, "--out", overwrite, inputs)
+    if tok is not None:
+        tok.save_pretrained(out)
     model.save_pretrained(out)
+    mark_complete(out)
     return report
 
 

@@ -15,6 +15,8 @@ Three rules make prediction fast without changing any result:
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,9 @@ import torch
 
 from albert.errors import AlbertError, CheckpointError
 from albert.hub import HubOptions
+from albert.readers import csv_records
+
+log = logging.getLogger("albert")
 
 Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
@@ -107,6 +112,7 @@ class OnnxForward:
             raise CheckpointError(f"{path}: not a loadable ONNX model ({err})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         self.kind = meta.get("albert_class", "")
+        self.exported_config = json.loads(meta["albert_config"]) if "albert_config" in meta else {}
         self.token_outputs = TOKEN_OUTPUTS.get(self.kind, ())
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -289,6 +295,36 @@ TASK_OF_CLASS = {
 }
 
 
+def fit_length(max_length: int | None, positions: int, model_dir) -> int:
+    """Tokens per text: ``max_length`` if the model has that many positions (an error naming both otherwise, not an
+    index error inside torch); None → 128 or the model's positions, whichever is fewer."""
+    if max_length is None:
+        return min(128, positions)
+    if max_length > positions:
+        raise AlbertError(
+            f"--max-seq-length {max_length} exceeds the {positions} positions of {model_dir} "
+            f"(max_position_embeddings): pass {positions} or less"
+        )
+    return max_length
+
+
+def check_vocabulary(tokenizer, vocab_size: int, model_dir) -> None:
+    """A tokenizer must fit the model it feeds: ids past the embedding table would crash deep inside torch (or
+    onnxruntime), and a much smaller tokenizer is almost surely another model's (silently wrong predictions)."""
+    if tokenizer.vocab_size > vocab_size:
+        raise CheckpointError(
+            f"{model_dir}: the tokenizer has {tokenizer.vocab_size} entries but the model only {vocab_size} word "
+            "embeddings; is it the model's own tokenizer?"
+        )
+    if vocab_size - tokenizer.vocab_size > 128:  # more than padding the table to a round size explains
+        log.warning(
+            "%s: the tokenizer has %d entries, the model %d word embeddings; is it the model's own tokenizer?",
+            model_dir,
+            tokenizer.vocab_size,
+            vocab_size,
+        )
+
+
 class Predictor:
     """A model directory (config.json, weights, tokenizer) and an engine: PyTorch, or ``onnx=`` an export of it."""
 
@@ -296,7 +332,7 @@ class Predictor:
         self,
         model_dir: str | Path,
         onnx: str | Path | None = None,
-        max_length: int = 128,
+        max_length: int | None = None,
         max_tokens: int | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         threads: int | None = None,
@@ -316,7 +352,8 @@ class Predictor:
                 f"{self.model_dir} holds a {self.architecture}; prediction serves {', '.join(sorted(TASK_OF_CLASS))}"
             )
         self.tokenizer = AlbertTokenizer.from_pretrained(self.model_dir)
-        self.max_length = min(max_length, self.config.max_position_embeddings)
+        check_vocabulary(self.tokenizer, self.config.vocab_size, self.model_dir)
+        self.max_length = fit_length(max_length, self.config.max_position_embeddings, self.model_dir)
         if max_tokens is None:
             max_tokens = (
                 DEFAULT_MAX_TOKENS_GPU if str(device).startswith("cuda") and onnx is None else DEFAULT_MAX_TOKENS
@@ -333,6 +370,18 @@ class Predictor:
             if self.forward.kind and self.forward.kind != self._engine_class():
                 raise CheckpointError(
                     f"{onnx} was exported from a {self.forward.kind}, the directory holds a {self.architecture}"
+                )
+            shape = ("vocab_size", "hidden_size", "num_hidden_layers", "num_labels", "max_position_embeddings")
+            exported = self.forward.exported_config
+            differ = [
+                f"{k} {exported[k]} vs {getattr(self.config, k)}"
+                for k in shape
+                if k in exported and exported[k] != getattr(self.config, k)
+            ]
+            if differ:
+                raise CheckpointError(
+                    f"{onnx} was exported from another model than {self.model_dir} ({'; '.join(differ)}): pass the "
+                    "directory it was exported from"
                 )
         else:
             if threads:
@@ -398,11 +447,21 @@ class Predictor:
 # ----------------------------------------------------------------------------------------------------------------
 # Streaming files larger than memory
 # ----------------------------------------------------------------------------------------------------------------
+def stdin_lines() -> Iterator[str]:
+    """Standard input's lines (without the newline), decoded as UTF-8 with an error that names the line."""
+    if not hasattr(sys.stdin, "buffer"):  # already text (a StringIO standing in for stdin)
+        yield from (line.rstrip("\r\n") for line in sys.stdin)
+        return
+    for number, raw in enumerate(sys.stdin.buffer, 1):
+        try:
+            yield raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as err:
+            raise AlbertError(f"stdin line {number}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
 def iter_records(path: str | Path, columns: Sequence[str] = ("text",)) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, {column: text}) from .txt (one text per line), .jsonl, .csv or .tsv, read
     lazily so files larger than memory stream through."""
-    import csv
-
     path = Path(path)
     if not path.is_file():
         raise AlbertError(f"{path}: no such input file")
@@ -410,12 +469,11 @@ def iter_records(path: str | Path, columns: Sequence[str] = ("text",)) -> Iterat
     with open(path, encoding="utf-8", newline="") as f:
         try:
             if suffix in (".csv", ".tsv"):
-                reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
-                missing = [c for c in columns if c not in (reader.fieldnames or [])]
-                if missing:
-                    raise AlbertError(f"{path}: no column {missing[0]!r} (columns: {reader.fieldnames})")
-                for row in reader:
-                    yield reader.line_num, {c: row[c] or "" for c in columns}
+                for number, row in csv_records(path, f, "\t" if suffix == ".tsv" else ","):
+                    missing = [c for c in columns if c not in row]
+                    if missing:
+                        raise AlbertError(f"{path}: no column {missing[0]!r} (columns: {', '.join(row)})")
+                    yield number, {c: row[c] for c in columns}
             elif suffix == ".jsonl":
                 for number, line in enumerate(f, 1):
                     if not line.strip():
@@ -433,9 +491,8 @@ def iter_records(path: str | Path, columns: Sequence[str] = ("text",)) -> Iterat
                     raise AlbertError(
                         f"{path}: a plain text file has one text per line; use .jsonl or .csv for {columns}"
                     )
-                for number, line in enumerate(f, 1):
-                    if line.strip():
-                        yield number, {columns[0]: line.rstrip("\r\n")}
+                for number, line in enumerate(f, 1):  # a blank line is a (blank) text: output n answers line n
+                    yield number, {columns[0]: line.rstrip("\r\n")}
         except UnicodeDecodeError as err:
             raise AlbertError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
 

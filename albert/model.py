@@ -22,6 +22,7 @@ from torch import nn
 from albert import checkpoint, convert, hub
 from albert.config import AlbertConfig
 from albert.errors import CheckpointError
+from albert.outputs import warn_if_incomplete
 
 log = logging.getLogger("albert")
 
@@ -257,6 +258,7 @@ class AlbertPreTrainedModel(nn.Module):
         directory = hub.local_or_hub(path, "model", options)
         if not directory.is_dir():
             raise CheckpointError(f"{path}: not a checkpoint directory (expected config.json + model.safetensors)")
+        warn_if_incomplete(directory)  # a fine-tune that was killed leaves its best-so-far weights: say so
         data = checkpoint.read_config_dict(directory)
         if data.get("model_type") not in (None, "albert"):
             raise CheckpointError(

@@ -30,6 +30,7 @@ def _finish(plt, fig, axes, png: Path) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=100)
     plt.close(fig)
 
@@ -76,5 +77,6 @@ def confusion_png(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str], png
         y_true, y_pred, labels=range(len(labels)), display_labels=labels, ax=ax, colorbar=False
     )
     fig.tight_layout()
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=100)
     plt.close(fig)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -19,7 +20,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -28,10 +29,21 @@ from albert import plot
 from albert.checkpoint import read_weights, write_text
 from albert.config import PRESETS, AlbertConfig
 from albert.data import PretrainData, copy_tokenizer
-from albert.errors import AlbertError
-from albert.fields import coerce_fields
+from albert.errors import AlbertError, CheckpointError
+from albert.fields import (
+    AT_LEAST_1,
+    DROPOUT,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    DeviceName,
+    OneOf,
+    Range,
+    coerce_fields,
+)
 from albert.model import AlbertForPreTraining
 from albert.optim import build_optimizer, build_schedule
+from albert.outputs import check_directory, claim_directory, mark_complete
 
 
 @dataclass
@@ -68,6 +80,34 @@ class PretrainConfig:
     dropout: float | None = None  # override the model's hidden and attention dropout
     resume: bool = False
     progress: bool = True
+    overwrite: bool = False  # replace what a non-empty out directory holds (not for --resume)
+
+    LIMITS: ClassVar[dict] = {
+        "max_steps": AT_LEAST_1,
+        "batch_size": AT_LEAST_1,
+        "grad_accum": AT_LEAST_1,
+        "learning_rate": POSITIVE,
+        "warmup_steps": NON_NEGATIVE,
+        "poly_power": POSITIVE,
+        "optimizer": OneOf(("lamb", "adamw")),
+        "weight_decay": NON_NEGATIVE,
+        "clip_norm": POSITIVE,
+        "max_seq_length": Range(8),  # [CLS] A [SEP] B [SEP] with a few tokens each
+        "max_predictions": AT_LEAST_1,
+        "masked_lm_prob": Range(0, 1, low_open=True),
+        "short_seq_prob": PROBABILITY,
+        "masking": OneOf(("dynamic", "static")),
+        "dupe_factor": AT_LEAST_1,
+        "eval_fraction": Range(0, 1, high_open=True),
+        "eval_every": AT_LEAST_1,
+        "eval_batches": AT_LEAST_1,
+        "save_every": AT_LEAST_1,
+        "keep_last": AT_LEAST_1,
+        "log_every": AT_LEAST_1,
+        "seed": NON_NEGATIVE,
+        "device": DeviceName(),
+        "dropout": DROPOUT,
+    }
 
     def __post_init__(self) -> None:
         coerce_fields(self)  # YAML, flags and Python callers alike: each field as its declared type
@@ -96,6 +136,9 @@ _IDENTITY = (
     "clip_norm",
     "dropout",
 )
+
+
+log = logging.getLogger("albert")
 
 
 class RunError(AlbertError):
@@ -130,8 +173,9 @@ def model_config(cfg: PretrainConfig, vocab_size: int) -> tuple[AlbertConfig, Pa
 def _check_run_dir(cfg: PretrainConfig, out: Path, world_size: int) -> None:
     saved_path = out / "run_config.json"
     if not cfg.resume:
-        if latest_checkpoint(out) is not None:
-            raise RunError(f"{out} already holds a run; pass resume=True (--resume) or choose another out directory")
+        if saved_path.is_file() and not cfg.overwrite:
+            raise RunError(f"{out} already holds a run; pass --resume {out} to continue it, or choose another --out")
+        check_directory(out, "--out", cfg.overwrite, _inputs(cfg))
         return
     if not saved_path.is_file():
         raise RunError(f"{out}: nothing to resume (no run_config.json)")
@@ -143,6 +187,10 @@ def _check_run_dir(cfg: PretrainConfig, out: Path, world_size: int) -> None:
         raise RunError(
             f"{out} was run with another configuration; resuming would not continue it: {'; '.join(changed)}"
         )
+
+
+def _inputs(cfg: PretrainConfig) -> list[str]:
+    return [cfg.data, cfg.model]
 
 
 def latest_checkpoint(out: Path) -> Path | None:
@@ -189,12 +237,30 @@ def _save_checkpoint(
         shutil.rmtree(stale)
 
 
+class DamagedCheckpoint(RunError):
+    """A checkpoint whose files cannot be read back (truncated by a full disk, corrupted)."""
+
+
+def _resume(out: Path, model, optimizer, schedule, rank: int = 0) -> int:
+    """Load the newest intact checkpoint under ``out``; a damaged newest one (a truncated file) is skipped with a
+    warning that names it, so a crash while the disk filled up costs one save interval, not the run."""
+    candidates = sorted((out / "checkpoints").glob("step-*"), reverse=True)
+    for k, path in enumerate(candidates):
+        try:
+            return _load_checkpoint(path, model, optimizer, schedule, rank)
+        except (DamagedCheckpoint, CheckpointError) as err:
+            if k == len(candidates) - 1:
+                raise RunError(f"{out}: no intact checkpoint to resume from (the oldest: {err})") from None
+            log.warning("%s is damaged (%s); resuming from %s instead", path.name, err, candidates[k + 1].name)
+    return 0
+
+
 def _load_checkpoint(path: Path, model, optimizer, schedule, rank: int = 0) -> int:
     model.load_hf_state_dict(read_weights(path), source=str(path))
     try:  # tensors, numbers and plain containers only: nothing in a checkpoint may run code when loaded
         state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, pickle.UnpicklingError) as err:
-        raise RunError(f"{path / 'trainer.pt'}: cannot read the trainer state ({err})") from None
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        raise DamagedCheckpoint(f"{path / 'trainer.pt'}: cannot read the trainer state ({err})") from None
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
     states = state.get("rng") or [{k: state[k] for k in ("torch_rng", "cuda_rng") if k in state}]  # older layout
@@ -212,7 +278,11 @@ def _micro_batches(data: PretrainData, step: int, cfg: PretrainConfig, dist) -> 
     per_step = cfg.batch_size * cfg.grad_accum * dist.world_size
     steps_per_epoch = data.steps_per_epoch(per_step)
     if steps_per_epoch == 0:
-        raise RunError(f"{cfg.data}: fewer training instances than one global batch of {per_step} sequences")
+        raise RunError(
+            f"{cfg.data}: fewer training instances than one global batch of {per_step} sequences (--batch-size "
+            f"{cfg.batch_size} × --grad-accum {cfg.grad_accum} × {dist.world_size} process(es)): lower --batch-size, "
+            "or prepare a larger corpus"
+        )
     epoch, offset = divmod(step, steps_per_epoch)
     first = offset * per_step
     micro = []
@@ -291,11 +361,11 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     schedule = build_schedule(optimizer, warmup, cfg.max_steps, cfg.poly_power)
     step = 0
     if cfg.resume and latest_checkpoint(out) is not None:
-        step = _load_checkpoint(latest_checkpoint(out), model, optimizer, schedule, dist.rank)
+        step = _resume(out, model, optimizer, schedule, dist.rank)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
     log_path = out / "log.jsonl"
-    if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+    if dist.is_main:  # every rank has checked out (DDP's construction above synchronised them): now claim it
+        claim_directory(out, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume)
         record = {**dataclasses.asdict(cfg), "world_size": dist.world_size}
         (out / "run_config.json").write_text(json.dumps(record, indent=2) + "\n")
         _truncate_log(log_path, step)
@@ -321,6 +391,12 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
                 sums[key] = sums.get(key, 0.0) + value / cfg.grad_accum
             tokens += int(batch["attention_mask"].sum()) * dist.world_size
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+        if not torch.isfinite(grad_norm):  # all-reduced, so every rank stops here together; no step is taken
+            distributed.teardown(dist)
+            raise RunError(
+                f"step {step + 1}: the gradient is not finite (loss {sums.get('loss', float('nan')):.4g}); lower "
+                f"--learning-rate (now {cfg.learning_rate:g}) and --resume from the last checkpoint in {out}"
+            )
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
@@ -356,6 +432,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     if dist.is_main and step == cfg.max_steps:
         plot.pretrain_curves(log_path, out / "curves.png")
     distributed.teardown(dist)
+    if dist.is_main and step >= cfg.max_steps:
+        mark_complete(out)
     return {**last, "step": step, "interrupted": step < cfg.max_steps}
 
 

@@ -19,10 +19,10 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from albert.errors import AlbertError
-from albert.fields import coerce_fields
+from albert.fields import AT_LEAST_1, NON_NEGATIVE, PORT, Range, coerce_fields
 from albert.hub import HubOptions
 from albert.infer import Predictor
 
@@ -41,12 +41,25 @@ class ServeConfig:
     max_request_texts: int = 256
     max_text_chars: int = 20000
     max_body_bytes: int = 2_000_000
-    max_length: int = 128  # tokens per text (longer texts are truncated)
+    max_length: int | None = None  # tokens per text, longer ones are cut (default: 128 or the model's positions)
     threads: int | None = None
     graceful_timeout: float = 30.0  # seconds in-flight requests get after SIGTERM
     revision: str | None = None  # hub: branch, tag or commit of the model
     cache_dir: str | None = None  # hub: cache folder (default: HF_HUB_CACHE)
     local_files_only: bool = False  # hub: use the cache only, no network
+
+    LIMITS: ClassVar[dict] = {
+        "port": PORT,
+        "max_batch": AT_LEAST_1,
+        "max_wait_ms": NON_NEGATIVE,
+        "max_queue": AT_LEAST_1,
+        "max_request_texts": AT_LEAST_1,
+        "max_text_chars": AT_LEAST_1,
+        "max_body_bytes": AT_LEAST_1,
+        "max_length": Range(4),
+        "threads": AT_LEAST_1,
+        "graceful_timeout": NON_NEGATIVE,
+    }
 
     def __post_init__(self) -> None:
         coerce_fields(self)  # YAML, flags and Python callers alike: each field as its declared type
@@ -174,7 +187,7 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
         description=f"{predictor.architecture} from {cfg.model} ({'onnxruntime' if cfg.onnx else 'PyTorch'})",
         lifespan=lifespan,
     )
-    Text = Annotated[str, Field(min_length=1, max_length=cfg.max_text_chars)]
+    Text = Annotated[str, Field(max_length=cfg.max_text_chars)]  # a blank text is a text, as in `albert predict`
     Texts = Annotated[list[Text], Field(min_length=1, max_length=cfg.max_request_texts)]
 
     class TextsRequest(BaseModel):

@@ -10,6 +10,7 @@ and treats the user-defined symbols differently, so it disagrees on some lines (
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -20,7 +21,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from albert.outputs import check_directory, claim_directory, file_mode, mark_complete
 from albert.tokenizer import AlbertTokenizer, TokenizerError
+
+log = logging.getLogger("albert")
 
 SPIECE_UNDERLINE = "▁"
 # The settings of the official 30k-clean.model (google-research/albert README, "SentencePiece").
@@ -277,24 +281,35 @@ def train(
     seed_sentencepiece_size: int = 1_000_000,
     num_threads: int | None = None,
     progress: bool = True,
+    verbose: bool = False,
+    overwrite: bool = False,
+    max_sentence_length: int = 4192,
 ) -> SentencePieceTokenizer:
     """Train a SentencePiece model with ALBERT's settings on text files and save a tokenizer directory.
 
     ids <pad>=0 <unk>=1 [CLS]=2 [SEP]=3 [MASK]=4, then the official user-defined symbols; the text is preprocessed
     exactly as it will be at encoding time (so lower-casing is part of the model when do_lower_case is set).
+    SentencePiece's own log (a hundred lines) is shown only when ``verbose``; lines longer than
+    ``max_sentence_length`` bytes, which SentencePiece skips, are counted and reported. ``out`` must be missing or
+    empty unless ``overwrite`` (albert/outputs.py).
     """
     import sentencepiece
     from tqdm import tqdm
 
+    check_directory(out, "--out", overwrite, inputs)
     opts = (do_lower_case, keep_accents, True)
     lines = tqdm(read_lines(inputs), desc="reading corpus", unit=" lines", disable=not progress, mininterval=1)
-    count = 0
+    count, too_long, first_long = 0, 0, 0
 
     def sentences() -> Iterator[str]:
-        nonlocal count
+        nonlocal count, too_long, first_long
         for line in lines:
             count += 1
-            yield preprocess_text(line, *opts)
+            text = preprocess_text(line, *opts)
+            if len(text.encode("utf-8")) > max_sentence_length:
+                too_long += 1
+                first_long = first_long or count
+            yield text
 
     out = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
@@ -315,16 +330,28 @@ def train(
                 shuffle_input_sentence=True,
                 seed_sentencepiece_size=seed_sentencepiece_size,
                 num_threads=num_threads or os.cpu_count() or 1,
-                minloglevel=0 if progress else 2,
+                max_sentence_length=max_sentence_length,
+                minloglevel=0 if verbose else 2,
             )
         except RuntimeError as err:
             if count == 0:
                 raise TokenizerError(f"no text found in {', '.join(map(str, inputs))} (all files empty?)") from None
             raise TokenizerError(f"SentencePiece training failed on {count} lines: {err}") from None
-        out.mkdir(parents=True, exist_ok=True)
+        claim_directory(out, "--out", overwrite, inputs)
         shutil.move(f"{tmp}/spiece.model", out / "spiece.model")
+        os.chmod(out / "spiece.model", file_mode())
     tok = SentencePieceTokenizer(out / "spiece.model", do_lower_case=do_lower_case, keep_accents=keep_accents)
     tok.save_pretrained(out)
+    mark_complete(out)
+    if too_long:
+        log.warning(
+            "%d of %d lines are longer than %d bytes and were left out of training (the first is non-empty "
+            "input line %d); split them, or raise max_sentence_length",
+            too_long,
+            count,
+            max_sentence_length,
+            first_long,
+        )
     if progress:
         print(f"trained a {vocab_size}-piece {model_type} model on {count} lines → {out}", file=sys.stderr)
     return tok

@@ -250,7 +250,7 @@ def test_bad_corpora(tmp_path, corpus):
             PrepareConfig(input=[str(tmp_path / "bad.txt")], tokenizer=str(corpus / "tok"), out=str(tmp_path / "b")),
             progress=False,
         )
-    with pytest.raises(DataError, match="already holds prepared data"):
+    with pytest.raises(albert.AlbertError, match=r"data: is not empty \(holds manifest.json"):
         prepare(
             PrepareConfig(input=[str(tmp_path / "bad.txt")], tokenizer=str(corpus / "tok"), out=str(corpus / "data")),
             progress=False,
@@ -340,3 +340,32 @@ def test_every_rank_resumes_with_its_own_random_state(corpus, tmp_path):
         assert torch.equal(torch.get_rng_state(), states[rank]["torch_rng"])
     with pytest.raises(RunError, match="saved by 2 process"):
         _load_checkpoint(checkpoint, model, optimizer, schedule, 2)
+
+
+def test_resume_skips_a_truncated_latest_checkpoint(corpus, tmp_path, caplog):
+    """A newest checkpoint whose files were cut short (a full disk) is skipped, naming it: the run resumes from the
+    previous one, exactly as a run whose newest checkpoint was never written."""
+    import shutil
+
+    for name in ("run", "reference"):  # checkpoints at steps 4, 8 and 10
+        train(_cfg(corpus, tmp_path / name, max_steps=10, save_every=4, dropout=0.0))
+    shutil.rmtree(tmp_path / "reference" / "checkpoints" / "step-0000010")
+    reference = train(_cfg(corpus, tmp_path / "reference", max_steps=12, save_every=4, dropout=0.0, resume=True))
+    newest = sorted((tmp_path / "run" / "checkpoints").glob("step-*"))[-1]
+    trainer = newest / "trainer.pt"
+    trainer.write_bytes(trainer.read_bytes()[: trainer.stat().st_size // 3])
+    with caplog.at_level("WARNING", logger="albert"):
+        result = train(_cfg(corpus, tmp_path / "run", max_steps=12, save_every=4, dropout=0.0, resume=True))
+    assert f"{newest.name} is damaged" in caplog.text and "resuming from step-0000008" in caplog.text
+    assert result["loss"] == pytest.approx(reference["loss"], rel=1e-5)
+    assert _losses(tmp_path / "run") == pytest.approx(_losses(tmp_path / "reference"), rel=1e-5)
+
+
+def test_a_corpus_too_small_for_the_eval_split_names_the_flag(corpus, tmp_path):
+    (tmp_path / "two.txt").write_text("The first document has a sentence.\n\nThe second one has another sentence.\n")
+    prepare(
+        PrepareConfig(input=[str(tmp_path / "two.txt")], tokenizer=str(corpus / "tok"), out=str(tmp_path / "d")),
+        progress=False,
+    )
+    with pytest.raises(DataError, match=r"2 document\(s\), and --eval-fraction 0.01 leaves the eval split none: pass"):
+        train(_cfg(corpus, tmp_path / "run", data=str(tmp_path / "d"), eval_fraction=0.01))

@@ -7,7 +7,7 @@ against the training set before any training starts, so a run never dies hours i
 
 from __future__ import annotations
 
-import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from albert.errors import AlbertError
+from albert.readers import csv_records
 
 KINDS = ("classification", "multi_label", "regression")
 
@@ -61,8 +62,7 @@ def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if path.suffix == ".txt":
         return [(n, {"text": line}) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     delimiter = "\t" if path.suffix == ".tsv" else ","
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
-    return [(reader.line_num, row) for row in reader]
+    return list(csv_records(path, io.StringIO(text, newline=""), delimiter))
 
 
 def read_examples(
