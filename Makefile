@@ -76,6 +76,7 @@ bench: setup $(HF4) data $(DEMO_MODEL) $(TF_BASE)
 	$(BIN)/python benchmarks/predict.py
 	$(BIN)/python benchmarks/predict.py --budget-sweep
 	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/install.py
 
 clean:
 	rm -rf $(VENV) .venv-hf4 .venv-py3.* .venv-tf .pytest_cache .ruff_cache

@@ -1,35 +1,47 @@
-"""albert-lite: a PyTorch toolkit for ALBERT (Lan et al., ICLR 2020). Public names only; see the README."""
+"""albert-lite: a PyTorch toolkit for ALBERT (Lan et al., ICLR 2020). Public names only; see the README.
 
-from albert.config import PRESETS, AlbertConfig
+Names are imported on first use (PEP 562), so ``import albert`` and ``albert --help`` do not pay for torch; the
+first model or tokenizer touched imports what it needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from albert.errors import AlbertError, CheckpointError, ConfigError
-from albert.finetune import EntityTagger, FinetuneConfig, TextClassifier
-from albert.heads import (
-    AlbertForExtractiveSummarization,
-    AlbertForMultipleChoice,
-    AlbertForQuestionAnswering,
-    AlbertForQuestionAnsweringWithAnswerability,
-    AlbertForSequenceClassification,
-    AlbertForTokenClassification,
-    ClassifierOutput,
-    QuestionAnsweringOutput,
-)
-from albert.model import (
-    AlbertForMaskedLM,
-    AlbertForPreTraining,
-    AlbertModel,
-    AlbertOutput,
-    AlbertPreTrainedModel,
-    LoadReport,
-    MaskedLMOutput,
-    PreTrainingOutput,
-)
-from albert.spm import SentencePieceTokenizer
-from albert.tokenizer import AlbertTokenizer, TokenizerError, WordPieceTokenizer
 
 __version__ = "0.1.0"
 
+_HOME = {
+    "PRESETS": "albert.config",
+    "AlbertConfig": "albert.config",
+    "EntityTagger": "albert.finetune",
+    "FinetuneConfig": "albert.finetune",
+    "TextClassifier": "albert.finetune",
+    "AlbertForExtractiveSummarization": "albert.heads",
+    "AlbertForMultipleChoice": "albert.heads",
+    "AlbertForQuestionAnswering": "albert.heads",
+    "AlbertForQuestionAnsweringWithAnswerability": "albert.heads",
+    "AlbertForSequenceClassification": "albert.heads",
+    "AlbertForTokenClassification": "albert.heads",
+    "ClassifierOutput": "albert.heads",
+    "QuestionAnsweringOutput": "albert.heads",
+    "AlbertForMaskedLM": "albert.model",
+    "AlbertForPreTraining": "albert.model",
+    "AlbertModel": "albert.model",
+    "AlbertOutput": "albert.model",
+    "AlbertPreTrainedModel": "albert.model",
+    "LoadReport": "albert.model",
+    "MaskedLMOutput": "albert.model",
+    "PreTrainingOutput": "albert.model",
+    "SentencePieceTokenizer": "albert.spm",
+    "AlbertTokenizer": "albert.tokenizer",
+    "TokenizerError": "albert.tokenizer",
+    "WordPieceTokenizer": "albert.tokenizer",
+}
+
 __all__ = [
-    "PRESETS",
     "AlbertConfig",
     "AlbertError",
     "AlbertForExtractiveSummarization",
@@ -45,12 +57,13 @@ __all__ = [
     "AlbertPreTrainedModel",
     "AlbertTokenizer",
     "CheckpointError",
-    "EntityTagger",
-    "FinetuneConfig",
     "ClassifierOutput",
     "ConfigError",
+    "EntityTagger",
+    "FinetuneConfig",
     "LoadReport",
     "MaskedLMOutput",
+    "PRESETS",
     "PreTrainingOutput",
     "QuestionAnsweringOutput",
     "SentencePieceTokenizer",
@@ -58,3 +71,42 @@ __all__ = [
     "TokenizerError",
     "WordPieceTokenizer",
 ]
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        value = getattr(importlib.import_module(_HOME[name]), name)
+        globals()[name] = value  # once
+        return value
+    raise AttributeError(f"module 'albert' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME])
+
+
+if TYPE_CHECKING:  # for type checkers and editors: the eager imports
+    from albert.config import PRESETS, AlbertConfig
+    from albert.finetune import EntityTagger, FinetuneConfig, TextClassifier
+    from albert.heads import (
+        AlbertForExtractiveSummarization,
+        AlbertForMultipleChoice,
+        AlbertForQuestionAnswering,
+        AlbertForQuestionAnsweringWithAnswerability,
+        AlbertForSequenceClassification,
+        AlbertForTokenClassification,
+        ClassifierOutput,
+        QuestionAnsweringOutput,
+    )
+    from albert.model import (
+        AlbertForMaskedLM,
+        AlbertForPreTraining,
+        AlbertModel,
+        AlbertOutput,
+        AlbertPreTrainedModel,
+        LoadReport,
+        MaskedLMOutput,
+        PreTrainingOutput,
+    )
+    from albert.spm import SentencePieceTokenizer
+    from albert.tokenizer import AlbertTokenizer, TokenizerError, WordPieceTokenizer

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 import albert
-from albert.fields import AT_LEAST_1, FieldError, OneOf, Range
+from albert.fields import AT_LEAST_1, FieldError, OneOf, Range, field_help
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -27,6 +27,7 @@ def add_dataclass_flags(
 ) -> None:
     hints = typing.get_type_hints(cls)
     limits = getattr(cls, "LIMITS", {})
+    explained = field_help(cls)
     for field in dataclasses.fields(cls):
         if field.name in skip:
             continue
@@ -36,7 +37,8 @@ def add_dataclass_flags(
         if isinstance(kind, types.UnionType) and type(None) in args:  # "int | None" → int
             kind = next(a for a in args if a is not type(None))
         default = field.default if field.default is not dataclasses.MISSING else None
-        help_text = f"default: {default!r}" + (" (required)" if field.name in required else "")
+        shown = "required" if field.name in required else f"default: {default}"
+        help_text = f"{explained.get(field.name, field.name.replace('_', ' '))} ({shown})".replace("%", "%%")
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
         elif typing.get_origin(kind) is list:
@@ -47,7 +49,8 @@ def add_dataclass_flags(
         else:
             limit = limits.get(field.name)
             help_text += f"; {limit.describe()}" if limit is not None else ""
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text)
+            metavar = {int: "N", float: "X"}.get(kind, "VALUE" if kind is not str else None)
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text, metavar=metavar)
     parser.add_argument("--config", help="YAML file of field: value overrides (configs/)")
     # Required fields may come from the YAML instead of a flag, so argparse cannot enforce them; config_from_args
     # checks them after merging and reports a missing one as argparse does.
@@ -388,36 +391,89 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = {
+    "presets": ["albert presets"],
+    "prepare": [
+        "albert prepare --input corpus.txt --tokenizer tok/ --out data/",
+        "albert prepare --input wiki/ --tokenizer albert/albert-base-v2 --out data/ --chinese-words jieba",
+    ],
+    "pretrain": [
+        "albert pretrain --data data/ --out run/ --model albert-base-v2 --max-steps 10000",
+        "torchrun --nproc_per_node 2 -m albert pretrain --data data/ --out run/ --model config.json",
+        "albert pretrain --resume run/ --max-steps 20000",
+    ],
+    "finetune": [
+        "albert finetune --train train.csv --eval dev.csv --init albert/albert-base-v2 --out clf/",
+        "albert finetune --config configs/finetune/sst-2.yaml --train sst2/train.tsv --init run/model --out sst2/",
+        "albert finetune --task ner --train train.conll --eval dev.conll --init run/model --out ner/",
+    ],
+    "evaluate": ["albert evaluate --model clf/ --data test.csv", "albert evaluate --model ner/ --data test.conll"],
+    "predict": [
+        'albert predict --model clf/ "a great film" "a dull one"',
+        "albert predict --model clf/ --input reviews.csv --output predictions.jsonl",
+        "cat texts.txt | albert predict --model clf/ --onnx clf.onnx",
+    ],
+    "serve": [
+        "albert serve --model clf/ --port 8000",
+        "albert serve --model clf/ --onnx clf-int8.onnx --host 0.0.0.0 --max-batch 32",
+    ],
+    "export": ["albert export --model clf/ --onnx clf.onnx", "albert export --model clf/ --onnx clf-int8.onnx --int8"],
+    "convert": [
+        "albert convert albert_base_v2.tar.gz --out albert-base/",
+        "albert convert albert_tiny_zh/ --from tf --out albert-tiny-zh/",
+        "albert convert sentence-transformers/all-MiniLM-L6-v2 --from bert --out minilm/",
+    ],
+    "inspect": [
+        "albert inspect albert_base/model.ckpt-best.index",
+        "albert inspect albert_base_v2.tar.gz --all --json",
+    ],
+    "tokenizer train": ["albert tokenizer train --input corpus.txt --out tok/ --vocab-size 30000"],
+    "tokenizer encode": ["echo 'Hello world' | albert tokenizer encode --tokenizer tok/ --pieces"],
+}
+
+
+def command(sub, name: str, func, key: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand whose help is its function's docstring and whose --help ends with example invocations."""
+    doc = " ".join((func.__doc__ or "").split())
+    examples = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[key or name])
+    parser = sub.add_parser(
+        name,
+        help=doc.split(". ")[0],
+        description=doc,
+        epilog=examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(func=func)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="albert", description="ALBERT toolkit: pretrain, fine-tune, convert, serve.")
     parser.add_argument("--version", action="version", version=f"albert-lite {albert.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("presets", help=cmd_presets.__doc__).set_defaults(func=cmd_presets)
+    command(sub, "presets", cmd_presets)
 
     from albert.data import PrepareConfig
     from albert.pretrain import PretrainConfig
 
-    prepare = sub.add_parser("prepare", help=cmd_prepare.__doc__)
+    prepare = command(sub, "prepare", cmd_prepare, "prepare")
     add_dataclass_flags(prepare, PrepareConfig, required=("input", "tokenizer", "out"))
-    prepare.set_defaults(func=cmd_prepare)
-    pretrain = sub.add_parser("pretrain", help=cmd_pretrain.__doc__)
+    pretrain = command(sub, "pretrain", cmd_pretrain, "pretrain")
     add_dataclass_flags(pretrain, PretrainConfig, required=("data", "out"), skip=("resume",))
     pretrain.add_argument("--resume", dest="resume_dir", metavar="RUN_DIR", help="continue this run directory")
-    pretrain.set_defaults(func=cmd_pretrain)
 
     from albert.finetune import FinetuneConfig
 
-    finetune = sub.add_parser("finetune", help=cmd_finetune.__doc__)
+    finetune = command(sub, "finetune", cmd_finetune, "finetune")
     add_dataclass_flags(finetune, FinetuneConfig, required=("train", "init", "out"))
     add_hub_flags(finetune, config_fields=True)
-    finetune.set_defaults(func=cmd_finetune)
-    evaluate = sub.add_parser("evaluate", help=cmd_evaluate.__doc__)
-    evaluate.add_argument("--model", required=True)
-    evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--confusion-png")
-    predict = sub.add_parser("predict", help=cmd_predict.__doc__)
-    predict.add_argument("--model", required=True)
-    predict.add_argument("texts", nargs="*")
+    evaluate = command(sub, "evaluate", cmd_evaluate, "evaluate")
+    evaluate.add_argument("--model", required=True, help="fine-tuned model directory or hub id")
+    evaluate.add_argument("--data", required=True, help="labelled CSV/TSV/JSONL (NER: CoNLL or JSONL)")
+    evaluate.add_argument("--confusion-png", help="where to draw the confusion matrix (default: MODEL/confusion.png)")
+    predict = command(sub, "predict", cmd_predict, "predict")
+    predict.add_argument("--model", required=True, help="fine-tuned model directory or hub id")
+    predict.add_argument("texts", nargs="*", help="texts to predict (else --input, else stdin lines)")
     predict.add_argument("--input", help="CSV/TSV/JSONL/TXT file of texts (QA: question and context columns)")
     predict.add_argument("--output", help="write JSONL here instead of stdout (with a progress bar)")
     predict.add_argument("--onnx", help="run this `albert export` file with onnxruntime instead of PyTorch")
@@ -428,22 +484,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     for p in (evaluate, predict):
         add_hub_flags(p)
-        p.add_argument("--text-column", default="text")
+        p.add_argument("--text-column", default="text", help="CSV/JSONL field holding the text (default: text)")
         p.add_argument(
             "--max-seq-length", type=SEQUENCE_LENGTH, help="tokens per text (default: 128 or the model's positions)"
         )
-    evaluate.add_argument("--pair-column")
-    evaluate.add_argument("--label-column", default="label")
-    evaluate.set_defaults(func=cmd_evaluate)
-    predict.set_defaults(func=cmd_predict)
+    evaluate.add_argument("--pair-column", help="field of a second text (sentence pairs), if any")
+    evaluate.add_argument("--label-column", default="label", help="field holding the label (default: label)")
 
     from albert.serve import ServeConfig
 
-    serve = sub.add_parser("serve", help=cmd_serve.__doc__)
+    serve = command(sub, "serve", cmd_serve, "serve")
     add_dataclass_flags(serve, ServeConfig, required=("model",))
     add_hub_flags(serve, config_fields=True)
-    serve.set_defaults(func=cmd_serve)
-    export = sub.add_parser("export", help=cmd_export.__doc__)
+    export = command(sub, "export", cmd_export, "export")
     export.add_argument("--model", required=True, help="model directory")
     export.add_argument("--onnx", required=True, help="output .onnx file")
     export.add_argument("--int8", action="store_true", help="dynamic int8 quantisation (onnxruntime)")
@@ -451,57 +504,56 @@ def build_parser() -> argparse.ArgumentParser:
         "--opset", type=bounded(int, Range(14, 20)), default=17, help="ONNX opset, 14 to 20 (what torch exports)"
     )
     add_hub_flags(export)
-    export.set_defaults(func=cmd_export)
 
     from albert.importers import HEADS, SOURCES
 
-    convert = sub.add_parser("convert", help=cmd_convert.__doc__)
+    convert = command(sub, "convert", cmd_convert, "convert")
     convert.add_argument(
         "source",
         help="TF checkpoint prefix / .index / directory, a release archive (.tar.gz, .zip: Google, brightmart, "
         "TF-Hub), or a transformers BERT directory or hub id",
     )
-    convert.add_argument("--from", dest="kind", choices=SOURCES, default="auto")
+    convert.add_argument(
+        "--from", dest="kind", choices=SOURCES, default="auto", help="source format (default: auto, from the files)"
+    )
     convert.add_argument("--config", dest="model_config", help="albert_config.json (default: found next to it)")
     convert.add_argument("--tokenizer", help="30k-clean.model / spiece.model / vocab.txt (default: found next to it)")
     convert.add_argument("--head", choices=HEADS, default="auto", help="model class (default: from the variables)")
     convert.add_argument("--out", required=True, help="output directory (transformers layout; missing or empty)")
     convert.add_argument("--overwrite", action="store_true", help="replace what a non-empty --out holds")
     add_hub_flags(convert)
-    convert.set_defaults(func=cmd_convert)
-    inspect = sub.add_parser("inspect", help=cmd_inspect.__doc__)
+    inspect = command(sub, "inspect", cmd_inspect, "inspect")
     inspect.add_argument(
         "path", help="TF checkpoint, release archive, transformers directory, .safetensors or .bin file"
     )
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
     inspect.add_argument("--all", action="store_true", help="also list optimizer slots")
-    inspect.set_defaults(func=cmd_inspect)
 
     tok = sub.add_parser("tokenizer", help="train a tokenizer or encode text").add_subparsers(
         dest="action", required=True
     )
-    train = tok.add_parser("train", help=cmd_tokenizer_train.__doc__)
+    train = command(tok, "train", cmd_tokenizer_train, "tokenizer train")
     train.add_argument(
         "--input", nargs="+", required=True, help="text files (one sentence/paragraph per line) or .jsonl"
     )
     train.add_argument("--out", required=True, help="directory for spiece.model and tokenizer_config.json")
     train.add_argument("--vocab-size", type=bounded(int, Range(16)), default=30000, help="pieces in the vocabulary")
     train.add_argument("--cased", action="store_true", help="keep case (ALBERT's English models are lower-cased)")
-    train.add_argument("--keep-accents", action="store_true")
+    train.add_argument("--keep-accents", action="store_true", help="keep accents (ALBERT's English models strip them)")
     train.add_argument(
         "--character-coverage", type=bounded(float, Range(0, 1, low_open=True)), default=0.99995, help="in (0, 1]"
     )
-    train.add_argument("--model-type", default="unigram", choices=["unigram", "bpe"])
+    train.add_argument(
+        "--model-type", default="unigram", choices=["unigram", "bpe"], help="SentencePiece algorithm (ALBERT: unigram)"
+    )
     train.add_argument("--overwrite", action="store_true", help="replace what a non-empty --out holds")
     train.add_argument("--verbose", action="store_true", help="show SentencePiece's own training log")
-    train.set_defaults(func=cmd_tokenizer_train)
-    encode = tok.add_parser("encode", help=cmd_tokenizer_encode.__doc__)
+    encode = command(tok, "encode", cmd_tokenizer_encode, "tokenizer encode")
     encode.add_argument("--tokenizer", required=True, help="directory (or spiece.model / vocab.txt)")
     encode.add_argument("--input", nargs="*", help="files to read instead of stdin")
     encode.add_argument("--pieces", action="store_true", help="print pieces instead of ids")
     encode.add_argument("--no-special-tokens", dest="special_tokens", action="store_false", help="no [CLS]/[SEP]")
     add_hub_flags(encode)
-    encode.set_defaults(func=cmd_tokenizer_encode)
     return parser
 
 

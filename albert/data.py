@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from albert.errors import AlbertError
+from albert.extras import require
 from albert.fields import AT_LEAST_1, OneOf, coerce_fields
 from albert.masking import mask_ngrams, sop_spans
 from albert.outputs import check_directory, claim_directory, mark_complete
@@ -42,9 +43,9 @@ class DataError(AlbertError):
 class PrepareConfig:
     input: list[str]  # files or directories (*.txt, *.jsonl, searched recursively)
     tokenizer: str  # tokenizer directory (spiece.model or vocab.txt)
-    out: str
-    chinese_words: str = "auto"  # WordPiece whole-word boundaries: "jieba", "char" or "auto" (jieba if installed)
-    shard_tokens: int = 50_000_000
+    out: str  # output directory for the shards (missing or empty)
+    chinese_words: str = "auto"  # Chinese WordPiece word boundaries: jieba (auto; the [zh] extra) or char
+    shard_tokens: int = 50_000_000  # tokens per shard file
     chunk_lines: int = 20_000  # lines tokenised per batch call (the engines use all cores inside one call)
     overwrite: bool = False  # replace what a non-empty out directory holds
 
@@ -107,12 +108,9 @@ def _word_starts(tok: AlbertTokenizer, texts: list[str], ids: list[list[int]], m
     starts = [tok.word_starts(row) for row in ids]
     if mode == "char" or not isinstance(tok, WordPieceTokenizer):
         return starts
-    try:
-        import jieba
-    except ImportError:
-        if mode == "jieba":
-            raise DataError("chinese_words='jieba' needs the jieba package (pip install jieba)") from None
-        return starts
+    # auto and jieba alike need jieba for Chinese WordPiece: falling back to characters when it is missing would
+    # silently make other masks; character boundaries are --chinese-words char, asked for by name
+    jieba = require("jieba", "Chinese whole-word boundaries (or pass --chinese-words char)")
     jieba.setLogLevel(60)
     _, offsets = tok.encode_batch(texts, offsets=True)
     for text, row_starts, row_offsets in zip(texts, starts, offsets, strict=True):

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from albert.engines import OnnxForward, TorchForward, pad_batch
 from albert.errors import AlbertError
 from albert.hub import HubOptions
-from albert.infer import OnnxForward, Predictor, TorchForward, pad_batch
+from albert.infer import Predictor
 
 FP32_TOLERANCE = 1e-4
 # int8 changes the numbers by design; what must survive is the decision and the direction of every output vector.

@@ -154,3 +154,36 @@ def coerce_fields(config: Any) -> None:
         limit = limits.get(field.name)
         if limit is not None and value is not None and not limit.allows(value):
             raise FieldError(owner, field.name, limit.describe(), value)
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Each field's trailing comment in the class source (``batch_size: int = 32  # sequences per step``): the one
+    place a field is explained serves readers of the code and ``--help`` alike."""
+    import inspect
+    import io
+    import tokenize
+
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):  # no source (a frozen install): flags still work, without help text
+        return {}
+    helps: dict[str, str] = {}
+    current, at_line_start, previous = None, True, None
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type in (tokenize.NEWLINE, tokenize.DEDENT, tokenize.INDENT):
+            current, at_line_start = None, True
+            continue
+        if token.type == tokenize.NL:
+            continue
+        if token.type == tokenize.COMMENT:
+            if current is not None:
+                helps[current] = (helps.get(current, "") + " " + token.string.lstrip("#").strip()).strip()
+            continue
+        if at_line_start:
+            previous, at_line_start = token, False
+            continue
+        if current is None and previous is not None and previous.type == tokenize.NAME and token.string == ":":
+            current = previous.string
+        previous = None
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {name: text for name, text in helps.items() if name in names}

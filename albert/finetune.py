@@ -24,7 +24,9 @@ import torch
 from albert import hub, infer, plot
 from albert.config import PRESETS, AlbertConfig, read_json_dict
 from albert.dist import choose_device
+from albert.engines import TorchForward, run_rows
 from albert.errors import AlbertError
+from albert.extras import require
 from albert.fields import (
     AT_LEAST_1,
     DROPOUT,
@@ -44,7 +46,6 @@ from albert.heads import (
     AlbertForSequenceClassification,
     AlbertForTokenClassification,
 )
-from albert.infer import TorchForward, run_rows
 from albert.optim import build_optimizer, build_schedule
 from albert.outputs import check_directory, claim_directory, mark_complete
 from albert.tasks import classification as task
@@ -54,6 +55,7 @@ from albert.tokenizer import AlbertTokenizer
 log = logging.getLogger("albert")
 
 
+METRIC_MODULES = {"ner": "seqeval.metrics", "summarization": "rouge_score.rouge_scorer"}  # else scikit-learn's
 TASKS = ("classification", "multi_label", "regression", "ner", "multiple_choice", "qa", "summarization")
 
 
@@ -61,7 +63,7 @@ TASKS = ("classification", "multi_label", "regression", "ner", "multiple_choice"
 class FinetuneConfig:
     train: str = ""  # CSV/TSV/JSONL with a text column and a label column
     eval: str | None = None  # dev set: evaluated every eval_every steps, picks the best checkpoint
-    out: str = ""
+    out: str = ""  # the output directory: best model, tokenizer, log.jsonl, curves.png (missing or empty)
     init: str = ""  # checkpoint directory or hub id (pretrained weights); random:PRESET or random:config.json
     tokenizer: str | None = None  # directory or hub id; needed when init has no tokenizer files
     revision: str | None = None  # hub: branch, tag or commit of init (and tokenizer)
@@ -70,17 +72,17 @@ class FinetuneConfig:
     task: str = (
         "classification"  # classification | multi_label | regression | ner | multiple_choice | qa | summarization
     )
-    text_column: str = "text"
-    pair_column: str | None = None
-    label_column: str = "label"
-    epochs: float = 3.0
+    text_column: str = "text"  # CSV/JSONL field holding the text
+    pair_column: str | None = None  # field of a second text (sentence pairs), if any
+    label_column: str = "label"  # field holding the label
+    epochs: float = 3.0  # passes over the training data (fractions allowed)
     max_steps: int | None = None  # overrides epochs
-    batch_size: int = 32
-    grad_accum: int = 1
-    learning_rate: float = 3e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_seq_length: int = 128
+    batch_size: int = 32  # examples per micro-step
+    grad_accum: int = 1  # micro-steps per optimizer step
+    learning_rate: float = 3e-5  # peak AdamW rate after warmup
+    warmup_ratio: float = 0.1  # share of the steps spent warming the rate up from 0
+    weight_decay: float = 0.01  # decoupled weight decay (not on LayerNorm and biases)
+    max_seq_length: int = 128  # tokens per example (longer ones are cut)
     classifier_dropout: float = 0.1  # the paper's Table 14 value for every task
     dropout: float | None = None  # override the model's hidden/attention dropout (Table 14: 0 or 0.1)
     eval_every: int | None = None  # default: once per epoch
@@ -90,9 +92,9 @@ class FinetuneConfig:
     max_answer_length: int = 30  # qa: longest answer span in tokens
     summary_sentences: int = 3  # summarization: sentences in the oracle and in a prediction
     answerability: bool = False  # qa: add the official SQuAD 2.0 answerability classifier
-    seed: int = 42
-    device: str = "auto"
-    progress: bool = True
+    seed: int = 42  # seeds data order, dropout and new heads
+    device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N or mps
+    progress: bool = True  # show a progress bar
     overwrite: bool = False  # replace what a non-empty out directory holds (never an input of this run)
 
     LIMITS: ClassVar[dict] = {
@@ -256,6 +258,8 @@ def train(cfg: FinetuneConfig) -> dict[str, Any]:
         cfg.task, lambda path: task.read_examples(path, cfg.task, cfg.text_column, cfg.pair_column, cfg.label_column)
     )
     choose_device(cfg.device)  # refused before any work: a missing GPU, or an out directory that must not be touched
+    plot.pyplot()  # and a missing [train] extra (curves at the end, metrics at each evaluation)
+    require(METRIC_MODULES.get(cfg.task, "sklearn.metrics"), f"{cfg.task} metrics")
     check_directory(cfg.out, "--out", cfg.overwrite, _inputs(cfg))
     train_examples = read(cfg.train)
     eval_examples = read(cfg.eval) if cfg.eval else None

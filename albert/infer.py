@@ -1,12 +1,7 @@
 """Fast batched inference, shared by `albert predict`, the Python API, `albert serve`, ONNX and evaluation.
 
-Three rules make prediction fast without changing any result:
-1. Rows are sorted by length and cut into batches by a token budget (rows × longest row ≤ ``max_tokens``, at most
-   ``max_batch`` rows), so almost no padding is computed and short texts run in large batches.
-2. A backend is any ``forward(inputs) -> outputs`` over NumPy arrays: ``TorchForward`` (a model under
-   ``torch.inference_mode``) or ``OnnxForward`` (an onnxruntime session on an exported model), so every caller runs
-   the same code whichever engine computes.
-3. Results come back per row, in input order; token-level outputs are trimmed to the row's own length.
+Batches are length-sorted and token-budgeted, on PyTorch or onnxruntime alike (albert/engines.py), so prediction is
+fast without changing any result.
 
 ``Predictor`` wraps a fine-tuned directory (and optionally its ONNX export) with one method per task:
 ``classify``, ``tag``, ``answer`` and ``embed``; `albert predict` and the server call exactly these.
@@ -17,159 +12,35 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from albert.engines import (  # noqa: F401 - re-exported: infer.run_rows etc. are public names
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MAX_TOKENS_GPU,
+    OUTPUTS,
+    TOKEN_OUTPUTS,
+    Forward,
+    OnnxForward,
+    TorchForward,
+    as_forward,
+    pad_batch,
+    plan_batches,
+    run_rows,
+)
 from albert.errors import AlbertError, CheckpointError
 from albert.hub import HubOptions
 from albert.readers import csv_records
+from albert.tasks import ner, qa
 
 log = logging.getLogger("albert")
 
-Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
-# Per batch: rows × longest row. On a CPU small batches win: at 16,384 tokens the FFN's temporaries (~200 MB for
-# albert-base) are mapped and unmapped on every call and albert-base predicts at about half the speed of 1,024
-# (`python benchmarks/predict.py --budget-sweep`). On a GPU larger batches keep the device busy; 16,384 there is a
-# choice, not a measurement (no GPU was available to tune it).
-DEFAULT_MAX_TOKENS = 1024
-DEFAULT_MAX_TOKENS_GPU = 16384
-DEFAULT_MAX_BATCH = 256
-
-# Which outputs have one value per token (trimmed to each row's length) for each model class.
-TOKEN_OUTPUTS = {
-    "AlbertModel": ("last_hidden_state",),
-    "AlbertForTokenClassification": ("logits",),
-    "AlbertForQuestionAnswering": ("start_logits", "end_logits"),
-    "AlbertForQuestionAnsweringWithAnswerability": ("start_logits", "end_logits"),
-}
-# Outputs a backend returns for each class (ONNX export writes the same names).
-OUTPUTS = {
-    "AlbertModel": ("last_hidden_state", "pooler_output"),
-    "AlbertForSequenceClassification": ("logits",),
-    "AlbertForTokenClassification": ("logits",),
-    "AlbertForQuestionAnswering": ("start_logits", "end_logits"),
-    "AlbertForQuestionAnsweringWithAnswerability": ("start_logits", "end_logits", "answerability_logits"),
-    "AlbertForMultipleChoice": ("logits",),
-}
-
-
-def plan_batches(lengths: Sequence[int], max_tokens: int = DEFAULT_MAX_TOKENS, max_batch: int = DEFAULT_MAX_BATCH):
-    """Row indices grouped into batches: sorted by length (stable), each batch within the token budget."""
-    order = sorted(range(len(lengths)), key=lambda r: lengths[r])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for r in order:  # ascending, so row r is the longest of the batch it joins
-        if current and ((len(current) + 1) * lengths[r] > max_tokens or len(current) >= max_batch):
-            batches.append(current)
-            current = []
-        current.append(r)
-    if current:
-        batches.append(current)
-    return batches
-
-
-class TorchForward:
-    """A PyTorch model as a NumPy-in, NumPy-out backend."""
-
-    def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None):
-        self.model = model.eval()
-        self.device = torch.device(device) if device else next(model.parameters()).device
-        self.kind = type(model).__name__
-        self.token_outputs = TOKEN_OUTPUTS.get(self.kind, ())
-
-    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        with torch.inference_mode():
-            out = self.model(**{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()})
-        return {
-            name: getattr(out, name).float().cpu().numpy()
-            for name in OUTPUTS.get(self.kind, ("logits",))
-            if getattr(out, name, None) is not None
-        }
-
-
-class OnnxForward:
-    """An exported model (albert export) on onnxruntime's CPU provider."""
-
-    def __init__(self, path: str | Path, threads: int | None = None):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise AlbertError("ONNX inference needs onnxruntime: pip install 'albert-lite[onnx]'") from None
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such ONNX file")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types for unreadable models
-            raise CheckpointError(f"{path}: not a loadable ONNX model ({err})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.kind = meta.get("albert_class", "")
-        self.exported_config = json.loads(meta["albert_config"]) if "albert_config" in meta else {}
-        self.token_outputs = TOKEN_OUTPUTS.get(self.kind, ())
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-
-    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = {k: v.astype(np.int64, copy=False) for k, v in inputs.items() if k in self.input_names}
-        return dict(zip(self.output_names, self.session.run(None, feed), strict=True))
-
-
-def as_forward(model_or_forward, device=None):
-    return TorchForward(model_or_forward, device) if isinstance(model_or_forward, torch.nn.Module) else model_or_forward
-
-
-def pad_batch(
-    ids: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, pad_id: int
-) -> dict[str, np.ndarray]:
-    width = max(len(x) for x in ids)
-    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
-    token_types = np.zeros((len(ids), width), dtype=np.int64)
-    mask = np.zeros((len(ids), width), dtype=np.int64)
-    for b, row in enumerate(ids):
-        input_ids[b, : len(row)], mask[b, : len(row)] = row, 1
-        if types is not None:
-            token_types[b, : len(row)] = types[b]
-    return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": token_types}
-
-
-def run_rows(
-    forward,
-    ids: Sequence[Sequence[int]],
-    types: Sequence[Sequence[int]] | None,
-    pad_id: int,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
-    max_batch: int = DEFAULT_MAX_BATCH,
-    progress: bool = False,
-) -> dict[str, list[np.ndarray]]:
-    """Run every row through ``forward``; output name → one array per row, in input order."""
-    forward = as_forward(forward)
-    token_level = set(getattr(forward, "token_outputs", ()))
-    results: dict[str, list[Any]] = {}
-    batches = plan_batches([len(x) for x in ids], max_tokens, max_batch)
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(batches, desc="predict", unit="batch", leave=False)
-    for rows in batches:
-        batch = pad_batch([ids[r] for r in rows], [types[r] for r in rows] if types is not None else None, pad_id)
-        for name, array in forward(batch).items():
-            store = results.setdefault(name, [None] * len(ids))
-            for b, r in enumerate(rows):
-                store[r] = array[b, : len(ids[r])] if name in token_level else array[b]
-    return results
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Task functions: the one implementation of each prediction, whatever calls it
-# ----------------------------------------------------------------------------------------------------------------
 def encode_texts(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None, max_length: int):
     enc = tokenizer(list(texts), list(pairs) if pairs is not None else None, max_length=max_length, truncation=True)
     return enc["input_ids"], enc["token_type_ids"]
@@ -207,7 +78,6 @@ def describe_scores(logits: np.ndarray, labels: list[str], task: str) -> list[di
 
 def tag_texts(forward, tokenizer, labels, texts, max_length=128, **batching) -> list[list[dict]]:
     """Entity spans with character offsets; CJK text is tagged per character, other text per word."""
-    from albert.tasks import ner
 
     split = [split_words(t) for t in texts]
     sentences = [ner.Sentence([w for w, _ in s] or [""], None, n) for n, s in enumerate(split)]
@@ -243,7 +113,6 @@ def split_words(text: str) -> list[tuple[str, int]]:
 
 def answer_questions(forward, tokenizer, questions, contexts, max_length=384, **batching):
     """The best answer span in each context (SQuAD windows: stride max_length // 3, question ≤ max_length // 6)."""
-    from albert.tasks import qa
 
     examples = [qa.QAExample(str(n), q, c, [], False) for n, (q, c) in enumerate(zip(questions, contexts, strict=True))]
     features = qa.QAFeatures(

@@ -1,4 +1,4 @@
-"""Pictures of runs: pretraining and fine-tuning curves, confusion matrices (PNG; skipped without matplotlib)."""
+"""Pictures of runs: pretraining and fine-tuning curves, confusion matrices (PNG; matplotlib, the [train] extra)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+from albert.extras import require
+
 
 def pyplot():
-    """matplotlib.pyplot on the Agg backend, or None when matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    return plt
+    """matplotlib.pyplot on the Agg backend (no display needed); a MissingExtra error without matplotlib."""
+    matplotlib = require("matplotlib", "drawing training curves")
+    matplotlib.use("Agg")
+    return require("matplotlib.pyplot", "drawing training curves")
 
 
 def _rows(log_path: Path) -> list[dict]:
@@ -38,8 +35,6 @@ def _finish(plt, fig, axes, png: Path) -> None:
 def pretrain_curves(log_path: Path, png: Path) -> None:
     """Training and held-out loss, MLM and SOP accuracy against steps."""
     plt = pyplot()
-    if plt is None:
-        return
     rows = _rows(log_path)
     train = [r for r in rows if "loss" in r]
     held = [r for r in rows if "eval_loss" in r]
@@ -55,8 +50,6 @@ def pretrain_curves(log_path: Path, png: Path) -> None:
 def finetune_curves(log_path: Path, png: Path, metric: str) -> None:
     """Training loss and the dev metric against steps."""
     plt = pyplot()
-    if plt is None:
-        return
     rows = [r for r in _rows(log_path) if "step" in r]  # the first line says where the weights came from
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.plot([r["step"] for r in rows], [r["loss"] for r in rows], alpha=0.6, label="train loss")
@@ -68,9 +61,7 @@ def finetune_curves(log_path: Path, png: Path, metric: str) -> None:
 def confusion_png(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str], png: str | Path) -> None:
     """A confusion matrix (rows: true label, columns: predicted)."""
     plt = pyplot()
-    if plt is None:
-        return
-    from sklearn.metrics import ConfusionMatrixDisplay
+    ConfusionMatrixDisplay = require("sklearn.metrics", "a confusion matrix").ConfusionMatrixDisplay
 
     fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 3, 1.2 * len(labels) + 2))
     ConfusionMatrixDisplay.from_predictions(

@@ -53,33 +53,33 @@ class PretrainConfig:
     model: str = (
         "albert-base-v2"  # a preset (its shape; the vocabulary comes from the data), config.json, or checkpoint dir
     )
-    max_steps: int = 10000
+    max_steps: int = 10000  # optimizer steps in the whole run
     batch_size: int = 32  # sequences per process and micro-step
-    grad_accum: int = 1
-    learning_rate: float = 0.00176
+    grad_accum: int = 1  # micro-steps per optimizer step (global batch: batch_size × grad_accum × processes)
+    learning_rate: float = 0.00176  # peak rate after warmup (the official 0.00176 is for a global batch of 4,096)
     warmup_steps: int | None = None  # default: 2.5 % of max_steps (the official 3,125 of 125,000)
-    poly_power: float = 1.0
-    optimizer: str = "lamb"
-    weight_decay: float = 0.01
-    clip_norm: float = 1.0
-    max_seq_length: int = 128
-    max_predictions: int = 20
-    masked_lm_prob: float = 0.15
-    short_seq_prob: float = 0.1
+    poly_power: float = 1.0  # polynomial decay to 0 at max_steps (1 = linear, the official schedule)
+    optimizer: str = "lamb"  # lamb (the official) or adamw
+    weight_decay: float = 0.01  # decoupled weight decay (not on LayerNorm and biases)
+    clip_norm: float = 1.0  # clip the global gradient norm to this
+    max_seq_length: int = 128  # tokens per sequence, [CLS] A [SEP] B [SEP]
+    max_predictions: int = 20  # most masked positions per sequence
+    masked_lm_prob: float = 0.15  # share of tokens masked (whole-word n-grams)
+    short_seq_prob: float = 0.1  # share of sequences made shorter on purpose (as the official code does)
     masking: str = "dynamic"  # dynamic (new masks every epoch) or static (dupe_factor fixed variants)
-    dupe_factor: int = 10
+    dupe_factor: int = 10  # static masking: fixed masked copies of the data
     eval_fraction: float = 0.01  # share of documents held out
-    eval_every: int = 500
-    eval_batches: int = 20
-    save_every: int = 1000
-    keep_last: int = 3
-    log_every: int = 10
-    seed: int = 12345
-    device: str = "auto"
+    eval_every: int = 500  # steps between held-out evaluations
+    eval_batches: int = 20  # batches per held-out evaluation
+    save_every: int = 1000  # steps between checkpoints (atomic; SIGTERM also saves one)
+    keep_last: int = 3  # checkpoints kept
+    log_every: int = 10  # steps between log.jsonl lines
+    seed: int = 12345  # seeds data order, masking and initialisation
+    device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N or mps
     bf16: bool = True  # bf16 autocast on CUDA (fp32 on CPU, where bf16 is emulated and slow)
     dropout: float | None = None  # override the model's hidden and attention dropout
-    resume: bool = False
-    progress: bool = True
+    resume: bool = False  # continue the run in out from its latest intact checkpoint
+    progress: bool = True  # show a progress bar
     overwrite: bool = False  # replace what a non-empty out directory holds (not for --resume)
 
     LIMITS: ClassVar[dict] = {
@@ -345,6 +345,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
 
     if not cfg.data or not cfg.out:
         raise RunError("pretraining needs data (a prepared directory) and out (the run directory)")
+    plot.pyplot()  # the curves at the end need the [train] extra: say so now, not after the run
     dist = distributed.setup(cfg.device)
     out = Path(cfg.out)
     _check_run_dir(cfg, out, dist.world_size)

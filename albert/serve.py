@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 from albert.errors import AlbertError
+from albert.extras import require
 from albert.fields import AT_LEAST_1, NON_NEGATIVE, PORT, Range, coerce_fields
 from albert.hub import HubOptions
 from albert.infer import Predictor
@@ -33,16 +34,16 @@ access_log = logging.getLogger("albert.access")
 class ServeConfig:
     model: str = ""  # a fine-tuned model directory (required)
     onnx: str | None = None  # run this `albert export` file with onnxruntime instead of PyTorch
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = "127.0.0.1"  # interface to listen on (0.0.0.0 for every interface)
+    port: int = 8000  # TCP port (0: any free port)
     max_batch: int = 64  # texts per model call, gathered from concurrent requests
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
     max_queue: int = 4096  # texts waiting; beyond this requests get 503
-    max_request_texts: int = 256
-    max_text_chars: int = 20000
-    max_body_bytes: int = 2_000_000
+    max_request_texts: int = 256  # most texts in one request (more: 422)
+    max_text_chars: int = 20000  # most characters per text (more: 422)
+    max_body_bytes: int = 2_000_000  # largest request body (more: 413)
     max_length: int | None = None  # tokens per text, longer ones are cut (default: 128 or the model's positions)
-    threads: int | None = None
+    threads: int | None = None  # CPU threads for the model (default: the engine's own choice)
     graceful_timeout: float = 30.0  # seconds in-flight requests get after SIGTERM
     revision: str | None = None  # hub: branch, tag or commit of the model
     cache_dir: str | None = None  # hub: cache folder (default: HF_HUB_CACHE)
@@ -150,6 +151,7 @@ class MicroBatcher:
 def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
     from contextlib import asynccontextmanager
 
+    require("fastapi", "serving")
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse

@@ -17,12 +17,13 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
-import google_crc32c
 import numpy as np
 
 from albert.errors import CheckpointError
+from albert.extras import require
 
 _FOOTER_SIZE = 48
 _TABLE_MAGIC = 0xDB4775248B80FB57
@@ -52,8 +53,13 @@ _DTYPE_NAMES = {7: "string", 8: "complex64", 18: "complex128", 20: "resource", 2
 # ----------------------------------------------------------------------------------------------------------------
 # CRC32C (Castagnoli) as LevelDB/TensorFlow store it: "masked" so that a CRC of data containing CRCs stays strong
 # ----------------------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _crc32c_module():
+    return require("google_crc32c", "reading TensorFlow checkpoints (CRC32C checksums)")
+
+
 def _crc32c(data: bytes | memoryview) -> int:
-    return google_crc32c.value(bytes(data))
+    return _crc32c_module().value(bytes(data))
 
 
 def _unmask(masked: int) -> int:

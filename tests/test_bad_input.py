@@ -281,6 +281,12 @@ def test_a_failed_prediction_leaves_the_old_output_and_a_good_one_replaces_it(wo
     assert [r["text"] for r in lines] == ["a fine day", "", "another one"]  # a blank line is a text: aligned output
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~_umask()
     target.unlink()
+    nested = work / "made" / "for" / "it.jsonl"  # an output in a folder that does not exist yet: created
+    assert cli.main([*PREDICT, "--input", "texts.txt", "--output", str(nested), "--quiet"]) == 0
+    assert len(nested.read_text().splitlines()) == 3
+    import shutil
+
+    shutil.rmtree(work / "made")
 
 
 def _umask() -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from albert.errors import AlbertError
+from albert.extras import require
 from albert.readers import csv_records
 
 KINDS = ("classification", "multi_label", "regression")
@@ -150,7 +151,8 @@ def metrics(kind: str, y_true: np.ndarray, scores: np.ndarray) -> dict[str, floa
             "spearman": float(spearmanr(y_true, pred)[0]),
             "mse": float(np.mean((y_true - pred) ** 2)),
         }
-    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+    sklearn = require("sklearn.metrics", "classification metrics")
+    accuracy_score, f1_score, matthews_corrcoef = sklearn.accuracy_score, sklearn.f1_score, sklearn.matthews_corrcoef
 
     if kind == "multi_label":
         pred = (scores > 0).astype(int)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from albert.extras import require
 from albert.tasks.classification import TaskDataError, read_text
 from albert.tokenizer import AlbertTokenizer
 
@@ -125,14 +126,16 @@ class EncodedTokens:
 
 def predict_tags(model, data: EncodedTokens, labels: list[str], batch_size: int, device=None) -> list[list[str]]:
     """Word-level tags per sentence; ``model`` is a model or an infer backend."""
-    from albert.infer import as_forward, run_rows
+    from albert.engines import as_forward, run_rows
 
     logits = run_rows(as_forward(model, device), data.ids, None, data.pad, max_batch=batch_size)["logits"]
     return [data.decode(r, logits[r], labels) for r in range(len(data))]
 
 
 def metrics(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
-    from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
+    seqeval = require("seqeval.metrics", "entity-level NER metrics")
+    accuracy_score, f1_score = seqeval.accuracy_score, seqeval.f1_score
+    precision_score, recall_score = seqeval.precision_score, seqeval.recall_score
 
     return {
         "f1": float(f1_score(gold, predicted)),

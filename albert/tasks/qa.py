@@ -172,8 +172,8 @@ def predict(
 ) -> dict[str, tuple[str, float, int]]:
     """Per example id: (best answer text, its score minus the null score, its character start in the context).
     Text "" with score < 0 means no answer. ``forward`` is a model or an infer backend; ``batching`` goes to
-    infer.run_rows (max_tokens, max_batch)."""
-    from albert.infer import run_rows
+    engines.run_rows (max_tokens, max_batch)."""
+    from albert.engines import run_rows
 
     out = run_rows(forward, features.ids, features.types, features.pad, **batching)
     best: dict[int, tuple[float, str, int]] = {}

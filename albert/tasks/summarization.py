@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from albert.extras import require
 from albert.tasks.classification import TaskDataError, read_text
 from albert.tokenizer import AlbertTokenizer, is_cjk
 
@@ -77,7 +78,7 @@ class _Tokens:
 
 
 def _scorer(types=("rouge1", "rouge2", "rougeL")):
-    from rouge_score import rouge_scorer
+    rouge_scorer = require("rouge_score.rouge_scorer", "ROUGE scores")
 
     return rouge_scorer.RougeScorer(list(types), tokenizer=_Tokens())
 

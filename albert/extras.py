@@ -1,0 +1,44 @@
+"""Optional dependencies: imported where they are used, and a missing one is an error that names the extra to
+install (`pip install 'albert-lite[train]'`), never a silent change of behaviour.
+
+    train  scikit-learn, seqeval, rouge-score, matplotlib   metrics and curves (finetune, evaluate, pretrain)
+    tf     google-crc32c, cramjam                           reading TensorFlow checkpoints (convert, inspect)
+    zh     jieba                                            Chinese whole-word boundaries (prepare)
+    onnx   onnx, onnxruntime                                export, predict/serve --onnx
+    serve  fastapi, uvicorn                                 serve
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from albert.errors import AlbertError
+
+EXTRA_OF = {
+    "sklearn": "train",
+    "seqeval": "train",
+    "rouge_score": "train",
+    "matplotlib": "train",
+    "google_crc32c": "tf",
+    "cramjam": "tf",
+    "jieba": "zh",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+}
+
+
+class MissingExtra(AlbertError):
+    """An optional dependency that this use needs is not installed."""
+
+
+def require(module: str, purpose: str) -> ModuleType:
+    """Import ``module`` (e.g. "sklearn.metrics"), or raise MissingExtra naming what it is for and the extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0]
+        extra = EXTRA_OF.get(top, "all")
+        raise MissingExtra(f"{purpose} needs {top}: pip install 'albert-lite[{extra}]'") from None

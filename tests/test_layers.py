@@ -1,0 +1,110 @@
+"""The package's layering: each module imports only from its own layer or below, module-level imports form no
+circle, and every module imports on its own (in a fresh interpreter), so a newcomer can read it bottom-up."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Bottom to top. A module may import from its own layer or any lower one.
+LAYERS = [
+    # foundations: no model, no torch needed to read them
+    {"errors", "fields", "outputs", "readers", "extras", "masking", "optim", "convert", "archives", "sbert", "dist"},
+    {"config", "checkpoint", "hub", "tfcheckpoint", "tokenizer", "spm", "plot"},
+    {"model", "heads"},  # the forward pass and its heads
+    {"engines", "data"},  # running a model over rows; pretraining data
+    {"tasks", "tasks.classification", "tasks.ner", "tasks.qa", "tasks.multiple_choice", "tasks.summarization"},
+    {"infer", "importers", "export"},  # prediction; checkpoint conversion
+    {"finetune", "pretrain", "serve"},
+    {"cli", "__main__", "__init__"},
+]
+LAYER_OF = {name: k for k, names in enumerate(LAYERS) for name in names}
+MODULES = sorted(
+    str(p.relative_to(ROOT / "albert").with_suffix("")).replace("/", ".").removesuffix(".__init__") or "__init__"
+    for p in (ROOT / "albert").rglob("*.py")
+)
+
+
+def _imports(module: str) -> tuple[set[str], set[str]]:
+    """(module-level, anywhere) albert modules imported by ``module``; TYPE_CHECKING blocks are not imports."""
+    path = ROOT / "albert" / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = ROOT / "albert" / module.replace(".", "/") / "__init__.py"
+    tree = ast.parse(path.read_text())
+    top, anywhere = set(), set()
+
+    def found(node, at_top: bool) -> None:
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "albert":
+            base = node.module.removeprefix("albert").lstrip(".")
+            # `from albert import hub` and `from albert.tasks import ner` name modules; `from albert.x import f` x
+            names = [
+                f"{base}.{a.name}".lstrip(".") if f"{base}.{a.name}".lstrip(".") in LAYER_OF else base
+                for a in node.names
+            ]
+        elif isinstance(node, ast.Import):
+            names = [a.name.removeprefix("albert.") for a in node.names if a.name.startswith("albert.")]
+        for name in names:
+            name = name if name in LAYER_OF else name.rsplit(".", 1)[0]
+            if name in LAYER_OF and name != module:
+                anywhere.add(name)
+                if at_top:
+                    top.add(name)
+
+    def walk(node, at_top: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            inner = at_top and not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            found(child, inner)
+            walk(child, inner)
+
+    walk(tree, True)
+    return top, anywhere
+
+
+def test_every_module_has_a_layer():
+    assert set(MODULES) == set(LAYER_OF), set(MODULES) ^ set(LAYER_OF)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_imports_go_down_the_layers(module):
+    _, anywhere = _imports(module)
+    upward = sorted(name for name in anywhere if LAYER_OF[name] > LAYER_OF[module])
+    assert not upward, f"albert.{module} (layer {LAYER_OF[module]}) imports from above: {upward}"
+
+
+def test_module_level_imports_form_no_circle():
+    graph = {m: _imports(m)[0] for m in MODULES}
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                raise AssertionError(" -> ".join([*path, node, nxt]))
+            if nxt not in state:
+                visit(nxt, [*path, node])
+        state[node] = 2
+
+    for module in MODULES:
+        if module not in state:
+            visit(module, [])
+
+
+def test_every_module_imports_alone():
+    def load(module: str) -> tuple[str, str]:
+        name = "albert" if module == "__init__" else f"albert.{module}"
+        run = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True, cwd=ROOT)
+        return module, run.stderr.strip().splitlines()[-1] if run.returncode else ""
+
+    with ThreadPoolExecutor(4) as pool:
+        failed = {m: err for m, err in pool.map(load, MODULES) if err}
+    assert not failed, failed
