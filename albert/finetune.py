@@ -1,4 +1,4 @@
-"""Fine-tuning for text classification: FinetuneConfig, train(cfg), evaluate(), and the TextClassifier API.
+"""Fine-tuning any task of albert/tasks/ (FinetuneConfig, train(cfg)) and the TextClassifier and EntityTagger APIs.
 
 One plain loop: shuffled batches padded to their longest row → forward → loss / accumulation → backward → clip →
 AdamW → warmup + linear decay → log → evaluate every N steps → keep the best checkpoint by the dev metric → stop
@@ -21,10 +21,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from albert import hub, infer, plot
+from albert import hub, infer, plot, tasks
 from albert.config import PRESETS, AlbertConfig, read_json_dict
 from albert.dist import choose_device
-from albert.engines import TorchForward, run_rows
 from albert.errors import AlbertError
 from albert.extras import require
 from albert.fields import (
@@ -39,24 +38,18 @@ from albert.fields import (
     coerce_fields,
 )
 from albert.heads import (
-    AlbertForExtractiveSummarization,
-    AlbertForMultipleChoice,
-    AlbertForQuestionAnswering,
-    AlbertForQuestionAnsweringWithAnswerability,
     AlbertForSequenceClassification,
     AlbertForTokenClassification,
 )
 from albert.optim import build_optimizer, build_schedule
 from albert.outputs import check_directory, claim_directory, mark_complete
 from albert.tasks import classification as task
-from albert.tasks import multiple_choice, ner, qa, summarization
 from albert.tokenizer import AlbertTokenizer
 
 log = logging.getLogger("albert")
 
 
-METRIC_MODULES = {"ner": "seqeval.metrics", "summarization": "rouge_score.rouge_scorer"}  # else scikit-learn's
-TASKS = ("classification", "multi_label", "regression", "ner", "multiple_choice", "qa", "summarization")
+TASKS = tuple(tasks.REGISTRY)
 
 
 @dataclass
@@ -144,29 +137,13 @@ def load_tokenizer(cfg: FinetuneConfig) -> AlbertTokenizer:
     return AlbertTokenizer.from_pretrained(cfg.init, **vars(hub_options(cfg)))
 
 
-PROBLEM_TYPES = {
-    "classification": "single_label_classification",
-    "multi_label": "multi_label_classification",
-    "regression": "regression",
-    "ner": None,
-    "multiple_choice": None,
-    "qa": None,
-    "summarization": None,
-}
-
-
 def build_model(cfg: FinetuneConfig, labels: list[str], vocab_size: int):
-    """AlbertForSequenceClassification (or AlbertForTokenClassification for ner) from cfg.init, with these labels."""
-    qa_class = AlbertForQuestionAnsweringWithAnswerability if cfg.answerability else AlbertForQuestionAnswering
-    cls = {
-        "ner": AlbertForTokenClassification,
-        "multiple_choice": AlbertForMultipleChoice,
-        "qa": qa_class,
-        "summarization": AlbertForExtractiveSummarization,
-    }.get(cfg.task, AlbertForSequenceClassification)
+    """The task's head model (tasks.get(cfg.task).head_class) from cfg.init, with these labels."""
+    family = tasks.get(cfg.task)
+    cls = family.head_class(cfg)
     head = dict(
         id2label=dict(enumerate(labels)),
-        problem_type=PROBLEM_TYPES[cfg.task],
+        problem_type=family.problem_type,
         classifier_dropout_prob=cfg.classifier_dropout,
     )
     if cfg.init.startswith(RANDOM_PREFIX):  # asked for explicitly: a preset's or a config file's shape
@@ -199,70 +176,16 @@ def build_model(cfg: FinetuneConfig, labels: list[str], vocab_size: int):
     return model
 
 
-class Encoded:
-    """Tokenised examples; batches are padded to their longest row."""
-
-    def __init__(self, tok: AlbertTokenizer, examples: list[task.Example], max_length: int, y: np.ndarray | None):
-        texts = [e.text for e in examples]
-        pairs = [e.pair for e in examples] if examples and examples[0].pair is not None else None
-        enc = tok(texts, pairs)
-        self.ids, self.types, self.y, self.pad = enc["input_ids"], enc["token_type_ids"], y, tok.pad_token_id
-        long = [i for i, ids in enumerate(self.ids) if len(ids) > max_length]
-        self.truncated = len(long)
-        if long:  # only the over-long rows are encoded again, with truncation
-            cut = tok(
-                [texts[i] for i in long],
-                [pairs[i] for i in long] if pairs else None,
-                max_length=max_length,
-                truncation=True,
-            )
-            for k, i in enumerate(long):
-                self.ids[i], self.types[i] = cut["input_ids"][k], cut["token_type_ids"][k]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-        width = max(len(self.ids[r]) for r in rows)
-        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
-        types = torch.zeros((len(rows), width), dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for b, r in enumerate(rows):
-            n = len(self.ids[r])
-            ids[b, :n], types[b, :n], mask[b, :n] = torch.tensor(self.ids[r]), torch.tensor(self.types[r]), 1
-        out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        if self.y is not None:
-            out["labels"] = torch.from_numpy(self.y[list(rows)])
-        return out
-
-
-def predict_scores(model, data: Encoded, batch_size: int, device) -> np.ndarray:
-    """Logits in input order, from length-sorted, token-budgeted batches (infer.run_rows)."""
-    logits = run_rows(TorchForward(model, device), data.ids, data.types, data.pad, max_batch=batch_size)["logits"]
-    return np.stack(logits).astype(np.float32) if logits else np.zeros((0, model.config.num_labels), np.float32)
-
-
-def evaluate(model, data: Encoded, kind: str, batch_size: int = 64, device="cpu") -> dict[str, float]:
-    return task.metrics(kind, data.y, predict_scores(model, data, batch_size, device))
-
-
 def train(cfg: FinetuneConfig) -> dict[str, Any]:
     """Read and validate every file first, then fine-tune; returns the best dev metrics (or the last train ones)."""
-    readers = {
-        "summarization": summarization.read_documents,
-        "qa": qa.read_squad,
-        "multiple_choice": multiple_choice.read_questions,
-        "ner": ner.read_sentences,
-    }
-    read = readers.get(
-        cfg.task, lambda path: task.read_examples(path, cfg.task, cfg.text_column, cfg.pair_column, cfg.label_column)
-    )
+    family = tasks.get(cfg.task)
     choose_device(cfg.device)  # refused before any work: a missing GPU, or an out directory that must not be touched
     plot.pyplot()  # and a missing [train] extra (curves at the end, metrics at each evaluation)
-    require(METRIC_MODULES.get(cfg.task, "sklearn.metrics"), f"{cfg.task} metrics")
+    for module in ("sklearn.metrics", "seqeval.metrics", "rouge_score.rouge_scorer"):  # the [train] extra, whole
+        require(module, "fine-tuning metrics")
     check_directory(cfg.out, "--out", cfg.overwrite, _inputs(cfg))
-    train_examples = read(cfg.train)
-    eval_examples = read(cfg.eval) if cfg.eval else None
+    train_examples = family.read(cfg.train, cfg)
+    eval_examples = family.read(cfg.eval, cfg) if cfg.eval else None
     return fit_examples(cfg, train_examples, eval_examples)
 
 
@@ -272,80 +195,20 @@ def _inputs(cfg: FinetuneConfig) -> list[str | None]:
     return [init, cfg.tokenizer, cfg.train, cfg.eval]
 
 
-def task_parts(cfg: FinetuneConfig, tok: AlbertTokenizer, train_examples, eval_examples, labels=None):
-    """What differs between task families: labels, encoding, evaluation, the metric that picks the best model.
-    ``labels``: the label order to keep (TextClassifier's user-given list), else the one the data implies."""
-    if cfg.task == "summarization":
-
-        def encode(examples):
-            return summarization.EncodedDocuments(tok, examples, cfg.max_seq_length, cfg.summary_sentences)
-
-        def evaluate_fn(model, data, device):
-            return summarization.evaluate(model, data, cfg.batch_size, device, cfg.summary_sentences)
-
-        return ["summary"], encode, evaluate_fn, "rouge2"
-    if cfg.task == "qa":
-
-        def encode(examples):
-            return qa.QAFeatures(
-                tok, examples, cfg.max_seq_length, cfg.doc_stride, cfg.max_query_length, cfg.answerability
-            )
-
-        def evaluate_fn(model, data, device):
-            scored = qa.predict(model, data, max_answer_length=cfg.max_answer_length, max_batch=cfg.batch_size)
-            return qa.evaluate(data.examples, scored)
-
-        return ["start", "end"], encode, evaluate_fn, "f1"
-    if cfg.task == "multiple_choice":
-        labels = [chr(ord("A") + i) for i in range(len(train_examples[0].options))]
-        if eval_examples is not None and len(eval_examples[0].options) != len(labels):
-            raise AlbertError(
-                f"{cfg.eval}: {len(eval_examples[0].options)} options per question, training has {len(labels)}"
-            )
-
-        def encode(examples):
-            return multiple_choice.EncodedChoices(tok, examples, cfg.max_seq_length)
-
-        def evaluate_fn(model, data, device):
-            return multiple_choice.metrics(data.y, multiple_choice.predict_scores(model, data, cfg.batch_size, device))
-
-        return labels, encode, evaluate_fn, "accuracy"
-    if cfg.task == "ner":
-        labels = ner.tag_list(train_examples)
-        if eval_examples is not None:
-            ner.check_tags(eval_examples, labels, cfg.eval or "eval")
-
-        def encode(examples):
-            return ner.EncodedTokens(tok, examples, labels, cfg.max_seq_length)
-
-        def evaluate_fn(model, data, device):
-            predicted = ner.predict_tags(model, data, labels, cfg.batch_size * 2, device)
-            return ner.metrics([s.tags for s in data.sentences], predicted)
-
-        return labels, encode, evaluate_fn, "f1"
-    if labels is None:
-        labels = task.label_list(train_examples, cfg.task)
-    else:
-        task.check_labels(train_examples, labels, cfg.task, "the training labels")
-    if eval_examples is not None:
-        task.check_labels(eval_examples, labels, cfg.task, cfg.eval or "eval")
-
-    def encode(examples):
-        return Encoded(tok, examples, cfg.max_seq_length, task.targets(examples, labels, cfg.task))
-
-    def evaluate_fn(model, data, device):
-        return evaluate(model, data, cfg.task, cfg.batch_size * 2, device)
-
-    return labels, encode, evaluate_fn, task.main_metric(cfg.task)
-
-
 def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None) -> dict[str, Any]:
     if not cfg.out:
         raise AlbertError("fine-tuning needs an output directory (out)")
-    if cfg.task not in PROBLEM_TYPES:
-        raise AlbertError(f"unknown task {cfg.task!r} (one of {', '.join(PROBLEM_TYPES)})")
+    family = tasks.get(cfg.task)
     tok = load_tokenizer(cfg)
-    labels, encode, evaluate_fn, metric = task_parts(cfg, tok, train_examples, eval_examples, labels)
+    labels = family.labels(train_examples, eval_examples, cfg, labels)
+    metric = family.metric
+
+    def encode(examples):
+        return family.encode(tok, examples, labels, cfg)
+
+    def evaluate_fn(model, data, device):
+        return family.evaluate(model, data, labels, cfg, device)
+
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, labels, tok.vocab_size)
     if cfg.max_seq_length > model.config.max_position_embeddings:

@@ -20,7 +20,15 @@ LAYERS = [
     {"config", "checkpoint", "hub", "tfcheckpoint", "tokenizer", "spm", "plot"},
     {"model", "heads"},  # the forward pass and its heads
     {"engines", "data"},  # running a model over rows; pretraining data
-    {"tasks", "tasks.classification", "tasks.ner", "tasks.qa", "tasks.multiple_choice", "tasks.summarization"},
+    {
+        "tasks",
+        "tasks.base",
+        "tasks.classification",
+        "tasks.ner",
+        "tasks.qa",
+        "tasks.multiple_choice",
+        "tasks.summarization",
+    },
     {"infer", "importers", "export"},  # prediction; checkpoint conversion
     {"finetune", "pretrain", "serve"},
     {"cli", "__main__", "__init__"},

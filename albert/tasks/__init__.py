@@ -1,1 +1,34 @@
-"""One module per task family: read examples, build features, metrics, decode predictions."""
+"""One module per task family: read examples, build features, metrics, decode predictions.
+
+``REGISTRY`` maps a task name (`albert finetune --task NAME`) to its Task object (albert/tasks/base.py); nothing
+outside this package branches on a task's name.
+"""
+
+from __future__ import annotations
+
+from albert.errors import ConfigError
+from albert.tasks.base import Task
+from albert.tasks.classification import Classification
+from albert.tasks.multiple_choice import MultipleChoice
+from albert.tasks.ner import NamedEntities
+from albert.tasks.qa import ExtractiveQA
+from albert.tasks.summarization import ExtractiveSummarization
+
+REGISTRY: dict[str, Task] = {
+    task.name: task
+    for task in (
+        Classification("classification"),
+        Classification("multi_label"),
+        Classification("regression"),
+        NamedEntities(),
+        MultipleChoice(),
+        ExtractiveQA(),
+        ExtractiveSummarization(),
+    )
+}
+
+
+def get(name: str) -> Task:
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown task {name!r}; one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]

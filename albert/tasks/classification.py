@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from albert.engines import TorchForward, run_rows
 from albert.errors import AlbertError
 from albert.extras import require
 from albert.readers import csv_records
+from albert.tasks.base import Task
+from albert.tokenizer import AlbertTokenizer
 
 KINDS = ("classification", "multi_label", "regression")
 
@@ -171,3 +176,83 @@ def metrics(kind: str, y_true: np.ndarray, scores: np.ndarray) -> dict[str, floa
 
 def main_metric(kind: str) -> str:
     return {"classification": "accuracy", "multi_label": "micro_f1", "regression": "pearson"}[kind]
+
+
+class Encoded:
+    """Tokenised examples; batches are padded to their longest row."""
+
+    def __init__(self, tok: AlbertTokenizer, examples: list[Example], max_length: int, y: np.ndarray | None):
+        texts = [e.text for e in examples]
+        pairs = [e.pair for e in examples] if examples and examples[0].pair is not None else None
+        enc = tok(texts, pairs)
+        self.ids, self.types, self.y, self.pad = enc["input_ids"], enc["token_type_ids"], y, tok.pad_token_id
+        long = [i for i, ids in enumerate(self.ids) if len(ids) > max_length]
+        self.truncated = len(long)
+        if long:  # only the over-long rows are encoded again, with truncation
+            cut = tok(
+                [texts[i] for i in long],
+                [pairs[i] for i in long] if pairs else None,
+                max_length=max_length,
+                truncation=True,
+            )
+            for k, i in enumerate(long):
+                self.ids[i], self.types[i] = cut["input_ids"][k], cut["token_type_ids"][k]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
+        width = max(len(self.ids[r]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
+        types = torch.zeros((len(rows), width), dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for b, r in enumerate(rows):
+            n = len(self.ids[r])
+            ids[b, :n], types[b, :n], mask[b, :n] = torch.tensor(self.ids[r]), torch.tensor(self.types[r]), 1
+        out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        if self.y is not None:
+            out["labels"] = torch.from_numpy(self.y[list(rows)])
+        return out
+
+
+def predict_scores(model, data: Encoded, batch_size: int, device) -> np.ndarray:
+    """Logits in input order, from length-sorted, token-budgeted batches (engines.run_rows)."""
+    logits = run_rows(TorchForward(model, device), data.ids, data.types, data.pad, max_batch=batch_size)["logits"]
+    return np.stack(logits).astype(np.float32) if logits else np.zeros((0, model.config.num_labels), np.float32)
+
+
+def evaluate(model, data: Encoded, kind: str, batch_size: int = 64, device="cpu") -> dict[str, float]:
+    return metrics(kind, data.y, predict_scores(model, data, batch_size, device))
+
+
+class Classification(Task):
+    """One label per text (or text pair); ``multi_label``: any number of labels; ``regression``: a number."""
+
+    head = "AlbertForSequenceClassification"
+
+    def __init__(self, kind: str):
+        self.name = kind
+        self.problem_type = {
+            "classification": "single_label_classification",
+            "multi_label": "multi_label_classification",
+            "regression": "regression",
+        }[kind]
+        self.metric = main_metric(kind)
+
+    def read(self, path, cfg) -> list[Example]:
+        return read_examples(path, self.name, cfg.text_column, cfg.pair_column, cfg.label_column)
+
+    def labels(self, train, dev, cfg, given=None) -> list[str]:
+        if given is None:
+            given = label_list(train, self.name)
+        else:
+            check_labels(train, given, self.name, "the training labels")
+        if dev is not None:
+            check_labels(dev, given, self.name, cfg.eval or "eval")
+        return given
+
+    def encode(self, tokenizer, examples, labels, cfg) -> Encoded:
+        return Encoded(tokenizer, examples, cfg.max_seq_length, targets(examples, labels, self.name))
+
+    def evaluate(self, model, data, labels, cfg, device) -> dict[str, float]:
+        return evaluate(model, data, self.name, cfg.batch_size * 2, device)

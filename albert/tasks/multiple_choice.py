@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from albert.tasks.base import Task
 from albert.tasks.classification import TaskDataError, read_text
 from albert.tokenizer import AlbertTokenizer
 
@@ -160,3 +161,24 @@ def predict_scores(model, data: EncodedChoices, batch_size: int, device) -> np.n
 
 def metrics(answers: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     return {"accuracy": float((scores.argmax(-1) == answers).mean())}
+
+
+class MultipleChoice(Task):
+    """RACE/SWAG style: one passage and question, C options, one right."""
+
+    name, head, metric = "multiple_choice", "AlbertForMultipleChoice", "accuracy"
+
+    def read(self, path, cfg) -> list[Question]:
+        return read_questions(path)
+
+    def labels(self, train, dev, cfg, given=None) -> list[str]:
+        labels = [chr(ord("A") + i) for i in range(len(train[0].options))]
+        if dev is not None and len(dev[0].options) != len(labels):
+            raise TaskDataError(f"{cfg.eval}: {len(dev[0].options)} options per question, training has {len(labels)}")
+        return labels
+
+    def encode(self, tokenizer, examples, labels, cfg) -> EncodedChoices:
+        return EncodedChoices(tokenizer, examples, cfg.max_seq_length)
+
+    def evaluate(self, model, data, labels, cfg, device) -> dict[str, float]:
+        return metrics(data.y, predict_scores(model, data, cfg.batch_size, device))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from albert.extras import require
+from albert.tasks.base import Task
 from albert.tasks.classification import TaskDataError, read_text
 from albert.tokenizer import AlbertTokenizer
 
@@ -161,3 +162,25 @@ def spans(tokens: list[str], tags: list[str]) -> list[dict]:
         if tag != "O" and current is None:
             current = {"type": tag[2:], "start": i}
     return found
+
+
+class NamedEntities(Task):
+    """A tag per word (BIO/BIOES), scored by seqeval's entity-level F1."""
+
+    name, head, metric = "ner", "AlbertForTokenClassification", "f1"
+
+    def read(self, path, cfg) -> list[Sentence]:
+        return read_sentences(path)
+
+    def labels(self, train, dev, cfg, given=None) -> list[str]:
+        labels = given or tag_list(train)
+        if dev is not None:
+            check_tags(dev, labels, cfg.eval or "eval")
+        return labels
+
+    def encode(self, tokenizer, examples, labels, cfg) -> EncodedTokens:
+        return EncodedTokens(tokenizer, examples, labels, cfg.max_seq_length)
+
+    def evaluate(self, model, data, labels, cfg, device) -> dict[str, float]:
+        predicted = predict_tags(model, data, labels, cfg.batch_size * 2, device)
+        return metrics([s.tags for s in data.sentences], predicted)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from albert.tasks.base import Task
 from albert.tasks.classification import TaskDataError, read_text
 from albert.tokenizer import AlbertTokenizer
 
@@ -259,3 +260,31 @@ def evaluate(examples: Sequence[QAExample], scored: dict[str, tuple[str, float, 
         result[f"best_{name}"] = 100 * best / len(examples)
         result[f"{name}_threshold"] = threshold
     return result
+
+
+class ExtractiveQA(Task):
+    """SQuAD 1.1/2.0: an answer span in the context, or none; windows over long contexts."""
+
+    name, metric = "qa", "f1"
+
+    def head_class(self, cfg) -> type:
+        from albert import heads
+
+        return (
+            heads.AlbertForQuestionAnsweringWithAnswerability if cfg.answerability else heads.AlbertForQuestionAnswering
+        )
+
+    def read(self, path, cfg) -> list[QAExample]:
+        return read_squad(path)
+
+    def labels(self, train, dev, cfg, given=None) -> list[str]:
+        return ["start", "end"]
+
+    def encode(self, tokenizer, examples, labels, cfg) -> QAFeatures:
+        return QAFeatures(
+            tokenizer, examples, cfg.max_seq_length, cfg.doc_stride, cfg.max_query_length, cfg.answerability
+        )
+
+    def evaluate(self, model, data, labels, cfg, device) -> dict[str, float]:
+        scored = predict(model, data, max_answer_length=cfg.max_answer_length, max_batch=cfg.batch_size)
+        return evaluate(data.examples, scored)

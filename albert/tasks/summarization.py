@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from albert.extras import require
+from albert.tasks.base import Task
 from albert.tasks.classification import TaskDataError, read_text
 from albert.tokenizer import AlbertTokenizer, is_cjk
 
@@ -179,3 +180,21 @@ def evaluate(model, data: EncodedDocuments, batch_size: int, device, k: int = 3)
     ours = rouge(data.docs, select(model, data, batch_size, device, k))
     lead = rouge(data.docs, [list(range(min(k, len(c)))) for c in data.cls])
     return {**ours, **{f"lead_{key}": value for key, value in lead.items()}}
+
+
+class ExtractiveSummarization(Task):
+    """Pick the sentences of a document that best cover its reference summary (ROUGE-2 picks the checkpoint)."""
+
+    name, head, metric = "summarization", "AlbertForExtractiveSummarization", "rouge2"
+
+    def read(self, path, cfg) -> list[Document]:
+        return read_documents(path)
+
+    def labels(self, train, dev, cfg, given=None) -> list[str]:
+        return ["summary"]
+
+    def encode(self, tokenizer, examples, labels, cfg) -> EncodedDocuments:
+        return EncodedDocuments(tokenizer, examples, cfg.max_seq_length, cfg.summary_sentences)
+
+    def evaluate(self, model, data, labels, cfg, device) -> dict[str, float]:
+        return evaluate(model, data, cfg.batch_size, device, cfg.summary_sentences)
