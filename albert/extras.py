@@ -17,6 +17,7 @@ from albert.errors import AlbertError
 
 EXTRA_OF = {
     "sklearn": "train",
+    "scipy": "train",  # comes with scikit-learn
     "seqeval": "train",
     "rouge_score": "train",
     "matplotlib": "train",

@@ -59,4 +59,4 @@ def test_version_and_defaults_are_shown(capsys):
     assert exit.value.code == 0 and capsys.readouterr().out.startswith("albert-lite ")
     text = SUBCOMMANDS["finetune"].format_help()
     assert "(default: 3e-05)" in text and "> 0" in text  # --learning-rate: its default and its range
-    assert "{classification,multi_label,regression,ner,multiple_choice,qa,summarization}" in text
+    assert "{classification,multi_label,regression,ner,multiple_choice,qa,summarization,similarity}" in text

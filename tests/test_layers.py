@@ -28,6 +28,7 @@ LAYERS = [
         "tasks.qa",
         "tasks.multiple_choice",
         "tasks.summarization",
+        "tasks.similarity",
     },
     {"infer", "importers", "export"},  # prediction; checkpoint conversion
     {"finetune", "pretrain", "serve"},

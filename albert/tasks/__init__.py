@@ -12,6 +12,7 @@ from albert.tasks.classification import Classification
 from albert.tasks.multiple_choice import MultipleChoice
 from albert.tasks.ner import NamedEntities
 from albert.tasks.qa import ExtractiveQA
+from albert.tasks.similarity import SentenceSimilarity
 from albert.tasks.summarization import ExtractiveSummarization
 
 REGISTRY: dict[str, Task] = {
@@ -24,6 +25,7 @@ REGISTRY: dict[str, Task] = {
         MultipleChoice(),
         ExtractiveQA(),
         ExtractiveSummarization(),
+        SentenceSimilarity(),
     )
 }
 

@@ -148,7 +148,8 @@ def targets(examples: list[Example], labels: list[str], kind: str) -> np.ndarray
 def metrics(kind: str, y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """scikit-learn/scipy metrics: accuracy, macro-F1, MCC; micro-F1 for multi-label; Pearson/Spearman."""
     if kind == "regression":
-        from scipy.stats import pearsonr, spearmanr
+        stats = require("scipy.stats", "regression metrics")
+        pearsonr, spearmanr = stats.pearsonr, stats.spearmanr
 
         pred = scores.reshape(-1)
         return {
