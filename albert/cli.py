@@ -224,20 +224,33 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Metrics of a fine-tuned model on a labelled file (and a confusion-matrix PNG for classification)."""
-    from albert import plot
-    from albert.finetune import TextClassifier
+    """Metrics of a fine-tuned model on a labelled file, for every task (and a confusion-matrix PNG for
+    classification)."""
+    from albert import plot, tasks
+    from albert.checkpoint import read_config_dict
+    from albert.finetune import TextClassifier, evaluate_directory
     from albert.hub import local_or_hub
     from albert.tasks import classification as task
 
     args.model = str(local_or_hub(args.model, "all", hub_options(args)))  # a hub id → its snapshot directory
-    if _architecture(args.model) == "AlbertForTokenClassification":
-        return _evaluate_ner(args)
+    saved = Path(args.model) / "finetune_config.json"
+    trained_for = json.loads(saved.read_text()).get("task") if saved.is_file() else None
+    task_name = trained_for or tasks.for_model(read_config_dict(Path(args.model)))
+    if task_name not in ("classification", "multi_label"):  # the Task interface's own evaluation (classification
+        # keeps its own path below for the confusion matrix)
+        columns = {"text_column": args.text_column, "pair_column": args.pair_column, "label_column": args.label_column}
+        result, count = evaluate_directory(args.model, args.data, max_seq_length=args.max_seq_length, **columns)
+        print(f"{count} examples from {args.data}")
+        for name, value in result.items():
+            print(f"  {name:<14} {value:.4f}")
+        return 0
     clf = TextClassifier.from_pretrained(args.model, max_length=args.max_seq_length, **vars(hub_options(args)))
-    examples = task.read_examples(args.data, clf.task, args.text_column, args.pair_column, args.label_column)
+    examples = task.read_examples(
+        args.data, clf.task, args.text_column or "text", args.pair_column, args.label_column or "label"
+    )
     task.check_labels(examples, clf.labels, clf.task, args.data)
-    texts = [e.text for e in examples]
-    scores = clf.predict_proba(texts)
+    pairs = [e.pair for e in examples] if args.pair_column else None  # a pair model is scored on its pairs
+    scores = clf.predict_proba([e.text for e in examples], pairs=pairs)
     y = task.targets(examples, clf.labels, clf.task)
     raw = np.log(np.clip(scores, 1e-12, 1)) if clf.task == "classification" else scores
     if clf.task == "multi_label":
@@ -250,35 +263,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         png = Path(args.confusion_png or Path(args.model) / "confusion.png")
         plot.confusion_png(y, scores.argmax(-1), clf.labels, png)
         print(f"confusion matrix → {png}")
-    return 0
-
-
-def _architecture(model_dir: str) -> str:
-    """The model class a directory was saved from; only classifiers and taggers have evaluate/predict commands."""
-    from albert.checkpoint import read_config_dict
-
-    name = (read_config_dict(Path(model_dir)).get("architectures") or [""])[0]
-    if name not in ("AlbertForSequenceClassification", "AlbertForTokenClassification"):
-        raise albert.AlbertError(
-            f"{model_dir} holds a {name or 'model of unknown class'}; `albert evaluate` and `albert predict` work on "
-            "classification and NER models (QA, multiple-choice and summarisation metrics come from "
-            "`albert finetune --eval`)"
-        )
-    return name
-
-
-def _evaluate_ner(args: argparse.Namespace) -> int:
-    from albert.finetune import EntityTagger
-    from albert.tasks import ner
-
-    tagger = EntityTagger.from_pretrained(args.model, max_length=args.max_seq_length, **vars(hub_options(args)))
-    sentences = ner.read_sentences(args.data)
-    data = ner.EncodedTokens(tagger.tokenizer, sentences, tagger.labels, tagger.max_length)
-    device = next(tagger.model.parameters()).device
-    predicted = ner.predict_tags(tagger.model, data, tagger.labels, 64, device)
-    print(f"{len(sentences)} sentences from {args.data}")
-    for name, value in ner.metrics([s.tags for s in sentences], predicted).items():
-        print(f"  {name:<14} {value:.4f}")
     return 0
 
 
@@ -313,7 +297,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     elif args.texts:
         records = ({"text": t} for t in args.texts)
     elif args.input:
-        records = ({"text": r[args.text_column]} for _, r in infer.iter_records(args.input, (args.text_column,)))
+        column = args.text_column or "text"
+        records = ({"text": r[column]} for _, r in infer.iter_records(args.input, (column,)))
     else:  # every line is a text, blank ones too: output line n answers input line n
         records = ({"text": line} for line in infer.stdin_lines())
     # a file output is written under a temporary name and renamed at the end: a bad input line leaves it untouched
@@ -484,12 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     for p in (evaluate, predict):
         add_hub_flags(p)
-        p.add_argument("--text-column", default="text", help="CSV/JSONL field holding the text (default: text)")
+        p.add_argument("--text-column", help="CSV/JSONL field holding the text (default: as trained, else text)")
         p.add_argument(
             "--max-seq-length", type=SEQUENCE_LENGTH, help="tokens per text (default: 128 or the model's positions)"
         )
     evaluate.add_argument("--pair-column", help="field of a second text (sentence pairs), if any")
-    evaluate.add_argument("--label-column", default="label", help="field holding the label (default: label)")
+    evaluate.add_argument("--label-column", help="field holding the label (default: as trained, else label)")
 
     from albert.serve import ServeConfig
 

@@ -290,6 +290,29 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     return {"best_step": best_step, **(best or {}), "steps": step, "train_examples": len(train_data)}
 
 
+def evaluate_directory(model_dir: str | Path, data: str, **overrides: Any) -> tuple[dict[str, float], int]:
+    """Metrics of a fine-tuned directory on a labelled file, for any task, through the same Task methods that
+    evaluated it during training; the settings it was trained with (finetune_config.json: sequence length, stride,
+    columns) apply unless ``overrides`` (FinetuneConfig fields) say otherwise. Returns (metrics, examples)."""
+    model_dir = Path(model_dir)
+    names = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    saved_path = model_dir / "finetune_config.json"
+    saved = json.loads(saved_path.read_text()) if saved_path.is_file() else {}
+    settings = {k: v for k, v in saved.items() if k in names and k not in ("train", "eval", "init", "out")}
+    settings.setdefault("task", tasks.for_model(read_json_dict(model_dir / "config.json")))
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = FinetuneConfig(**{**settings, "eval": data, "init": str(model_dir), "progress": False})
+    family = tasks.get(cfg.task)
+    examples = family.read(data, cfg)
+    model = family.head_class(cfg).from_pretrained(model_dir)
+    known = [model.config.labels_by_id()[i] for i in range(model.config.num_labels)]
+    labels = family.labels(examples, examples, cfg, known)
+    device = choose_device(cfg.device)
+    model.to(device).eval()
+    encoded = family.encode(AlbertTokenizer.from_pretrained(model_dir), examples, labels, cfg)
+    return family.evaluate(model, encoded, labels, cfg, device), len(examples)
+
+
 def save_classifier(model, tok: AlbertTokenizer, out: Path) -> None:
     """Model + tokenizer into ``out`` (each file replaced atomically)."""
     model.save_pretrained(out)
@@ -378,14 +401,19 @@ class TextClassifier:
         self.model, self.labels = trained.model, trained.labels
         return result
 
-    def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
-        """One row of probabilities (columns in ``self.labels`` order) per text; a single string is one text."""
+    def predict_proba(
+        self, texts: Sequence[str] | str, batch_size: int = 64, pairs: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """One row of probabilities (columns in ``self.labels`` order) per text (or text pair, with ``pairs``); a
+        single string is one text."""
         texts = [texts] if isinstance(texts, str) else list(texts)
+        if pairs is not None:
+            pairs = [pairs] if isinstance(pairs, str) else [str(p) for p in pairs]
         if not texts:
             width = 1 if self.task == "regression" else len(self.labels)
             return np.zeros((0,) if self.task == "regression" else (0, width), dtype=np.float32)
         scores = infer.classification_logits(
-            self.model, self.tokenizer, [str(t) for t in texts], None, self.max_length, max_batch=batch_size
+            self.model, self.tokenizer, [str(t) for t in texts], pairs, self.max_length, max_batch=batch_size
         )
         if self.task == "regression":
             return scores[:, 0]

@@ -148,3 +148,17 @@ def models(tmp_path_factory, brown_tokenizer):
         "qa": _save(AlbertForQuestionAnswering(tiny_config(**cfg)), brown_tokenizer, root / "q"),
         "encoder": _save(albert.AlbertModel(tiny_config(**cfg)), brown_tokenizer, root / "e"),
     }
+
+
+def cli_evaluate(model_dir, data, *flags) -> dict[str, float]:
+    """`albert evaluate` run in this process; its printed metrics as a dict."""
+    import contextlib
+    import io
+
+    from albert import cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["evaluate", "--model", str(model_dir), "--data", str(data), *flags]) == 0
+    pairs = (line.split() for line in out.getvalue().splitlines() if line.startswith("  "))
+    return {name: float(value) for name, value in pairs}

@@ -13,6 +13,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+# Once, on the main Python: under the others (make test-pythons) torch would be PyPI's 3 GB CUDA build again.
+pytestmark = pytest.mark.skipif(
+    sys.version_info[:2] != (3, 11), reason="the bare install is checked once, under the main Python 3.11"
+)
+
 OPTIONAL = {"scikit-learn", "seqeval", "rouge_score", "matplotlib", "jieba", "onnx", "onnxruntime", "fastapi"}
 OPTIONAL |= {"uvicorn", "google-crc32c", "cramjam", "transformers"}
 

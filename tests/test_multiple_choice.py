@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import write_small_model
+from conftest import cli_evaluate, write_small_model
 
 import albert
 from albert.finetune import FinetuneConfig, train
@@ -112,5 +112,7 @@ def test_multiple_choice_trains(numbers, brown_tokenizer, tmp_path):
     rows = [r for r in map(json.loads, (tmp_path / "out" / "log.jsonl").read_text().splitlines()) if "step" in r]
     assert np.mean([r["loss"] for r in rows[-10:]]) < np.mean([r["loss"] for r in rows[:10]])
     assert result["accuracy"] > majority_accuracy(numbers / "dev.jsonl") + 0.4  # ~0.97 against ~0.3
+    # `albert evaluate` scores the saved (best) model exactly as training's evaluation did
+    assert cli_evaluate(tmp_path / "out", numbers / "dev.jsonl")["accuracy"] == pytest.approx(result["accuracy"])
     model = albert.AlbertForMultipleChoice.from_pretrained(tmp_path / "out")
     assert model.load_report.initialised == []

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_small_model
+from conftest import cli_evaluate, write_small_model
 
 import albert
 from albert.finetune import EntityTagger, FinetuneConfig, train
@@ -101,6 +101,8 @@ def test_ner_trains_and_predicts_spans(peoples_daily, tmp_path):
     # Tagging everything O scores entity F1 0 (and ~0.90 token accuracy, which is why token accuracy proves nothing
     # here); this random-init 2-layer model after 6 short epochs finds about a fifth of the entities exactly.
     assert result["f1"] > 0.15 and result["precision"] > 0.1 and result["recall"] > 0.1, result
+    # `albert evaluate` on the dev file scores the saved (best) model exactly as training's evaluation did
+    assert cli_evaluate(out, peoples_daily / "dev.txt")["f1"] == pytest.approx(result["f1"], abs=1e-4)
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["AlbertForTokenClassification"] and "B-PER" in config["label2id"]
     tagger = EntityTagger.from_pretrained(out)

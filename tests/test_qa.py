@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import write_small_model
+from conftest import cli_evaluate, write_small_model
 
 from albert.finetune import FinetuneConfig, train
 from albert.tasks import qa
@@ -131,6 +131,10 @@ def test_qa_trains_and_decodes(brown_tokenizer, derived, tmp_path):
     assert {"f1", "exact_match", "best_f1", "f1_threshold"} <= set(result)
     # answering nothing scores ~41; the model finds numbers and quotations and knows when a context has none (~68)
     assert result["best_f1"] > no_answer_f1(derived / "dev.json") + 15
+    again = cli_evaluate(tmp_path / "out", derived / "dev.json")  # `albert evaluate`: the same model, the same F1
+    assert again["f1"] == pytest.approx(result["f1"], abs=1e-4) and again["best_f1"] == pytest.approx(
+        result["best_f1"], abs=1e-4
+    )
 
 
 def test_answerability_classifier(brown_tokenizer, derived, tmp_path):

@@ -7,7 +7,7 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import write_small_model
+from conftest import cli_evaluate, write_small_model
 
 from albert import tasks
 from albert.finetune import FinetuneConfig, TextClassifier, train
@@ -70,5 +70,7 @@ def test_similarity_trains_and_correlates(pairs, brown_tokenizer, tmp_path):
     )
     # a constant prediction has no correlation at all; the pair model tracks the score closely
     assert result["pearson_spearman"] > 0.6 and result["pearson"] > 0.6, result
+    again = cli_evaluate(tmp_path / "out", pairs / "dev.tsv")  # columns as trained (finetune_config.json)
+    assert again["pearson"] == pytest.approx(result["pearson"], abs=1e-4)
     scores = TextClassifier.from_pretrained(tmp_path / "out").predict_proba(["a short one", "a much longer one here"])
     assert scores.shape == (2,) and np.isfinite(scores).all()

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import write_small_model
+from conftest import cli_evaluate, write_small_model
 
 import albert
 from albert.finetune import FinetuneConfig, train
@@ -88,5 +88,7 @@ def test_summarization_trains_and_beats_shuffled_lead(leads, realdata, tmp_path)
     assert {"rouge1", "rouge2", "rougeL", "lead_rouge1", "lead_rouge2"} <= set(result)
     # lead-3 of shuffled sentences is a chance-level choice (~24 ROUGE-1, ~13 ROUGE-2); the model reaches ~32 and ~23
     assert result["rouge1"] > result["lead_rouge1"] + 3 and result["rouge2"] > result["lead_rouge2"] + 4
+    again = cli_evaluate(tmp_path / "out", leads / "dev.jsonl")
+    assert again["rouge2"] == pytest.approx(result["rouge2"], abs=1e-4)
     model = albert.AlbertForExtractiveSummarization.from_pretrained(tmp_path / "out")
     assert model.load_report.initialised == [] and model.load_report.unused == []

@@ -30,6 +30,21 @@ REGISTRY: dict[str, Task] = {
 }
 
 
+def for_model(config: dict) -> str:
+    """The task a model directory was fine-tuned for, from its config.json (for directories without the
+    finetune_config.json that `albert finetune` writes beside it)."""
+    architecture = (config.get("architectures") or [""])[0]
+    if architecture.startswith("AlbertForQuestionAnswering"):
+        return "qa"
+    if architecture == "AlbertForSequenceClassification":
+        kinds = {"multi_label_classification": "multi_label", "regression": "regression"}
+        return kinds.get(config.get("problem_type") or "", "classification")
+    for task in REGISTRY.values():
+        if task.head and task.head == architecture:
+            return task.name
+    raise ConfigError(f"a {architecture or 'model of unknown class'} is not fine-tuned for any task")
+
+
 def get(name: str) -> Task:
     if name not in REGISTRY:
         raise ConfigError(f"unknown task {name!r}; one of {', '.join(REGISTRY)}")
