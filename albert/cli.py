@@ -240,9 +240,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         # keeps its own path below for the confusion matrix)
         columns = {"text_column": args.text_column, "pair_column": args.pair_column, "label_column": args.label_column}
         result, count = evaluate_directory(args.model, args.data, max_seq_length=args.max_seq_length, **columns)
-        print(f"{count} examples from {args.data}")
-        for name, value in result.items():
-            print(f"  {name:<14} {value:.4f}")
+        _print_metrics(result, count, args.data)
         return 0
     clf = TextClassifier.from_pretrained(args.model, max_length=args.max_seq_length, **vars(hub_options(args)))
     examples = task.read_examples(
@@ -255,15 +253,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     raw = np.log(np.clip(scores, 1e-12, 1)) if clf.task == "classification" else scores
     if clf.task == "multi_label":
         raw = np.log(np.clip(scores, 1e-12, 1)) - np.log(np.clip(1 - scores, 1e-12, 1))
-    result = task.metrics(clf.task, y, raw)
-    print(f"{len(examples)} examples from {args.data}")
-    for name, value in result.items():
-        print(f"  {name:<12} {value:.4f}")
+    _print_metrics(task.metrics(clf.task, y, raw), len(examples), args.data)
     if clf.task == "classification":
         png = Path(args.confusion_png or Path(args.model) / "confusion.png")
         plot.confusion_png(y, scores.argmax(-1), clf.labels, png)
         print(f"confusion matrix → {png}")
     return 0
+
+
+def _print_metrics(result: dict[str, float], count: int, data: str) -> None:
+    print(f"{count} examples from {data}")
+    for name, value in result.items():
+        print(f"  {name:<12} {value:.4f}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

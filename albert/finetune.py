@@ -361,7 +361,7 @@ class TextClassifier:
         extra = {"id2label": dict(enumerate(labels))} if labels else {}
         model = AlbertForSequenceClassification.from_pretrained(path, **extra)
         saved = model.config.extra.get(MAX_LENGTH_KEY)
-        max_length = infer.fit_length(max_length or saved, model.config.max_position_embeddings, path)
+        max_length = infer.fit_length(max_length or saved, model.config.max_position_embeddings, path, "max_length")
         return cls(model, tok, init=str(path), labels=labels, task_kind=task if labels else None, max_length=max_length)
 
     def fit(
@@ -453,7 +453,7 @@ class EntityTagger:
         ``max_length``: tokens per text (default: 128 or the model's positions)."""
         path = hub.local_or_hub(path, "all", hub.options_from(hub_options))
         model = AlbertForTokenClassification.from_pretrained(path)
-        max_length = infer.fit_length(max_length, model.config.max_position_embeddings, path)
+        max_length = infer.fit_length(max_length, model.config.max_position_embeddings, path, "max_length")
         return cls(model, AlbertTokenizer.from_pretrained(path), max_length)
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[list[dict]]:

@@ -164,14 +164,14 @@ TASK_OF_CLASS = {
 }
 
 
-def fit_length(max_length: int | None, positions: int, model_dir) -> int:
+def fit_length(max_length: int | None, positions: int, model_dir, name: str = "--max-seq-length") -> int:
     """Tokens per text: ``max_length`` if the model has that many positions (an error naming both otherwise, not an
     index error inside torch); None → 128 or the model's positions, whichever is fewer."""
     if max_length is None:
         return min(128, positions)
     if max_length > positions:
         raise AlbertError(
-            f"--max-seq-length {max_length} exceeds the {positions} positions of {model_dir} "
+            f"{name} {max_length} exceeds the {positions} positions of {model_dir} "
             f"(max_position_embeddings): pass {positions} or less"
         )
     return max_length
@@ -207,6 +207,7 @@ class Predictor:
         threads: int | None = None,
         device: str = "cpu",
         hub_options: HubOptions | None = None,
+        length_flag: str = "--max-seq-length",  # how the caller's user names max_length, for the error message
     ):
         from albert import checkpoint, heads, hub, model
         from albert.config import AlbertConfig
@@ -222,7 +223,7 @@ class Predictor:
             )
         self.tokenizer = AlbertTokenizer.from_pretrained(self.model_dir)
         check_vocabulary(self.tokenizer, self.config.vocab_size, self.model_dir)
-        self.max_length = fit_length(max_length, self.config.max_position_embeddings, self.model_dir)
+        self.max_length = fit_length(max_length, self.config.max_position_embeddings, self.model_dir, length_flag)
         if max_tokens is None:
             max_tokens = (
                 DEFAULT_MAX_TOKENS_GPU if str(device).startswith("cuda") and onnx is None else DEFAULT_MAX_TOKENS

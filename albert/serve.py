@@ -164,6 +164,7 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
         cfg.max_length,
         threads=cfg.threads,
         hub_options=HubOptions(cfg.revision, cfg.cache_dir, None, cfg.local_files_only),
+        length_flag="--max-length",
     )
 
     def run(kind: str, items: list) -> list:
