@@ -16,9 +16,9 @@ __version__ = "0.1.0"
 _HOME = {
     "PRESETS": "albert.config",
     "AlbertConfig": "albert.config",
-    "EntityTagger": "albert.finetune",
+    "EntityTagger": "albert.estimators",
     "FinetuneConfig": "albert.finetune",
-    "TextClassifier": "albert.finetune",
+    "TextClassifier": "albert.estimators",
     "AlbertForExtractiveSummarization": "albert.heads",
     "AlbertForMultipleChoice": "albert.heads",
     "AlbertForQuestionAnswering": "albert.heads",
@@ -87,7 +87,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and editors: the eager imports
     from albert.config import PRESETS, AlbertConfig
-    from albert.finetune import EntityTagger, FinetuneConfig, TextClassifier
+    from albert.estimators import EntityTagger, TextClassifier
+    from albert.finetune import FinetuneConfig
     from albert.heads import (
         AlbertForExtractiveSummarization,
         AlbertForMultipleChoice,

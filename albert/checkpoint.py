@@ -19,6 +19,7 @@ import torch
 
 from albert.errors import CheckpointError
 from albert.outputs import file_mode
+from albert.readers import json_file
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -57,13 +58,7 @@ def read_config_dict(directory: Path) -> dict[str, Any]:
     path = directory / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{directory}: no config.json (expected a checkpoint directory with config.json)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
+    return json_file(path, CheckpointError)
 
 
 def read_weight_file(path: str | Path) -> dict[str, torch.Tensor]:

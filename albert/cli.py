@@ -4,129 +4,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import sys
-import types
-import typing
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 import albert
-from albert.fields import AT_LEAST_1, FieldError, OneOf, Range, field_help
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Flags generated from a config dataclass; a YAML --config overrides the defaults, flags override the YAML.
-# ----------------------------------------------------------------------------------------------------------------
-def add_dataclass_flags(
-    parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = (), skip: tuple[str, ...] = ()
-) -> None:
-    hints = typing.get_type_hints(cls)
-    limits = getattr(cls, "LIMITS", {})
-    explained = field_help(cls)
-    for field in dataclasses.fields(cls):
-        if field.name in skip:
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        kind = hints[field.name]
-        args = typing.get_args(kind)
-        if isinstance(kind, types.UnionType) and type(None) in args:  # "int | None" → int
-            kind = next(a for a in args if a is not type(None))
-        default = field.default if field.default is not dataclasses.MISSING else None
-        shown = "required" if field.name in required else f"default: {default}"
-        help_text = f"{explained.get(field.name, field.name.replace('_', ' '))} ({shown})".replace("%", "%%")
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
-        elif typing.get_origin(kind) is list:
-            parser.add_argument(flag, nargs="+", default=argparse.SUPPRESS, help=help_text)
-        elif isinstance(limits.get(field.name), OneOf):
-            choices = limits[field.name].choices
-            parser.add_argument(flag, choices=choices, default=argparse.SUPPRESS, help=help_text)
-        else:
-            limit = limits.get(field.name)
-            help_text += f"; {limit.describe()}" if limit is not None else ""
-            metavar = {int: "N", float: "X"}.get(kind, "VALUE" if kind is not str else None)
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text, metavar=metavar)
-    parser.add_argument("--config", help="YAML file of field: value overrides (configs/)")
-    # Required fields may come from the YAML instead of a flag, so argparse cannot enforce them; config_from_args
-    # checks them after merging and reports a missing one as argparse does.
-    parser.set_defaults(_required=required, _parser=parser)
-
-
-def config_from_args(cls: type, args: argparse.Namespace, base: dict[str, Any] | None = None):
-    values: dict[str, Any] = dict(base or {})
-    from_yaml: dict[str, Any] = {}
-    if getattr(args, "config", None):
-        import yaml
-
-        path = Path(args.config)
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise albert.AlbertError(f"{path}: cannot read the YAML config ({err})") from None
-        if not isinstance(loaded, dict):
-            raise albert.AlbertError(f"{path}: expected a mapping of field: value")
-        values.update(loaded)
-        from_yaml = loaded
-    names = {f.name for f in dataclasses.fields(cls)}
-    values.update({k: v for k, v in vars(args).items() if k in names})
-    unknown = sorted(set(values) - names)
-    if unknown:
-        where = f"{args.config}: " if set(unknown) & set(from_yaml) else ""
-        raise albert.AlbertError(f"{where}unknown {cls.__name__} field(s): {', '.join(unknown)}")
-    missing = [name for name in getattr(args, "_required", ()) if values.get(name) in (None, "", [])]
-    if missing:
-        flags = ", ".join("--" + name.replace("_", "-") for name in missing)
-        args._parser.error(f"the following arguments are required: {flags} (as flags or in --config)")
-    try:
-        return cls(**values)
-    except FieldError as err:  # named as the user wrote it: the flag, or the field of the YAML file
-        flag = "--" + err.field.replace("_", "-")
-        if err.field in vars(args) or err.field not in from_yaml:
-            args._parser.error(f"argument {flag}: must be {err.expected}, found {err.value!r}")
-        raise albert.AlbertError(
-            f"{args.config}: field '{err.field}' must be {err.expected}, found {err.value!r}"
-        ) from None
-
-
-def bounded(kind: type, limit: Range):
-    """An argparse ``type`` that converts to ``kind`` and checks ``limit`` (for flags that are not config fields)."""
-
-    def convert(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
-        if not limit.allows(value):
-            raise argparse.ArgumentTypeError(f"must be {limit.describe()}, found {value!r}")
-        return value
-
-    convert.__name__ = kind.__name__
-    return convert
-
-
-COUNT = bounded(int, AT_LEAST_1)
-SEQUENCE_LENGTH = bounded(int, Range(4))
-
-
-def add_hub_flags(parser: argparse.ArgumentParser, config_fields: bool = False) -> None:
-    """--token everywhere a hub id may be named; --revision/--cache-dir/--local-files-only unless the command's
-    config dataclass already has them as fields."""
-    if not config_fields:
-        parser.add_argument("--revision", help="hub: branch, tag or commit (default: main)")
-        parser.add_argument("--cache-dir", help="hub: cache folder (default: HF_HUB_CACHE, shared with transformers)")
-        parser.add_argument("--local-files-only", action="store_true", help="hub: use the cache only, no network")
-    parser.add_argument("--token", help="hub: access token for private or gated repositories (default: HF_TOKEN)")
-
-
-def hub_options(args: argparse.Namespace):
-    from albert.hub import HubOptions
-
-    return HubOptions(args.revision, args.cache_dir, args.token, args.local_files_only)
+from albert.cliflags import (
+    COUNT,
+    SEQUENCE_LENGTH,
+    add_dataclass_flags,
+    add_hub_flags,
+    bounded,
+    config_from_args,
+    hub_options,
+)
+from albert.fields import Range
+from albert.readers import json_file
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -169,7 +63,7 @@ def cmd_tokenizer_encode(args: argparse.Namespace) -> int:
     from albert.tokenizer import AlbertTokenizer
 
     tok = AlbertTokenizer.from_pretrained(args.tokenizer, **vars(hub_options(args)))
-    from albert.infer import stdin_lines
+    from albert.readers import stdin_lines
 
     lines = read_lines(args.input) if args.input else stdin_lines()
     batch: list[str] = []
@@ -208,7 +102,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         saved = Path(args.resume_dir) / "run_config.json"
         if not saved.is_file():
             raise albert.AlbertError(f"{args.resume_dir}: nothing to resume (no run_config.json)")
-        base = {k: v for k, v in json.loads(saved.read_text()).items() if k != "world_size"}
+        base = {k: v for k, v in json_file(saved).items() if k != "world_size"}
         base.update(out=args.resume_dir, resume=True)
     result = train(config_from_args(PretrainConfig, args, base))
     print(json.dumps(result, indent=2))
@@ -224,40 +118,20 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Metrics of a fine-tuned model on a labelled file, for every task (and a confusion-matrix PNG for
-    classification)."""
-    from albert import plot, tasks
-    from albert.checkpoint import read_config_dict
-    from albert.finetune import TextClassifier, evaluate_directory
+    """Metrics of a fine-tuned model on a labelled file, for every task, with the settings it was trained with (and a
+    confusion-matrix PNG for classification)."""
+    from albert.finetune import evaluate_directory
     from albert.hub import local_or_hub
-    from albert.tasks import classification as task
 
-    args.model = str(local_or_hub(args.model, "all", hub_options(args)))  # a hub id → its snapshot directory
-    saved = Path(args.model) / "finetune_config.json"
-    trained_for = json.loads(saved.read_text()).get("task") if saved.is_file() else None
-    task_name = trained_for or tasks.for_model(read_config_dict(Path(args.model)))
-    if task_name not in ("classification", "multi_label"):  # the Task interface's own evaluation (classification
-        # keeps its own path below for the confusion matrix)
-        columns = {"text_column": args.text_column, "pair_column": args.pair_column, "label_column": args.label_column}
-        result, count = evaluate_directory(args.model, args.data, max_seq_length=args.max_seq_length, **columns)
-        _print_metrics(result, count, args.data)
-        return 0
-    clf = TextClassifier.from_pretrained(args.model, max_length=args.max_seq_length, **vars(hub_options(args)))
-    examples = task.read_examples(
-        args.data, clf.task, args.text_column or "text", args.pair_column, args.label_column or "label"
+    model_dir = local_or_hub(args.model, "all", hub_options(args))  # a hub id → its snapshot directory
+    columns = {"text_column": args.text_column, "pair_column": args.pair_column, "label_column": args.label_column}
+    figure = Path(args.confusion_png or model_dir / "confusion.png")
+    result, count, drawn = evaluate_directory(
+        model_dir, args.data, figure=figure, max_seq_length=args.max_seq_length, **columns
     )
-    task.check_labels(examples, clf.labels, clf.task, args.data)
-    pairs = [e.pair for e in examples] if args.pair_column else None  # a pair model is scored on its pairs
-    scores = clf.predict_proba([e.text for e in examples], pairs=pairs)
-    y = task.targets(examples, clf.labels, clf.task)
-    raw = np.log(np.clip(scores, 1e-12, 1)) if clf.task == "classification" else scores
-    if clf.task == "multi_label":
-        raw = np.log(np.clip(scores, 1e-12, 1)) - np.log(np.clip(1 - scores, 1e-12, 1))
-    _print_metrics(task.metrics(clf.task, y, raw), len(examples), args.data)
-    if clf.task == "classification":
-        png = Path(args.confusion_png or Path(args.model) / "confusion.png")
-        plot.confusion_png(y, scores.argmax(-1), clf.labels, png)
-        print(f"confusion matrix → {png}")
+    _print_metrics(result, count, args.data)
+    if drawn:
+        print(f"confusion matrix → {drawn}")
     return 0
 
 
@@ -274,6 +148,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from albert import infer
     from albert.outputs import atomic_output
+    from albert.readers import stdin_lines
 
     if args.input and not Path(args.input).is_file():  # before the model loads, and before any output is touched
         what = "is a directory; expected a file" if Path(args.input).is_dir() else "no such input file"
@@ -289,19 +164,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
         args.threads,
         hub_options=hub_options(args),
     )
-    if predictor.task == "qa":  # records {"question", "context"}; every other task reads {"text"}
+    fields = predictor.family.fields()  # what one record holds: ("text",), or e.g. ("question", "context")
+    if fields != ("text",):
         if not args.input:
-            raise albert.AlbertError(
-                "a QA model answers questions: pass --input FILE.jsonl/.csv with question, context"
-            )
-        records = (r for _, r in infer.iter_records(args.input, ("question", "context")))
+            wanted = ", ".join(fields)
+            raise albert.AlbertError(f"a {predictor.task} model reads records: pass --input FILE.jsonl with {wanted}")
+        records = (r for _, r in infer.iter_records(args.input, fields, predictor.family.item))
     elif args.texts:
         records = ({"text": t} for t in args.texts)
     elif args.input:
         column = args.text_column or "text"
         records = ({"text": r[column]} for _, r in infer.iter_records(args.input, (column,)))
     else:  # every line is a text, blank ones too: output line n answers input line n
-        records = ({"text": line} for line in infer.stdin_lines())
+        records = ({"text": line} for line in stdin_lines())
     # a file output is written under a temporary name and renamed at the end: a bad input line leaves it untouched
     out = atomic_output(args.output) if args.output else contextlib.nullcontext(sys.stdout)
     shown = args.output is not None and not args.quiet
@@ -355,6 +230,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     """List a checkpoint's variables (TensorFlow) or keys (transformers / safetensors) with dtypes and shapes,
     and the layout they were detected as."""
+    import numpy as np
+
     from albert import importers
 
     info = importers.describe(args.path)
@@ -398,6 +275,7 @@ EXAMPLES = {
         'albert predict --model clf/ "a great film" "a dull one"',
         "albert predict --model clf/ --input reviews.csv --output predictions.jsonl",
         "cat texts.txt | albert predict --model clf/ --onnx clf.onnx",
+        "albert predict --model race/ --input questions.jsonl",
     ],
     "serve": [
         "albert serve --model clf/ --port 8000",
@@ -433,26 +311,42 @@ def command(sub, name: str, func, key: str | None = None) -> argparse.ArgumentPa
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; ``only`` (a subcommand's name, or "" for none) gives the others no flags, so that the
+    config modules behind them, which import torch, are not imported to parse one command (or `albert --help`)."""
     parser = argparse.ArgumentParser(prog="albert", description="ALBERT toolkit: pretrain, fine-tune, convert, serve.")
     parser.add_argument("--version", action="version", version=f"albert-lite {albert.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     command(sub, "presets", cmd_presets)
+    full = {name: only is None or only == name for name in ("prepare", "pretrain", "finetune", "serve", "convert")}
+    _training_commands(sub, full)
+    _prediction_commands(sub, full)
+    _conversion_commands(sub, full)
+    _tokenizer_commands(sub)
+    return parser
 
-    from albert.data import PrepareConfig
-    from albert.pretrain import PretrainConfig
 
+def _training_commands(sub, full: dict[str, bool]) -> None:
     prepare = command(sub, "prepare", cmd_prepare, "prepare")
-    add_dataclass_flags(prepare, PrepareConfig, required=("input", "tokenizer", "out"))
+    if full["prepare"]:
+        from albert.data import PrepareConfig
+
+        add_dataclass_flags(prepare, PrepareConfig, required=("input", "tokenizer", "out"))
     pretrain = command(sub, "pretrain", cmd_pretrain, "pretrain")
-    add_dataclass_flags(pretrain, PretrainConfig, required=("data", "out"), skip=("resume",))
-    pretrain.add_argument("--resume", dest="resume_dir", metavar="RUN_DIR", help="continue this run directory")
+    if full["pretrain"]:
+        from albert.pretrain import PretrainConfig
 
-    from albert.finetune import FinetuneConfig
-
+        add_dataclass_flags(pretrain, PretrainConfig, required=("data", "out"), skip=("resume",))
+        pretrain.add_argument("--resume", dest="resume_dir", metavar="RUN_DIR", help="continue this run directory")
     finetune = command(sub, "finetune", cmd_finetune, "finetune")
-    add_dataclass_flags(finetune, FinetuneConfig, required=("train", "init", "out"))
-    add_hub_flags(finetune, config_fields=True)
+    if full["finetune"]:
+        from albert.finetune import FinetuneConfig
+
+        add_dataclass_flags(finetune, FinetuneConfig, required=("train", "init", "out"))
+        add_hub_flags(finetune, config_fields=True)
+
+
+def _prediction_commands(sub, full: dict[str, bool]) -> None:
     evaluate = command(sub, "evaluate", cmd_evaluate, "evaluate")
     evaluate.add_argument("--model", required=True, help="fine-tuned model directory or hub id")
     evaluate.add_argument("--data", required=True, help="labelled CSV/TSV/JSONL (NER: CoNLL or JSONL)")
@@ -460,7 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict = command(sub, "predict", cmd_predict, "predict")
     predict.add_argument("--model", required=True, help="fine-tuned model directory or hub id")
     predict.add_argument("texts", nargs="*", help="texts to predict (else --input, else stdin lines)")
-    predict.add_argument("--input", help="CSV/TSV/JSONL/TXT file of texts (QA: question and context columns)")
+    predict.add_argument(
+        "--input",
+        help="CSV/TSV/JSONL/TXT file of texts, or records with the task's fields (QA: question, context; multiple "
+        "choice: passage, question, options; similarity: text, pair)",
+    )
     predict.add_argument("--output", help="write JSONL here instead of stdout (with a progress bar)")
     predict.add_argument("--onnx", help="run this `albert export` file with onnxruntime instead of PyTorch")
     predict.add_argument("--max-tokens", type=COUNT, help="token budget per batch, rows × longest (1024 on CPU)")
@@ -477,11 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--pair-column", help="field of a second text (sentence pairs), if any")
     evaluate.add_argument("--label-column", help="field holding the label (default: as trained, else label)")
 
-    from albert.serve import ServeConfig
-
     serve = command(sub, "serve", cmd_serve, "serve")
-    add_dataclass_flags(serve, ServeConfig, required=("model",))
-    add_hub_flags(serve, config_fields=True)
+    if full["serve"]:
+        from albert.serve import ServeConfig
+
+        add_dataclass_flags(serve, ServeConfig, required=("model",))
+        add_hub_flags(serve, config_fields=True)
     export = command(sub, "export", cmd_export, "export")
     export.add_argument("--model", required=True, help="model directory")
     export.add_argument("--onnx", required=True, help="output .onnx file")
@@ -491,9 +390,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_hub_flags(export)
 
+
+def _conversion_commands(sub, full: dict[str, bool]) -> None:
+    convert = command(sub, "convert", cmd_convert, "convert")
+    if full["convert"]:
+        _convert_flags(convert)
+    inspect = command(sub, "inspect", cmd_inspect, "inspect")
+    inspect.add_argument(
+        "path", help="TF checkpoint, release archive, transformers directory, .safetensors or .bin file"
+    )
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument("--all", action="store_true", help="also list optimizer slots")
+
+
+def _convert_flags(convert: argparse.ArgumentParser) -> None:
     from albert.importers import HEADS, SOURCES
 
-    convert = command(sub, "convert", cmd_convert, "convert")
     convert.add_argument(
         "source",
         help="TF checkpoint prefix / .index / directory, a release archive (.tar.gz, .zip: Google, brightmart, "
@@ -508,13 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--out", required=True, help="output directory (transformers layout; missing or empty)")
     convert.add_argument("--overwrite", action="store_true", help="replace what a non-empty --out holds")
     add_hub_flags(convert)
-    inspect = command(sub, "inspect", cmd_inspect, "inspect")
-    inspect.add_argument(
-        "path", help="TF checkpoint, release archive, transformers directory, .safetensors or .bin file"
-    )
-    inspect.add_argument("--json", action="store_true", help="machine-readable output")
-    inspect.add_argument("--all", action="store_true", help="also list optimizer slots")
 
+
+def _tokenizer_commands(sub) -> None:
     tok = sub.add_parser("tokenizer", help="train a tokenizer or encode text").add_subparsers(
         dest="action", required=True
     )
@@ -540,11 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--pieces", action="store_true", help="print pieces instead of ids")
     encode.add_argument("--no-special-tokens", dest="special_tokens", action="store_false", help="no [CLS]/[SEP]")
     add_hub_flags(encode)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    only = argv[0] if argv and not argv[0].startswith("-") else ""  # the subcommand, if any
+    args = build_parser(only).parse_args(argv)
     if getattr(args, "token", None):  # huggingface_hub reads HF_TOKEN at each request; never written to a file
         os.environ["HF_TOKEN"] = args.token
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from albert.errors import ConfigError
+from albert.readers import json_file
 
 log = logging.getLogger("albert")
 
@@ -225,15 +226,9 @@ class AlbertConfig:
 def read_json_dict(path: str | Path) -> dict[str, Any]:
     """A config file's JSON object, or a ConfigError naming the file and what is wrong with it."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    return json_file(path, ConfigError)
 
 
 # Keys transformers writes that are derived from fields (or describe the file), not configuration of their own.

@@ -22,11 +22,13 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from albert.collate import as_tensors, encoder_inputs, pad_rows
 from albert.errors import AlbertError
 from albert.extras import require
 from albert.fields import AT_LEAST_1, OneOf, coerce_fields
 from albert.masking import mask_ngrams, sop_spans
 from albert.outputs import check_directory, claim_directory, mark_complete
+from albert.readers import decoded_lines, json_object
 from albert.tokenizer import AlbertTokenizer, WordPieceTokenizer, is_cjk
 
 MANIFEST = "manifest.json"
@@ -78,27 +80,22 @@ def read_documents(files: Sequence[Path]) -> Iterator[list[str]]:
     """Documents as lists of segments (lines). Bad bytes or records raise DataError naming file and line."""
     for path in files:
         doc: list[str] = []
-        with open(path, "rb") as f:
-            for number, raw in enumerate(f, 1):
-                try:
-                    line = raw.decode("utf-8").strip()
-                except UnicodeDecodeError as err:
-                    raise DataError(f"{path}:{number}: not UTF-8 ({err.reason} at byte {err.start})") from None
-                if path.suffix == ".jsonl":
-                    if not line:
-                        continue
-                    try:
-                        text = json.loads(line)["text"]
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        raise DataError(f'{path}:{number}: expected a JSON object with a "text" field') from None
-                    segments = [s.strip() for s in str(text).splitlines() if s.strip()]
-                    if segments:
-                        yield segments
-                elif line:
-                    doc.append(line)
-                elif doc:
-                    yield doc
-                    doc = []
+        for number, raw in decoded_lines(path, DataError):
+            line = raw.strip()
+            if path.suffix == ".jsonl":
+                if not line:
+                    continue
+                record = json_object(line, f"{path}:{number}", DataError)
+                if not isinstance(record.get("text"), str):
+                    raise DataError(f'{path}:{number}: expected a JSON object with a "text" field')
+                segments = [s.strip() for s in record["text"].splitlines() if s.strip()]
+                if segments:
+                    yield segments
+            elif line:
+                doc.append(line)
+            elif doc:
+                yield doc
+                doc = []
         if doc:
             yield doc
 
@@ -358,30 +355,14 @@ class PretrainData:
         return self._collate(rows)
 
     def _collate(self, rows) -> dict[str, torch.Tensor]:
-        width = max(len(m.input_ids) for m, _, _ in rows)
-        B, P = len(rows), self.max_predictions
-        input_ids = torch.full((B, width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((B, width), dtype=torch.long)
-        token_type_ids = torch.zeros((B, width), dtype=torch.long)
-        positions = torch.zeros((B, P), dtype=torch.long)
-        labels = torch.full((B, P), -100, dtype=torch.long)  # -100: a padding slot, no prediction
-        for b, (masked, first_len, _) in enumerate(rows):
-            n = len(masked.input_ids)
-            input_ids[b, :n] = torch.tensor(masked.input_ids)
-            attention_mask[b, :n] = 1
-            token_type_ids[b, first_len:n] = 1
-            k = len(masked.positions)
-            positions[b, :k] = torch.tensor(masked.positions, dtype=torch.long)
-            labels[b, :k] = torch.tensor(masked.labels, dtype=torch.long)
-        sop = torch.tensor([int(swapped) for _, _, swapped in rows], dtype=torch.long)
-        return {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": token_type_ids,
-            "masked_positions": positions,
-            "labels": labels,
-            "sentence_order_label": sop,
-        }
+        ids = [m.input_ids for m, _, _ in rows]
+        types = [[0] * first + [1] * (len(m.input_ids) - first) for m, first, _ in rows]
+        inputs = encoder_inputs(ids, types, self.pad_id)
+        P = self.max_predictions
+        inputs["masked_positions"] = pad_rows([m.positions for m, _, _ in rows], 0, width=P)
+        inputs["labels"] = pad_rows([m.labels for m, _, _ in rows], -100, width=P)  # -100: a padding slot
+        inputs["sentence_order_label"] = np.array([int(swapped) for _, _, swapped in rows], dtype=np.int64)
+        return as_tensors(inputs)
 
 
 def copy_tokenizer(data_dir: str | Path, target: str | Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from albert.collate import encoder_inputs
 from albert.errors import AlbertError, CheckpointError
 
 Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -121,15 +122,7 @@ def as_forward(model_or_forward, device=None):
 def pad_batch(
     ids: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, pad_id: int
 ) -> dict[str, np.ndarray]:
-    width = max(len(x) for x in ids)
-    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
-    token_types = np.zeros((len(ids), width), dtype=np.int64)
-    mask = np.zeros((len(ids), width), dtype=np.int64)
-    for b, row in enumerate(ids):
-        input_ids[b, : len(row)], mask[b, : len(row)] = row, 1
-        if types is not None:
-            token_types[b, : len(row)] = types[b]
-    return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": token_types}
+    return encoder_inputs(ids, types, pad_id)
 
 
 def run_rows(

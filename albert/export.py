@@ -83,18 +83,40 @@ def export_onnx(
 ) -> dict[str, Any]:
     """Export ``model_dir`` to ``out``; returns a report with the max abs difference from PyTorch on check texts."""
     try:
-        import onnx
+        import onnx  # noqa: F401 - checked here so a missing extra is named before any work
     except ImportError:
         raise AlbertError("ONNX export needs onnx and onnxruntime: pip install 'albert-lite[onnx]'") from None
     out = Path(out)
     if out.is_dir():
         raise AlbertError(f"--onnx {out}: is a directory; expected a file name (model.onnx)")
     predictor = Predictor(model_dir, hub_options=hub_options)
+    if not predictor.family.exportable:
+        raise AlbertError(f"{model_dir}: a {predictor.task} model is not exported to ONNX; it predicts with PyTorch")
     out.parent.mkdir(parents=True, exist_ok=True)  # a missing folder is created, as for every output
     torch_forward = predictor.forward
+    proto, names, shared = _trace(torch_forward, predictor.tokenizer.pad_token_id or 0, out, opset)
+    if int8:
+        proto = _quantize(proto, out)
+    report = _check_and_place(proto, out, torch_forward, predictor.tokenizer, check_texts or CHECK_TEXTS, int8)
+    report.update(
+        path=str(out),
+        size_mb=round(out.stat().st_size / 2**20, 2),
+        model_class=torch_forward.kind,
+        outputs=list(names),
+        int8=int8,
+        shared_weight_uses_repointed=shared,
+        quantized_matmuls=sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in proto.graph.node),
+    )
+    return report
+
+
+def _trace(torch_forward: TorchForward, pad_id: int, out: Path, opset: int):
+    """The model as an ONNX graph with dynamic batch and length axes, the shared layer's weights used directly, and
+    the model class and config in its metadata. Returns (proto, output names, re-pointed shared weight uses)."""
+    import onnx
+
     model = torch_forward.model
-    kind = type(model).__name__
-    example = pad_batch([[2, 10, 11, 12, 3], [2, 13, 3]], None, predictor.tokenizer.pad_token_id or 0)
+    example = pad_batch([[2, 10, 11, 12, 3], [2, 13, 3]], None, pad_id)
     names = tuple(torch_forward(example))  # the outputs this model has (an encoder may lack a trained pooler)
     graph_module = _Graph(model, names).eval()
     inputs = tuple(torch.from_numpy(example[k]) for k in ("input_ids", "attention_mask", "token_type_ids"))
@@ -120,29 +142,41 @@ def export_onnx(
     shared = _unshare_identities(proto.graph)
     if any(n.op_type == "Einsum" for n in proto.graph.node):
         raise AlbertError("the exported graph contains Einsum; this should not happen with albert-lite's model")
-    meta = {"albert_class": kind, "albert_config": json.dumps(model.config.to_dict()), "int8": str(int8)}
+    meta = {"albert_class": torch_forward.kind, "albert_config": json.dumps(model.config.to_dict())}
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
-    if int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+    return proto, names, shared
 
-        fp32_path = out.with_name(out.name + ".prequant.tmp")
-        onnx.save(proto, str(fp32_path))
-        quant_path = out.with_name(out.name + ".int8.tmp")
-        root, level = logging.getLogger(), logging.getLogger().level
-        root.setLevel(logging.ERROR)  # onnxruntime warns on the root logger that it would like a pre-processing pass
-        try:
-            quantize_dynamic(str(fp32_path), str(quant_path), weight_type=QuantType.QInt8)
-            proto = onnx.load(str(quant_path))
-        finally:
-            root.setLevel(level)
-            fp32_path.unlink(missing_ok=True)
-            quant_path.unlink(missing_ok=True)
-    # Checked before it takes the output's name: a refused export leaves no file behind.
+
+def _quantize(proto, out: Path):
+    """onnxruntime's dynamic int8 quantisation of every MatMul (weights int8, activations scaled per batch)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    proto.metadata_props.add(key="int8", value="True")
+    fp32_path = out.with_name(out.name + ".prequant.tmp")
+    onnx.save(proto, str(fp32_path))
+    quant_path = out.with_name(out.name + ".int8.tmp")
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.setLevel(logging.ERROR)  # onnxruntime warns on the root logger that it would like a pre-processing pass
+    try:
+        quantize_dynamic(str(fp32_path), str(quant_path), weight_type=QuantType.QInt8)
+        return onnx.load(str(quant_path))
+    finally:
+        root.setLevel(level)
+        fp32_path.unlink(missing_ok=True)
+        quant_path.unlink(missing_ok=True)
+
+
+def _check_and_place(proto, out: Path, torch_forward, tokenizer, texts: list[str], int8: bool) -> dict[str, Any]:
+    """Compare onnxruntime with PyTorch on ``texts`` before the file takes its name: a refused export leaves no file
+    behind. fp32 must agree within FP32_TOLERANCE; int8 must keep the decisions and the direction of the outputs."""
+    import onnx
+
     staged = out.with_name(f".{out.name}.check.tmp")
     onnx.save(proto, str(staged))
     try:
-        report = check_against_torch(staged, torch_forward, predictor.tokenizer, check_texts or CHECK_TEXTS)
+        report = check_against_torch(staged, torch_forward, tokenizer, texts)
         problem = None
         if not int8 and report["max_abs_diff"] > FP32_TOLERANCE:
             problem = f"onnxruntime differs from PyTorch by {report['max_abs_diff']:.2e} (> {FP32_TOLERANCE})"
@@ -158,15 +192,6 @@ def export_onnx(
         os.replace(staged, out)
     finally:
         staged.unlink(missing_ok=True)
-    report.update(
-        path=str(out),
-        size_mb=round(out.stat().st_size / 2**20, 2),
-        model_class=kind,
-        outputs=list(names),
-        int8=int8,
-        shared_weight_uses_repointed=shared,
-        quantized_matmuls=sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in proto.graph.node),
-    )
     return report
 
 

@@ -1,9 +1,10 @@
-"""Fine-tuning any task of albert/tasks/ (FinetuneConfig, train(cfg)) and the TextClassifier and EntityTagger APIs.
+"""Fine-tuning any task of albert/tasks/ (FinetuneConfig, train(cfg)); `albert evaluate` (evaluate_directory).
 
 One plain loop: shuffled batches padded to their longest row → forward → loss / accumulation → backward → clip →
 AdamW → warmup + linear decay → log → evaluate every N steps → keep the best checkpoint by the dev metric → stop
 early when it stops improving. The output directory is a transformers-layout AlbertForSequenceClassification with
 its labels and tokenizer, so ``albert predict``, ``TextClassifier.from_pretrained`` and transformers all load it.
+(The scikit-learn-style TextClassifier and EntityTagger are in albert/estimators.py.)
 """
 
 from __future__ import annotations
@@ -12,16 +13,13 @@ import dataclasses
 import json
 import logging
 import math
-import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
-from albert import hub, infer, plot, tasks
+from albert import hub, plot, tasks
 from albert.config import PRESETS, AlbertConfig, read_json_dict
 from albert.dist import choose_device
 from albert.errors import AlbertError
@@ -37,19 +35,14 @@ from albert.fields import (
     Range,
     coerce_fields,
 )
-from albert.heads import (
-    AlbertForSequenceClassification,
-    AlbertForTokenClassification,
-)
 from albert.optim import build_optimizer, build_schedule
 from albert.outputs import check_directory, claim_directory, mark_complete
-from albert.tasks import classification as task
 from albert.tokenizer import AlbertTokenizer
 
 log = logging.getLogger("albert")
 
 
-TASKS = tuple(tasks.REGISTRY)
+TASKS = tuple(name for name, task in tasks.REGISTRY.items() if task.trainable)
 
 
 @dataclass
@@ -62,9 +55,7 @@ class FinetuneConfig:
     revision: str | None = None  # hub: branch, tag or commit of init (and tokenizer)
     cache_dir: str | None = None  # hub: cache folder (default: HF_HUB_CACHE, shared with transformers)
     local_files_only: bool = False  # hub: use the cache only, no network
-    task: str = (
-        "classification"  # classification | multi_label | regression | ner | multiple_choice | qa | summarization
-    )
+    task: str = "classification"  # the task family (albert/tasks: its files, head and metric)
     text_column: str = "text"  # CSV/JSONL field holding the text
     pair_column: str | None = None  # field of a second text (sentence pairs), if any
     label_column: str = "label"  # field holding the label
@@ -290,16 +281,26 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     return {"best_step": best_step, **(best or {}), "steps": step, "train_examples": len(train_data)}
 
 
-def evaluate_directory(model_dir: str | Path, data: str, **overrides: Any) -> tuple[dict[str, float], int]:
+MAX_LENGTH_KEY = "max_seq_length"  # config.json key of TextClassifier's max_length (transformers ignores it)
+
+
+def evaluate_directory(
+    model_dir: str | Path, data: str, figure: Path | None = None, **overrides: Any
+) -> tuple[dict[str, float], int, Path | None]:
     """Metrics of a fine-tuned directory on a labelled file, for any task, through the same Task methods that
     evaluated it during training; the settings it was trained with (finetune_config.json: sequence length, stride,
-    columns) apply unless ``overrides`` (FinetuneConfig fields) say otherwise. Returns (metrics, examples)."""
+    columns; or the max_length a TextClassifier saved) apply unless ``overrides`` (FinetuneConfig fields) say
+    otherwise. ``figure``: where the task's picture of the evaluation goes, if it has one (classification: a confusion
+    matrix). Returns (metrics, examples, the figure drawn or None)."""
     model_dir = Path(model_dir)
     names = {f.name for f in dataclasses.fields(FinetuneConfig)}
     saved_path = model_dir / "finetune_config.json"
-    saved = json.loads(saved_path.read_text()) if saved_path.is_file() else {}
+    saved = read_json_dict(saved_path) if saved_path.is_file() else {}
+    config = read_json_dict(model_dir / "config.json")
     settings = {k: v for k, v in saved.items() if k in names and k not in ("train", "eval", "init", "out")}
-    settings.setdefault("task", tasks.for_model(read_json_dict(model_dir / "config.json")))
+    settings["task"] = tasks.for_model(config, saved.get("task"))
+    if MAX_LENGTH_KEY in config and not saved:  # a TextClassifier's own directory
+        settings["max_seq_length"] = config[MAX_LENGTH_KEY]
     settings.update({k: v for k, v in overrides.items() if v is not None})
     cfg = FinetuneConfig(**{**settings, "eval": data, "init": str(model_dir), "progress": False})
     family = tasks.get(cfg.task)
@@ -310,152 +311,12 @@ def evaluate_directory(model_dir: str | Path, data: str, **overrides: Any) -> tu
     device = choose_device(cfg.device)
     model.to(device).eval()
     encoded = family.encode(AlbertTokenizer.from_pretrained(model_dir), examples, labels, cfg)
-    return family.evaluate(model, encoded, labels, cfg, device), len(examples)
+    result = family.evaluate(model, encoded, labels, cfg, device)
+    drawn = family.figure(model, encoded, labels, cfg, device, figure) if figure is not None else None
+    return result, len(examples), drawn
 
 
 def save_classifier(model, tok: AlbertTokenizer, out: Path) -> None:
     """Model + tokenizer into ``out`` (each file replaced atomically)."""
     model.save_pretrained(out)
     tok.save_pretrained(out)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The Python API
-# ----------------------------------------------------------------------------------------------------------------
-MAX_LENGTH_KEY = "max_seq_length"  # config.json key of TextClassifier's max_length (transformers ignores it)
-
-
-class TextClassifier:
-    """fit / predict / predict_proba / save around AlbertForSequenceClassification and its tokenizer."""
-
-    def __init__(
-        self,
-        model: AlbertForSequenceClassification,
-        tokenizer: AlbertTokenizer,
-        init: str | None = None,
-        labels: list[str] | None = None,
-        task_kind: str | None = None,
-        max_length: int = 128,
-    ):
-        self.model, self.tokenizer, self.init, self.max_length = model, tokenizer, init, max_length
-        self.user_labels = labels is not None  # fit() keeps their order
-        self.labels = labels or [model.config.labels_by_id()[i] for i in range(model.config.num_labels)]
-        self.task = task_kind or {"regression": "regression", "multi_label_classification": "multi_label"}.get(
-            model.config.problem_type or "", "classification"
-        )
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        path: str | Path,
-        labels: list[str] | None = None,
-        task: str = "classification",
-        max_length: int | None = None,
-        **hub_options: Any,
-    ) -> TextClassifier:
-        """A fine-tuned directory or hub id (ready to predict), or a pretrained one plus ``labels`` (ready to fit).
-        ``max_length``: tokens per text (default: what ``save`` recorded, else 128). ``hub_options``: revision,
-        cache_dir, token, local_files_only."""
-        path = hub.local_or_hub(path, "all", hub.options_from(hub_options))
-        tok = AlbertTokenizer.from_pretrained(path)
-        extra = {"id2label": dict(enumerate(labels))} if labels else {}
-        model = AlbertForSequenceClassification.from_pretrained(path, **extra)
-        saved = model.config.extra.get(MAX_LENGTH_KEY)
-        max_length = infer.fit_length(max_length or saved, model.config.max_position_embeddings, path, "max_length")
-        return cls(model, tok, init=str(path), labels=labels, task_kind=task if labels else None, max_length=max_length)
-
-    def fit(
-        self,
-        texts: Sequence[str],
-        labels: Sequence[Any],
-        eval: tuple[Sequence[str], Sequence[Any]] | None = None,
-        **config: Any,
-    ) -> dict[str, Any]:
-        """Fine-tune in place (FinetuneConfig fields as keywords, e.g. epochs=3, learning_rate=3e-5)."""
-
-        def examples(xs, ys):
-            return [
-                task.Example(
-                    str(x),
-                    None,
-                    [str(v) for v in y]
-                    if self.task == "multi_label"
-                    else (float(y) if self.task == "regression" else str(y)),
-                    n + 1,
-                )
-                for n, (x, y) in enumerate(zip(xs, ys, strict=True))
-            ]
-
-        if isinstance(texts, str):
-            raise TypeError("fit() takes a list of texts (one string is one text: wrap it in a list)")
-        settings = {"progress": False, "max_seq_length": self.max_length, **config}  # a keyword overrides the default
-        self.max_length = settings["max_seq_length"]
-        # the user's label list keeps its order (probability columns follow it), unless labels come from the data
-        keep = self.labels if self.user_labels and self.task != "regression" else None
-        with tempfile.TemporaryDirectory() as tmp:
-            self.model.save_pretrained(Path(tmp) / "init")
-            self.tokenizer.save_pretrained(Path(tmp) / "init")
-            cfg = FinetuneConfig(init=str(Path(tmp) / "init"), out=str(Path(tmp) / "out"), task=self.task, **settings)
-            result = fit_examples(cfg, examples(texts, labels), examples(*eval) if eval else None, keep)
-            trained = TextClassifier.from_pretrained(Path(tmp) / "out", max_length=self.max_length)
-        self.model, self.labels = trained.model, trained.labels
-        return result
-
-    def predict_proba(
-        self, texts: Sequence[str] | str, batch_size: int = 64, pairs: Sequence[str] | None = None
-    ) -> np.ndarray:
-        """One row of probabilities (columns in ``self.labels`` order) per text (or text pair, with ``pairs``); a
-        single string is one text."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        if pairs is not None:
-            pairs = [pairs] if isinstance(pairs, str) else [str(p) for p in pairs]
-        if not texts:
-            width = 1 if self.task == "regression" else len(self.labels)
-            return np.zeros((0,) if self.task == "regression" else (0, width), dtype=np.float32)
-        scores = infer.classification_logits(
-            self.model, self.tokenizer, [str(t) for t in texts], pairs, self.max_length, max_batch=batch_size
-        )
-        if self.task == "regression":
-            return scores[:, 0]
-        if self.task == "multi_label":
-            return 1 / (1 + np.exp(-scores))
-        exp = np.exp(scores - scores.max(-1, keepdims=True))
-        return exp / exp.sum(-1, keepdims=True)
-
-    def predict(self, texts: Sequence[str] | str, batch_size: int = 64) -> list[Any]:
-        """One prediction per text (a single string is one text: a list of one)."""
-        probs = self.predict_proba(texts, batch_size)
-        if self.task == "regression":
-            return [float(p) for p in probs]
-        if self.task == "multi_label":
-            return [[self.labels[i] for i in np.flatnonzero(row > 0.5)] for row in probs]
-        return [self.labels[i] for i in probs.argmax(-1)]
-
-    def save(self, path: str | Path) -> None:
-        """Model + tokenizer; ``max_length`` is kept in config.json (as max_seq_length), which from_pretrained reads
-        back."""
-        self.model.config.extra[MAX_LENGTH_KEY] = self.max_length
-        save_classifier(self.model, self.tokenizer, Path(path))
-
-
-class EntityTagger:
-    """predict() for a fine-tuned AlbertForTokenClassification: entity spans with character offsets into the text.
-
-    Text with CJK characters is tagged character by character (as Chinese NER data is); other text word by word."""
-
-    def __init__(self, model: AlbertForTokenClassification, tokenizer: AlbertTokenizer, max_length: int = 128):
-        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
-        self.labels = [model.config.labels_by_id()[i] for i in range(model.config.num_labels)]
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path, max_length: int | None = None, **hub_options: Any) -> EntityTagger:
-        """A fine-tuned directory or hub id (``hub_options``: revision, cache_dir, token, local_files_only);
-        ``max_length``: tokens per text (default: 128 or the model's positions)."""
-        path = hub.local_or_hub(path, "all", hub.options_from(hub_options))
-        model = AlbertForTokenClassification.from_pretrained(path)
-        max_length = infer.fit_length(max_length, model.config.max_position_embeddings, path, "max_length")
-        return cls(model, AlbertTokenizer.from_pretrained(path), max_length)
-
-    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[list[dict]]:
-        """Entity spans with character offsets into each text (infer.tag_texts)."""
-        return infer.tag_texts(self.model, self.tokenizer, self.labels, texts, self.max_length, max_batch=batch_size)

@@ -13,9 +13,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
-import pickle
-import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -25,11 +22,10 @@ from typing import Any, ClassVar
 import torch
 
 from albert import dist as distributed
-from albert import plot
+from albert import plot, runs
 from albert.checkpoint import read_weights, write_text
 from albert.config import PRESETS, AlbertConfig
-from albert.data import PretrainData, copy_tokenizer
-from albert.errors import AlbertError, CheckpointError
+from albert.data import PretrainData
 from albert.fields import (
     AT_LEAST_1,
     DROPOUT,
@@ -44,6 +40,8 @@ from albert.fields import (
 from albert.model import AlbertForPreTraining
 from albert.optim import build_optimizer, build_schedule
 from albert.outputs import check_directory, claim_directory, mark_complete
+from albert.readers import json_file
+from albert.runs import RunError, latest_checkpoint, rng_state
 
 
 @dataclass
@@ -141,10 +139,6 @@ _IDENTITY = (
 log = logging.getLogger("albert")
 
 
-class RunError(AlbertError):
-    """A run directory or configuration that cannot be used."""
-
-
 def model_config(cfg: PretrainConfig, vocab_size: int) -> tuple[AlbertConfig, Path | None]:
     """The model's config and, if cfg.model is a checkpoint directory, where to load weights from."""
     source = Path(cfg.model)
@@ -179,7 +173,7 @@ def _check_run_dir(cfg: PretrainConfig, out: Path, world_size: int) -> None:
         return
     if not saved_path.is_file():
         raise RunError(f"{out}: nothing to resume (no run_config.json)")
-    saved = json.loads(saved_path.read_text())
+    saved = json_file(saved_path, RunError)
     changed = [f"{k}: {saved.get(k)!r} → {getattr(cfg, k)!r}" for k in _IDENTITY if saved.get(k) != getattr(cfg, k)]
     if saved.get("world_size", 1) != world_size:
         changed.append(f"world_size: {saved.get('world_size')} → {world_size}")
@@ -191,86 +185,6 @@ def _check_run_dir(cfg: PretrainConfig, out: Path, world_size: int) -> None:
 
 def _inputs(cfg: PretrainConfig) -> list[str]:
     return [cfg.data, cfg.model]
-
-
-def latest_checkpoint(out: Path) -> Path | None:
-    steps = sorted((out / "checkpoints").glob("step-*")) if (out / "checkpoints").is_dir() else []
-    return steps[-1] if steps else None
-
-
-def rng_state() -> dict[str, torch.Tensor]:
-    """This process's random state: the CPU generator and, on a GPU, its own device's."""
-    state = {"torch_rng": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda_rng"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _save_checkpoint(
-    out: Path, model, optimizer, schedule, step: int, data_dir: str, keep_last: int, rng_states: list[dict]
-) -> None:
-    """checkpoints/step-N (atomic directory rename), then model/ (the latest weights + tokenizer), then pruning.
-    ``rng_states`` holds every rank's random state (rank r resumes with its own dropout stream)."""
-    final = out / "checkpoints" / f"step-{step:07d}"
-    tmp = out / "checkpoints" / f".tmp-step-{step:07d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    state = {
-        "optimizer": optimizer.state_dict(),
-        "schedule": schedule.state_dict(),
-        "step": step,
-        "rng": rng_states,
-    }
-    torch.save(state, tmp / "trainer.pt")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    staging = out / ".tmp-model"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(final, staging, ignore=shutil.ignore_patterns("trainer.pt"))
-    copy_tokenizer(data_dir, staging)
-    old = out / ".old-model"
-    if (out / "model").exists():
-        os.replace(out / "model", old)
-    os.replace(staging, out / "model")
-    shutil.rmtree(old, ignore_errors=True)
-    for stale in sorted((out / "checkpoints").glob("step-*"))[:-keep_last]:
-        shutil.rmtree(stale)
-
-
-class DamagedCheckpoint(RunError):
-    """A checkpoint whose files cannot be read back (truncated by a full disk, corrupted)."""
-
-
-def _resume(out: Path, model, optimizer, schedule, rank: int = 0) -> int:
-    """Load the newest intact checkpoint under ``out``; a damaged newest one (a truncated file) is skipped with a
-    warning that names it, so a crash while the disk filled up costs one save interval, not the run."""
-    candidates = sorted((out / "checkpoints").glob("step-*"), reverse=True)
-    for k, path in enumerate(candidates):
-        try:
-            return _load_checkpoint(path, model, optimizer, schedule, rank)
-        except (DamagedCheckpoint, CheckpointError) as err:
-            if k == len(candidates) - 1:
-                raise RunError(f"{out}: no intact checkpoint to resume from (the oldest: {err})") from None
-            log.warning("%s is damaged (%s); resuming from %s instead", path.name, err, candidates[k + 1].name)
-    return 0
-
-
-def _load_checkpoint(path: Path, model, optimizer, schedule, rank: int = 0) -> int:
-    model.load_hf_state_dict(read_weights(path), source=str(path))
-    try:  # tensors, numbers and plain containers only: nothing in a checkpoint may run code when loaded
-        state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
-        raise DamagedCheckpoint(f"{path / 'trainer.pt'}: cannot read the trainer state ({err})") from None
-    optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["schedule"])
-    states = state.get("rng") or [{k: state[k] for k in ("torch_rng", "cuda_rng") if k in state}]  # older layout
-    if rank >= len(states):
-        raise RunError(f"{path}: saved by {len(states)} process(es); cannot resume rank {rank}")
-    mine = states[rank]
-    torch.set_rng_state(mine["torch_rng"])
-    if "cuda_rng" in mine and torch.cuda.is_available():
-        torch.cuda.set_rng_state(mine["cuda_rng"])
-    return state["step"]
 
 
 def _micro_batches(data: PretrainData, step: int, cfg: PretrainConfig, dist) -> tuple[int, list[list[int]]]:
@@ -362,7 +276,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     schedule = build_schedule(optimizer, warmup, cfg.max_steps, cfg.poly_power)
     step = 0
     if cfg.resume and latest_checkpoint(out) is not None:
-        step = _resume(out, model, optimizer, schedule, dist.rank)
+        step = runs.resume(out, model, optimizer, schedule, dist.rank)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
     log_path = out / "log.jsonl"
     if dist.is_main:  # every rank has checked out (DDP's construction above synchronised them): now claim it
@@ -424,7 +338,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         if step % cfg.save_every == 0 or step == cfg.max_steps or stopping:
             rng_states = dist.gather_objects(rng_state())  # every rank's, in rank order (a collective: all ranks call)
             if dist.is_main:
-                _save_checkpoint(out, model, optimizer, schedule, step, cfg.data, cfg.keep_last, rng_states)
+                runs.save_checkpoint(out, model, optimizer, schedule, step, cfg.data, cfg.keep_last, rng_states)
             dist.barrier()
         if stopping:
             break

@@ -1,7 +1,8 @@
 """`albert serve`: a FastAPI app around a Predictor, for production traffic.
 
-- Routes follow the model's head: ``POST /predict`` (classification: label and probabilities), ``/ner`` (entity
-  spans), ``/qa`` (answer spans), ``/embed`` (pooled vectors of an encoder); ``GET /health``; OpenAPI at ``/docs``.
+- One route, the model's task's (albert/tasks): ``POST /predict`` (classification: label and probabilities), ``/ner``
+  (entity spans), ``/qa`` (answer spans), ``/choose`` (multiple choice), ``/summarize`` (extractive summaries),
+  ``/similarity`` (sentence pairs), ``/embed`` (an encoder's vectors); ``GET /health``; OpenAPI at ``/docs``.
 - Micro-batching: concurrent requests wait in a short queue; one worker thread takes up to ``max_batch`` texts,
   waiting at most ``max_wait_ms`` for more, and runs them as one length-sorted batch. A full queue answers 503.
 - Limits: body size (413), texts per request, characters per text, empty lists, wrong types (422), malformed JSON
@@ -152,11 +153,7 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
     from contextlib import asynccontextmanager
 
     require("fastapi", "serving")
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, Field
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from fastapi import FastAPI
 
     predictor = predictor or Predictor(
         cfg.model,
@@ -166,17 +163,7 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
         hub_options=HubOptions(cfg.revision, cfg.cache_dir, None, cfg.local_files_only),
         length_flag="--max-length",
     )
-
-    def run(kind: str, items: list) -> list:
-        if kind == "predict":
-            return predictor.classify(items)
-        if kind == "ner":
-            return predictor.tag(items)
-        if kind == "qa":
-            return predictor.answer([q for q, _ in items], [c for _, c in items])
-        return [[round(float(x), 6) for x in v] for v in predictor.embed(items)]
-
-    batcher = MicroBatcher(run, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue)
+    batcher = MicroBatcher(lambda route, items: predictor.predict(items), cfg.max_batch, cfg.max_wait_ms, cfg.max_queue)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -190,93 +177,7 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
         description=f"{predictor.architecture} from {cfg.model} ({'onnxruntime' if cfg.onnx else 'PyTorch'})",
         lifespan=lifespan,
     )
-    Text = Annotated[str, Field(max_length=cfg.max_text_chars)]  # a blank text is a text, as in `albert predict`
-    Texts = Annotated[list[Text], Field(min_length=1, max_length=cfg.max_request_texts)]
-
-    class TextsRequest(BaseModel):
-        model_config = {"extra": "forbid"}
-        texts: Texts
-
-    class QAItem(BaseModel):
-        model_config = {"extra": "forbid"}
-        question: Text
-        context: Text
-
-    class QARequest(BaseModel):
-        model_config = {"extra": "forbid"}
-        items: Annotated[list[QAItem], Field(min_length=1, max_length=cfg.max_request_texts)]
-
-    class Error(BaseModel):
-        error: str
-        details: list[dict[str, Any]] = []
-
-    class Classification(BaseModel):
-        label: str | None = None
-        labels: list[str] | None = None
-        probability: float | None = None
-        probabilities: dict[str, float] | None = None
-        score: float | None = None
-
-    class PredictResponse(BaseModel):
-        predictions: list[Classification]
-
-    class Entity(BaseModel):
-        type: str
-        start: int
-        end: int
-        text: str
-
-    class NERResponse(BaseModel):
-        entities: list[list[Entity]]
-
-    class Answer(BaseModel):
-        answer: str
-        score: float
-        start: int
-        end: int
-
-    class QAResponse(BaseModel):
-        answers: list[Answer]
-
-    class EmbedResponse(BaseModel):
-        embeddings: list[list[float]]
-
-    errors = {400: {"model": Error}, 413: {"model": Error}, 422: {"model": Error}, 503: {"model": Error}}
-
-    async def submit(request: Request, kind: str, items: list) -> list:
-        request.scope.setdefault("state", {})["items"] = len(items)
-        try:
-            return await batcher.submit(kind, items)
-        except QueueFull:
-            raise StarletteHTTPException(503, "the server is at capacity; retry shortly") from None
-
-    def add_route(kind: str, request_model, response_model, field: str, summary: str, items_of) -> None:
-        async def endpoint(body: request_model, request: Request):  # FastAPI reads the annotation at runtime
-            return {field: await submit(request, kind, items_of(body))}
-
-        app.post(
-            f"/{kind}",
-            response_model=response_model,
-            responses=errors,
-            response_model_exclude_none=True,
-            summary=summary,
-            name=kind,
-        )(endpoint)
-
-    routes = {  # kind: request, response, response field, summary, the batcher's items from a request body
-        "predict": (TextsRequest, PredictResponse, "predictions", "Classify texts", lambda b: b.texts),
-        "ner": (TextsRequest, NERResponse, "entities", "Entity spans in texts", lambda b: b.texts),
-        "qa": (
-            QARequest,
-            QAResponse,
-            "answers",
-            "Answer spans in contexts",
-            lambda b: [(i.question, i.context) for i in b.items],
-        ),
-        "embed": (TextsRequest, EmbedResponse, "embeddings", "Sentence vectors", lambda b: b.texts),
-    }
-    for kind in predictor.routes:
-        add_route(kind, *routes[kind])
+    _add_task_route(app, cfg, predictor.family, batcher)
 
     @app.get("/health", summary="Liveness, model and queue")
     async def health():
@@ -287,10 +188,79 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
             "task": predictor.task,
             "engine": "onnxruntime" if cfg.onnx else "pytorch",
             "routes": predictor.routes,
-            "labels": predictor.labels if predictor.task in ("classification", "multi_label", "ner") else None,
+            "labels": predictor.labels if predictor.family.named_labels else None,
             "queued_texts": batcher.waiting,
             "batches": batcher.batches,
         }
+
+    _add_error_handlers(app)
+    return BodyGuard(app, cfg.max_body_bytes)
+
+
+def _request_model(cfg: ServeConfig, task):
+    """The route's request body: {"texts": [...]} where an item is a text, else {"items": [{field: ...}, ...]} with
+    the fields of the task's item; strings within --max-text-chars, lists within --max-request-texts."""
+    from typing import get_type_hints
+
+    from pydantic import Field, create_model
+
+    Text = Annotated[str, Field(max_length=cfg.max_text_chars)]  # a blank text is a text, as in `albert predict`
+    strict = {"extra": "forbid"}
+    if task.item is str:
+        return create_model("TextsRequest", __config__=strict, texts=(_bounded(Text, cfg), ...))
+    fields = {
+        name: ((_bounded(Text, cfg) if hint == list[str] else Text), ...)
+        for name, hint in get_type_hints(task.item).items()
+    }
+    item = create_model(f"{task.item.__name__}Item", __config__=strict, **fields)
+    return create_model(f"{task.item.__name__}Request", __config__=strict, items=(_bounded(item, cfg), ...))
+
+
+def _bounded(kind, cfg: ServeConfig):
+    from pydantic import Field
+
+    return Annotated[list[kind], Field(min_length=1, max_length=cfg.max_request_texts)]
+
+
+def _add_task_route(app, cfg: ServeConfig, task, batcher: MicroBatcher) -> None:
+    """POST /<task.route>: the request's items, micro-batched, through the task's predict; {response: results}."""
+    from fastapi import Request
+    from pydantic import BaseModel, create_model
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    class Error(BaseModel):
+        error: str
+        details: list[dict[str, Any]] = []
+
+    request_model = _request_model(cfg, task)
+    response_model = create_model(f"{task.route.title()}Response", **{task.response: (list[task.result], ...)})
+    errors = {code: {"model": Error} for code in (400, 413, 422, 503)}
+
+    async def endpoint(body: request_model, request: Request):  # FastAPI reads the annotation at runtime
+        items = body.texts if task.item is str else [item.model_dump() for item in body.items]
+        request.scope.setdefault("state", {})["items"] = len(items)
+        try:
+            results = await batcher.submit(task.route, items)
+        except QueueFull:
+            raise StarletteHTTPException(503, "the server is at capacity; retry shortly") from None
+        return {task.response: results}
+
+    app.post(
+        f"/{task.route}",
+        response_model=response_model,
+        responses=errors,
+        response_model_exclude_none=True,
+        summary=task.summary,
+        name=task.route,
+    )(endpoint)
+
+
+def _add_error_handlers(app) -> None:
+    """Every error is {"error": ..., "details": [...]}: malformed JSON 400, invalid fields 422, AlbertError 422."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -315,8 +285,6 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
     @app.exception_handler(AlbertError)
     async def albert_error(request: Request, exc: AlbertError):
         return JSONResponse({"error": str(exc), "details": []}, status_code=422)
-
-    return BodyGuard(app, cfg.max_body_bytes)
 
 
 class BodyGuard:

@@ -9,7 +9,6 @@ and treats the user-defined symbols differently, so it disagrees on some lines (
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -22,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from albert.outputs import check_directory, claim_directory, file_mode, mark_complete
+from albert.readers import decoded_lines, json_object
 from albert.tokenizer import AlbertTokenizer, TokenizerError
 
 log = logging.getLogger("albert")
@@ -251,22 +251,30 @@ def _to_source(start: int, end: int, source: list[tuple[int, int]], text_len: in
 def read_lines(paths: Sequence[str | Path]) -> Iterator[str]:
     """Non-empty lines of text files (.jsonl: the "text" field), decoded strictly so bad bytes name file and line."""
     for path in map(Path, paths):
-        if not path.is_file():
-            raise TokenizerError(f"{path}: no such input file")
-        with open(path, "rb") as f:
-            for number, raw in enumerate(f, 1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    raise TokenizerError(f"{path}:{number}: not UTF-8 ({err.reason} at byte {err.start})") from None
-                if path.suffix == ".jsonl" and line.strip():
-                    try:
-                        line = json.loads(line)["text"]
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        raise TokenizerError(f'{path}:{number}: expected a JSON object with a "text" field') from None
-                line = line.strip()
-                if line:
-                    yield line
+        for number, line in decoded_lines(path, TokenizerError):
+            if path.suffix == ".jsonl" and line.strip():
+                line = _text_field(json_object(line, f"{path}:{number}", TokenizerError), f"{path}:{number}")
+            line = line.strip()
+            if line:
+                yield line
+
+
+def _text_field(record: dict, where: str) -> str:
+    if not isinstance(record.get("text"), str):
+        raise TokenizerError(f'{where}: expected a JSON object with a "text" field')
+    return record["text"]
+
+
+# ALBERT's ids: <pad>=0 <unk>=1, no BOS/EOS, [CLS]=2 [SEP]=3 [MASK]=4, then the official user-defined symbols.
+ALBERT_TRAINER_SETTINGS = {
+    "pad_id": 0,
+    "unk_id": 1,
+    "bos_id": -1,
+    "eos_id": -1,
+    "control_symbols": ALBERT_CONTROL_SYMBOLS,
+    "user_defined_symbols": ALBERT_USER_SYMBOLS,
+    "shuffle_input_sentence": True,
+}
 
 
 def train(
@@ -317,17 +325,11 @@ def train(
             sentencepiece.SentencePieceTrainer.train(
                 sentence_iterator=sentences(),
                 model_prefix=f"{tmp}/spiece",
+                **ALBERT_TRAINER_SETTINGS,
                 vocab_size=vocab_size,
                 model_type=model_type,
-                pad_id=0,
-                unk_id=1,
-                bos_id=-1,
-                eos_id=-1,
-                control_symbols=ALBERT_CONTROL_SYMBOLS,
-                user_defined_symbols=ALBERT_USER_SYMBOLS,
                 character_coverage=character_coverage,
                 input_sentence_size=input_sentence_size,
-                shuffle_input_sentence=True,
                 seed_sentencepiece_size=seed_sentencepiece_size,
                 num_threads=num_threads or os.cpu_count() or 1,
                 max_sentence_length=max_sentence_length,
@@ -345,12 +347,8 @@ def train(
     mark_complete(out)
     if too_long:
         log.warning(
-            "%d of %d lines are longer than %d bytes and were left out of training (the first is non-empty "
-            "input line %d); split them, or raise max_sentence_length",
-            too_long,
-            count,
-            max_sentence_length,
-            first_long,
+            f"{too_long} of {count} lines are longer than {max_sentence_length} bytes and were left out of training "
+            f"(the first is non-empty input line {first_long}); split them, or raise max_sentence_length"
         )
     if progress:
         print(f"trained a {vocab_size}-piece {model_type} model on {count} lines → {out}", file=sys.stderr)

@@ -89,11 +89,12 @@ def bench_model(name: str, model_dir: Path, texts: list[str], gold: list[str] | 
 
     from albert import infer
     from albert.export import export_onnx
+    from albert.tasks.classification import classification_logits
 
     torch.set_num_threads(2)
     ours = infer.Predictor(model_dir, max_length=128, threads=2)
     labels = ours.labels
-    encoded = infer.encode_texts(ours.tokenizer, texts, None, 128)[0]
+    encoded = ours.tokenizer(texts, max_length=128, truncation=True)["input_ids"]
     tokens = sum(len(ids) for ids in encoded)
     flops = sum(ours.config.num_flops_per_token(len(ids)) * len(ids) for ids in encoded)
 
@@ -110,7 +111,7 @@ def bench_model(name: str, model_dir: Path, texts: list[str], gold: list[str] | 
 
     def onnx_runner(path):
         forward = infer.OnnxForward(path, threads=2)
-        return lambda: [labels[i] for i in infer.classification_logits(forward, ours.tokenizer, texts).argmax(-1)]
+        return lambda: [labels[i] for i in classification_logits(forward, ours.tokenizer, texts).argmax(-1)]
 
     def pipeline_runner(batch_size):
         return lambda: [o["label"] for o in pipe(texts, batch_size=batch_size, truncation=True, max_length=128)]

@@ -34,7 +34,8 @@ import realdata  # noqa: E402
 
 from albert import spm  # noqa: E402
 from albert.data import PrepareConfig, prepare  # noqa: E402
-from albert.finetune import FinetuneConfig, TextClassifier, train  # noqa: E402
+from albert.estimators import TextClassifier  # noqa: E402
+from albert.finetune import FinetuneConfig, train  # noqa: E402
 from albert.pretrain import PretrainConfig  # noqa: E402
 from albert.pretrain import train as pretrain  # noqa: E402
 from albert.tasks import classification as task  # noqa: E402

@@ -38,7 +38,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import realdata  # noqa: E402
 
 from albert import cli  # noqa: E402
-from albert.finetune import FinetuneConfig, TextClassifier, train  # noqa: E402
+from albert.estimators import TextClassifier  # noqa: E402
+from albert.finetune import FinetuneConfig, train  # noqa: E402
 from albert.tasks import classification as task  # noqa: E402
 
 WORK = ROOT / ".cache" / "real_encoder"

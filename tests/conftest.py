@@ -136,8 +136,14 @@ def brown_texts(realdata):
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory, brown_tokenizer):
-    """Random but decisive classifier, tagger, QA model and bare encoder sharing the Brown tokenizer."""
-    from albert.heads import AlbertForQuestionAnswering, AlbertForSequenceClassification, AlbertForTokenClassification
+    """Random but decisive models of every served head, sharing the Brown tokenizer."""
+    from albert.heads import (
+        AlbertForExtractiveSummarization,
+        AlbertForMultipleChoice,
+        AlbertForQuestionAnswering,
+        AlbertForSequenceClassification,
+        AlbertForTokenClassification,
+    )
 
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
@@ -147,6 +153,8 @@ def models(tmp_path_factory, brown_tokenizer):
         "ner": _save(AlbertForTokenClassification(tiny_config(**cfg, id2label=TAGS)), brown_tokenizer, root / "n"),
         "qa": _save(AlbertForQuestionAnswering(tiny_config(**cfg)), brown_tokenizer, root / "q"),
         "encoder": _save(albert.AlbertModel(tiny_config(**cfg)), brown_tokenizer, root / "e"),
+        "mc": _save(AlbertForMultipleChoice(tiny_config(**cfg)), brown_tokenizer, root / "m"),
+        "summ": _save(AlbertForExtractiveSummarization(tiny_config(**cfg)), brown_tokenizer, root / "s"),
     }
 
 

@@ -195,7 +195,7 @@ FILE_CASES = [
     ),
     ("finetune-short-row", [*FINETUNE[:2], "short.csv", *FINETUNE[3:]], "short.csv:2: 1 field, but the header has 2"),
     ("finetune-unclosed-quote", [*FINETUNE[:2], "unclosed.csv", *FINETUNE[3:]], "unclosed.csv:3: a quoted field opens"),
-    ("finetune-latin1", [*FINETUNE[:2], "latin1.csv", *FINETUNE[3:]], "latin1.csv: not UTF-8"),
+    ("finetune-latin1", [*FINETUNE[:2], "latin1.csv", *FINETUNE[3:]], "latin1.csv:2: not UTF-8"),
     ("finetune-out-not-empty", [*FINETUNE[:-1], "run"], "--out run: is not empty (holds config.json, log.jsonl)"),
     (
         "finetune-out-is-init",
@@ -218,7 +218,7 @@ FILE_CASES = [
         [*PREDICT, "--input", "missing.csv", "--output", "keep.jsonl"],
         "--input missing.csv: no such input file",
     ),
-    ("predict-bad-line", [*PREDICT, "--input", "bad.jsonl", "--output", "keep.jsonl"], "bad.jsonl:3: not valid JSON"),
+    ("predict-bad-line", [*PREDICT, "--input", "bad.jsonl", "--output", "keep.jsonl"], "bad.jsonl:3: malformed JSON"),
     ("predict-ragged", [*PREDICT, "--input", "ragged.csv", "--output", "keep.jsonl"], "ragged.csv:3: 3 fields"),
     (
         "predict-output-is-dir",
@@ -379,7 +379,7 @@ def test_a_tokenizer_bigger_than_the_model_is_refused_by_every_loader(work, tmp_
 
 
 def test_text_classifier_behaves_as_scikit_learn_users_expect(work, tmp_path):
-    from albert.finetune import TextClassifier
+    from albert.estimators import TextClassifier
 
     texts = [line.split(",")[0] for line in (work / "train.csv").read_text().splitlines()[1:]]
     labels = [line.split(",")[1] for line in (work / "train.csv").read_text().splitlines()[1:]]

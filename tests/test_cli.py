@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -157,11 +158,18 @@ def test_console_script_presets_and_errors():
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "/nonexistent" in bad.stderr
 
 
-def test_predict_on_a_model_without_a_predict_command(tmp_path, capsys):
-    from conftest import tiny_config
-
-    from albert.heads import AlbertForMultipleChoice
-
-    AlbertForMultipleChoice(tiny_config()).save_pretrained(tmp_path)
-    assert main(["predict", "--model", str(tmp_path), "some text"]) == 2
-    assert "holds a AlbertForMultipleChoice; prediction serves AlbertForMaskedLM" in capsys.readouterr().err
+def test_predict_names_what_a_model_reads_and_refuses_unknown_classes(models, tmp_path, capsys):
+    # a multiple-choice model reads records, not bare texts
+    assert main(["predict", "--model", str(models["mc"]), "some text"]) == 2
+    wanted = "a multiple_choice model reads records: pass --input FILE.jsonl with passage, question, options"
+    assert wanted in capsys.readouterr().err
+    bad = tmp_path / "q.csv"  # CSV cannot hold a list of options
+    bad.write_text("passage,question,options\np,q,a b c\n")
+    assert main(["predict", "--model", str(models["mc"]), "--input", str(bad)]) == 2
+    assert f"{bad}:2: field 'options' must be a list of strings, found str" in capsys.readouterr().err
+    # a class no task predicts with
+    config = json.loads((models["clf"] / "config.json").read_text())
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "config.json").write_text(json.dumps({**config, "architectures": ["AlbertForSomethingElse"]}))
+    assert main(["predict", "--model", str(tmp_path / "odd"), "some text"]) == 2
+    assert "a AlbertForSomethingElse is no task's model (known: AlbertForExtractive" in capsys.readouterr().err

@@ -60,3 +60,17 @@ def test_version_and_defaults_are_shown(capsys):
     text = SUBCOMMANDS["finetune"].format_help()
     assert "(default: 3e-05)" in text and "> 0" in text  # --learning-rate: its default and its range
     assert "{classification,multi_label,regression,ner,multiple_choice,qa,summarization,similarity}" in text
+
+
+def test_help_and_one_command_parse_without_the_heavy_modules():
+    """`albert --help` and `albert predict --help` do not import torch (the config modules of other commands do):
+    help is instant, and the command itself imports what it needs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from albert import cli; cli.build_parser(''); cli.build_parser('predict'); "
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -14,7 +14,8 @@ import torch
 from conftest import write_small_model
 
 import albert
-from albert.finetune import FinetuneConfig, TextClassifier, train
+from albert.estimators import TextClassifier
+from albert.finetune import FinetuneConfig, train
 from albert.tasks import classification as task
 
 

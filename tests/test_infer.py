@@ -12,7 +12,8 @@ from conftest import LABELS, tiny_config
 import albert
 from albert import cli, infer
 from albert.errors import AlbertError
-from albert.finetune import EntityTagger, TextClassifier
+from albert.estimators import EntityTagger, TextClassifier
+from albert.tasks.classification import classification_logits
 
 
 def test_batches_cover_every_row_once_within_the_budget():
@@ -30,7 +31,7 @@ def test_batches_cover_every_row_once_within_the_budget():
 def test_batched_prediction_equals_one_text_at_a_time(models, brown_texts):
     """Sorting, budgets and padding change nothing: each text alone, unpadded, gives the same logits."""
     predictor = infer.Predictor(models["clf"], max_tokens=2000, max_batch=16)
-    batched = infer.classification_logits(predictor.forward, predictor.tokenizer, brown_texts, max_length=128)
+    batched = classification_logits(predictor.forward, predictor.tokenizer, brown_texts, max_length=128)
     model = predictor.forward.model
     for k in range(0, len(brown_texts), 7):
         enc = predictor.tokenizer(brown_texts[k], max_length=128, truncation=True, return_tensors="pt")
@@ -76,11 +77,11 @@ def test_input_errors_name_the_file_and_line(models, tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\n{"text": 3}\n')
     assert cli.main(["predict", "--model", str(models["clf"]), "--input", str(bad)]) == 2
-    assert f"{bad}:2: expected an object with string field(s) 'text'" in capsys.readouterr().err
+    assert f"{bad}:2: field 'text' must be a string, found int" in capsys.readouterr().err
     csv_file = tmp_path / "x.csv"
     csv_file.write_text("body\nhello\n")
     assert cli.main(["predict", "--model", str(models["clf"]), "--input", str(csv_file)]) == 2
-    assert "no column 'text'" in capsys.readouterr().err
+    assert f"{csv_file}:2: no field 'text' (fields: body)" in capsys.readouterr().err
     latin = tmp_path / "latin.txt"
     latin.write_bytes("caf\xe9\n".encode("latin-1"))
     assert cli.main(["predict", "--model", str(models["clf"]), "--input", str(latin)]) == 2
@@ -100,7 +101,8 @@ def test_onnx_export_matches_pytorch(models, brown_texts, tmp_path, name):
     assert not any(n.op_type == "Einsum" for n in graph.node)
     assert [d.dim_param for d in graph.input[0].type.tensor_type.shape.dim] == ["batch", "sequence"]
     torch_side, onnx_side = infer.Predictor(models[name]), infer.Predictor(models[name], onnx=path)
-    ids, types = infer.encode_texts(torch_side.tokenizer, brown_texts, None, 128)
+    enc = torch_side.tokenizer(brown_texts, max_length=128, truncation=True)
+    ids, types = enc["input_ids"], enc["token_type_ids"]
     a = infer.run_rows(torch_side.forward, ids, types, 0, max_tokens=3000)
     b = infer.run_rows(onnx_side.forward, ids, types, 0, max_tokens=3000)  # many batch shapes: dynamic axes
     assert a.keys() == b.keys()

@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     # foundations: no model, no torch needed to read them
     {"errors", "fields", "outputs", "readers", "extras", "masking", "optim", "convert", "archives", "sbert", "dist"},
-    {"config", "checkpoint", "hub", "tfcheckpoint", "tokenizer", "spm", "plot"},
+    {"config", "checkpoint", "hub", "tfcheckpoint", "tflayouts", "tokenizer", "spm", "plot"},
     {"model", "heads"},  # the forward pass and its heads
-    {"engines", "data"},  # running a model over rows; pretraining data
+    {"collate", "engines", "data", "runs"},  # padding rows; running a model over rows; pretraining data
     {
         "tasks",
         "tasks.base",
@@ -29,10 +29,11 @@ LAYERS = [
         "tasks.multiple_choice",
         "tasks.summarization",
         "tasks.similarity",
+        "tasks.embedding",
     },
     {"infer", "importers", "export"},  # prediction; checkpoint conversion
-    {"finetune", "pretrain", "serve"},
-    {"cli", "__main__", "__init__"},
+    {"finetune", "pretrain", "serve", "estimators"},
+    {"cli", "cliflags", "__main__", "__init__"},
 ]
 LAYER_OF = {name: k for k, names in enumerate(LAYERS) for name in names}
 MODULES = sorted(

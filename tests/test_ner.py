@@ -10,7 +10,8 @@ import pytest
 from conftest import cli_evaluate, write_small_model
 
 import albert
-from albert.finetune import EntityTagger, FinetuneConfig, train
+from albert.estimators import EntityTagger
+from albert.finetune import FinetuneConfig, train
 from albert.tasks import ner
 from albert.tasks.classification import TaskDataError
 

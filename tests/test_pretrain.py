@@ -322,7 +322,9 @@ def test_every_rank_resumes_with_its_own_random_state(corpus, tmp_path):
     """Each rank's dropout stream is saved and restored for that rank (not rank 0's for all), with
     torch.load(weights_only=True)."""
     from albert.optim import build_optimizer, build_schedule
-    from albert.pretrain import _load_checkpoint, _save_checkpoint, rng_state
+    from albert.runs import load_checkpoint as _load_checkpoint
+    from albert.runs import rng_state
+    from albert.runs import save_checkpoint as _save_checkpoint
 
     model = albert.AlbertForPreTraining(albert.AlbertConfig.from_json_file(corpus / "model.json"))
     optimizer = build_optimizer(model, "lamb", 0.01)

@@ -107,17 +107,20 @@ def test_bad_squad_files(tmp_path):
         qa.read_squad(tmp_path / "b.json")
 
 
-def test_qa_trains_and_decodes(brown_tokenizer, derived, tmp_path):
-    brown_tokenizer.save_pretrained(tmp_path / "tok")
-    write_small_model(tmp_path / "model.json", vocab_size=brown_tokenizer.vocab_size, max_positions=256)
+@pytest.fixture(scope="module")
+def span_qa(brown_tokenizer, derived, tmp_path_factory):
+    """A span QA model trained from scratch on the derived questions: (its directory, training's result)."""
+    root = tmp_path_factory.mktemp("span-qa")
+    brown_tokenizer.save_pretrained(root / "tok")
+    write_small_model(root / "model.json", vocab_size=brown_tokenizer.vocab_size, max_positions=256)
     result = train(
         FinetuneConfig(
             task="qa",
             train=str(derived / "train.json"),
             eval=str(derived / "dev.json"),
-            init="random:" + str(tmp_path / "model.json"),
-            tokenizer=str(tmp_path / "tok"),
-            out=str(tmp_path / "out"),
+            init="random:" + str(root / "model.json"),
+            tokenizer=str(root / "tok"),
+            out=str(root / "out"),
             epochs=4,
             batch_size=16,
             learning_rate=2e-3,
@@ -126,41 +129,60 @@ def test_qa_trains_and_decodes(brown_tokenizer, derived, tmp_path):
             progress=False,
         )
     )
-    rows = [r for r in map(json.loads, (tmp_path / "out" / "log.jsonl").read_text().splitlines()) if "step" in r]
+    return root / "out", result
+
+
+def test_qa_trains_and_decodes(span_qa, derived):
+    out, result = span_qa
+    rows = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "step" in r]
     assert np.mean([r["loss"] for r in rows[-10:]]) < np.mean([r["loss"] for r in rows[:10]]) - 0.5
     assert {"f1", "exact_match", "best_f1", "f1_threshold"} <= set(result)
     # answering nothing scores ~41; the model finds numbers and quotations and knows when a context has none (~68)
     assert result["best_f1"] > no_answer_f1(derived / "dev.json") + 15
-    again = cli_evaluate(tmp_path / "out", derived / "dev.json")  # `albert evaluate`: the same model, the same F1
+    again = cli_evaluate(out, derived / "dev.json")  # `albert evaluate`: the same model, the same F1
     assert again["f1"] == pytest.approx(result["f1"], abs=1e-4) and again["best_f1"] == pytest.approx(
         result["best_f1"], abs=1e-4
     )
 
 
-def test_answerability_classifier(brown_tokenizer, derived, tmp_path):
-    """The official SQuAD 2.0 model's answerability head trains, decides no-answer, and saves/loads."""
+def test_answerability_batches_label_windows_without_their_answer(brown_tokenizer, derived):
+    examples = qa.read_squad(derived / "train.json")[:200]
+    features = qa.QAFeatures(
+        brown_tokenizer, examples, max_length=64, doc_stride=24, max_query_length=24, answerability=True
+    )
+    batch = features.batch(list(range(len(features))))
+    expected = [float(features.starts[r] == 0) for r in range(len(features))]  # [CLS] is the "no answer" position
+    assert batch["is_impossible"].tolist() == expected and 0 < sum(expected) < len(expected)
+    assert "is_impossible" not in qa.QAFeatures(brown_tokenizer, examples[:5], max_length=64).batch([0])
+
+
+def test_answerability_classifier(span_qa, derived, tmp_path):
+    """The official SQuAD 2.0 model's answerability head, added to a span model and fine-tuned (as it is used, on an
+    encoder that already reads the questions), decides no-answer on its own, and saves and loads. Windows outnumber
+    examples, so most "no answer here" labels are windows of answerable examples: the classifier's logits sit
+    above 0 and the swept threshold (best_f1, as the official v2.0 evaluation reports) is the measure."""
     import albert
 
-    brown_tokenizer.save_pretrained(tmp_path / "tok")
-    write_small_model(tmp_path / "model.json", vocab_size=brown_tokenizer.vocab_size, max_positions=256)
     result = train(
         FinetuneConfig(
             task="qa",
             answerability=True,
             train=str(derived / "train.json"),
             eval=str(derived / "dev.json"),
-            init="random:" + str(tmp_path / "model.json"),
-            tokenizer=str(tmp_path / "tok"),
+            init=str(span_qa[0]),
             out=str(tmp_path / "out"),
-            epochs=4,
+            epochs=2,
             batch_size=16,
-            learning_rate=2e-3,
+            learning_rate=1e-3,
             max_seq_length=192,
             doc_stride=64,
             progress=False,
         )
     )
-    assert result["best_f1"] > no_answer_f1(derived / "dev.json") + 8  # ~54 against ~41
+    baseline = no_answer_f1(derived / "dev.json")
+    # the classifier alone decides: best F1 ~66 against ~41 (before its labels reached it, it stayed at ~41-54: an
+    # untrained head's noise, which a different CPU turned from passing into failing)
+    assert result["best_f1"] > baseline + 15
     model = albert.AlbertForQuestionAnsweringWithAnswerability.from_pretrained(tmp_path / "out")
     assert model.load_report.initialised == []
     transformers = pytest.importorskip("transformers")
@@ -281,6 +303,6 @@ def test_decoding_starts_answers_only_where_the_window_is_most_central():
         return {"start_logits": start, "end_logits": end}
 
     forward.token_outputs = ("start_logits", "end_logits")
-    text, _, char_start = qa.predict(forward, features)["x"]
+    text, _, char_start = qa.best_answers(forward, features)["x"]
     assert (text, char_start) == ("f5 g6", context.index("f5"))
     assert features.max_context[1][5 - 3] and not features.max_context[0][5]

@@ -180,7 +180,7 @@ def test_onnx_engine_serves_what_the_onnx_predictor_predicts(models, brown_texts
         srv.stop()
 
 
-@pytest.mark.parametrize("kind", ["ner", "qa", "encoder"])
+@pytest.mark.parametrize("kind", ["ner", "qa", "mc", "summ", "encoder"])
 def test_each_head_gets_its_route_and_offline_answers(models, brown_texts, kind):
     srv = Server(models[kind])
     try:
@@ -198,6 +198,30 @@ def test_each_head_gets_its_route_and_offline_answers(models, brown_texts, kind)
             want = offline.answer(["what happened?"] * 3, contexts)
             assert code == 200 and [a["answer"] for a in reply["answers"]] == [w["answer"] for w in want]
             assert srv.post("/qa", {"items": [{"question": "x"}]})[0] == 422  # context missing
+        elif kind == "mc":
+            assert routes == ["choose"]
+            items = [
+                {
+                    "passage": " ".join(brown_texts[i : i + 3]),
+                    "question": "What next?",
+                    "options": brown_texts[i + 3 : i + 3 + c],
+                }
+                for i, c in ((0, 4), (10, 2), (20, 4), (30, 3))  # as many options as each question has
+            ]
+            code, reply = srv.post("/choose", {"items": items})
+            want = offline.predict(items)
+            assert code == 200 and [r["choice"] for r in reply["choices"]] == [w["choice"] for w in want]
+            assert [len(r["probabilities"]) for r in reply["choices"]] == [4, 2, 4, 3]
+            assert all(r["answer"] == i["options"][r["choice"]] for r, i in zip(reply["choices"], items, strict=True))
+            bad = {"items": [{"passage": "p", "question": "q", "options": "not a list"}]}
+            assert srv.post("/choose", bad)[0] == 422
+        elif kind == "summ":
+            assert routes == ["summarize"]
+            documents = [" ".join(brown_texts[i : i + 6]) for i in (0, 6, 12)]
+            code, reply = srv.post("/summarize", {"texts": documents})
+            want = offline.predict(documents)
+            assert code == 200 and [r["sentences"] for r in reply["summaries"]] == [w["sentences"] for w in want]
+            assert all(len(r["sentences"]) == 3 and r["summary"] for r in reply["summaries"])
         else:
             assert routes == ["embed"]
             code, reply = srv.post("/embed", {"texts": brown_texts[:4]})

@@ -10,7 +10,8 @@ import pytest
 from conftest import cli_evaluate, write_small_model
 
 from albert import tasks
-from albert.finetune import FinetuneConfig, TextClassifier, train
+from albert.estimators import TextClassifier
+from albert.finetune import FinetuneConfig, train
 from albert.tasks.classification import TaskDataError
 
 

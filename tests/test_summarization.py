@@ -9,6 +9,7 @@ import pytest
 from conftest import cli_evaluate, write_small_model
 
 import albert
+from albert import cli
 from albert.finetune import FinetuneConfig, train
 from albert.tasks import summarization as summ
 from albert.tasks.classification import TaskDataError
@@ -92,3 +93,31 @@ def test_summarization_trains_and_beats_shuffled_lead(leads, realdata, tmp_path)
     assert again["rouge2"] == pytest.approx(result["rouge2"], abs=1e-4)
     model = albert.AlbertForExtractiveSummarization.from_pretrained(tmp_path / "out")
     assert model.load_report.initialised == [] and model.load_report.unused == []
+    # `albert predict` summarises plain documents (one "text" per record) as well as evaluation did
+    docs = summ.read_documents(leads / "dev.jsonl")
+    (tmp_path / "docs.jsonl").write_text(
+        "".join(json.dumps({"text": "".join(d.sentences)}, ensure_ascii=False) + "\n" for d in docs)
+    )
+    pred = tmp_path / "pred.jsonl"
+    assert (
+        cli.main(
+            [
+                "predict",
+                "--model",
+                str(tmp_path / "out"),
+                "--input",
+                str(tmp_path / "docs.jsonl"),
+                "--output",
+                str(pred),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    rows = [json.loads(line) for line in pred.read_text().splitlines()]
+    resplit = [summ.Document(summ.split_sentences(r["text"]), d.summary, "") for r, d in zip(rows, docs, strict=True)]
+    assert all(
+        r["summary"] == " ".join(d.sentences[i] for i in r["sentences"]) for r, d in zip(rows, resplit, strict=True)
+    )
+    predicted = summ.rouge(resplit, [r["sentences"] for r in rows])
+    assert predicted["rouge2"] > result["lead_rouge2"] + 4

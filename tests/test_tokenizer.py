@@ -283,7 +283,7 @@ def test_bad_training_input(tmp_path):
     empty.write_text("\n\n")
     with pytest.raises(TokenizerError, match="no text found"):
         spm.train([empty], tmp_path / "out", vocab_size=50, progress=False)
-    with pytest.raises(TokenizerError, match="missing.txt: no such input file"):
+    with pytest.raises(TokenizerError, match="missing.txt: no such file"):
         spm.train([tmp_path / "missing.txt"], tmp_path / "out", vocab_size=50, progress=False)
     with pytest.raises(TokenizerError, match="SentencePiece training failed .*Vocabulary size too high"):
         spm.train([good], tmp_path / "out", vocab_size=5000, progress=False)

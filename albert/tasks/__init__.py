@@ -1,7 +1,7 @@
-"""One module per task family: read examples, build features, metrics, decode predictions.
+"""One module per task family: read examples, build features, metrics, predictions and their serving route.
 
 ``REGISTRY`` maps a task name (`albert finetune --task NAME`) to its Task object (albert/tasks/base.py); nothing
-outside this package branches on a task's name.
+outside this package branches on a task's name. ``for_model`` finds the task of a model directory.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from albert.errors import ConfigError
 from albert.tasks.base import Task
 from albert.tasks.classification import Classification
+from albert.tasks.embedding import Embedding
 from albert.tasks.multiple_choice import MultipleChoice
 from albert.tasks.ner import NamedEntities
 from albert.tasks.qa import ExtractiveQA
@@ -26,23 +27,22 @@ REGISTRY: dict[str, Task] = {
         ExtractiveQA(),
         ExtractiveSummarization(),
         SentenceSimilarity(),
+        Embedding(),
     )
 }
 
 
-def for_model(config: dict) -> str:
-    """The task a model directory was fine-tuned for, from its config.json (for directories without the
-    finetune_config.json that `albert finetune` writes beside it)."""
-    architecture = (config.get("architectures") or [""])[0]
-    if architecture.startswith("AlbertForQuestionAnswering"):
-        return "qa"
-    if architecture == "AlbertForSequenceClassification":
-        kinds = {"multi_label_classification": "multi_label", "regression": "regression"}
-        return kinds.get(config.get("problem_type") or "", "classification")
+def for_model(config: dict, trained_for: str | None = None) -> str:
+    """The task a model directory holds: what `albert finetune` recorded (finetune_config.json's task, passed as
+    ``trained_for``), else the first task that accepts its config.json (its class and problem type)."""
+    if trained_for:
+        return get(trained_for).name
     for task in REGISTRY.values():
-        if task.head and task.head == architecture:
+        if task.accepts(config):
             return task.name
-    raise ConfigError(f"a {architecture or 'model of unknown class'} is not fine-tuned for any task")
+    architecture = (config.get("architectures") or [""])[0]
+    served = sorted({a for task in REGISTRY.values() for a in task.architectures})
+    raise ConfigError(f"a {architecture or 'model of unknown class'} is no task's model (known: {', '.join(served)})")
 
 
 def get(name: str) -> Task:

@@ -7,8 +7,6 @@ against the training set before any training starts, so a run never dies hours i
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,19 +14,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from typing_extensions import TypedDict
 
+from albert.collate import as_tensors, encoder_inputs
 from albert.engines import TorchForward, run_rows
-from albert.errors import AlbertError
 from albert.extras import require
-from albert.readers import csv_records
+from albert.readers import DataError, records
 from albert.tasks.base import Task
 from albert.tokenizer import AlbertTokenizer
 
 KINDS = ("classification", "multi_label", "regression")
 
 
-class TaskDataError(AlbertError):
-    """Input data that cannot be used for the task."""
+TaskDataError = DataError  # input data that cannot be used for the task (the name tasks have always raised)
 
 
 @dataclass
@@ -37,38 +35,6 @@ class Example:
     pair: str | None
     label: Any  # str (classification), list[str] (multi_label), float (regression), None when unlabelled
     line: int  # where it came from, for messages
-
-
-def read_text(path: Path) -> str:
-    """A task file's text (a UTF-8 byte-order mark is dropped); a missing or non-UTF-8 file is a TaskDataError."""
-    if not path.is_file():
-        raise TaskDataError(f"{path}: no such file")
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise TaskDataError(f"{path}: not UTF-8 ({err.reason} at byte {err.start})") from None
-
-
-def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, record) for each row of a .csv, .tsv, .jsonl or .txt (one text per line) file."""
-    text = read_text(path)
-    if path.suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise TaskDataError(f"{path}:{number}: malformed JSON ({err.msg})") from None
-            if not isinstance(record, dict):
-                raise TaskDataError(f"{path}:{number}: expected a JSON object, found {type(record).__name__}")
-            rows.append((number, record))
-        return rows
-    if path.suffix == ".txt":
-        return [(n, {"text": line}) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    delimiter = "\t" if path.suffix == ".tsv" else ","
-    return list(csv_records(path, io.StringIO(text, newline=""), delimiter))
 
 
 def read_examples(
@@ -80,7 +46,7 @@ def read_examples(
 ) -> list[Example]:
     """Examples of one file. ``label_column=None`` reads unlabelled text (prediction)."""
     path = Path(path)
-    rows = _rows(path)
+    rows = list(records(path))
     if not rows:
         raise TaskDataError(f"{path}: the file has no rows")
     examples = []
@@ -203,14 +169,7 @@ class Encoded:
         return len(self.ids)
 
     def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-        width = max(len(self.ids[r]) for r in rows)
-        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
-        types = torch.zeros((len(rows), width), dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for b, r in enumerate(rows):
-            n = len(self.ids[r])
-            ids[b, :n], types[b, :n], mask[b, :n] = torch.tensor(self.ids[r]), torch.tensor(self.types[r]), 1
-        out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        out = as_tensors(encoder_inputs([self.ids[r] for r in rows], [self.types[r] for r in rows], self.pad))
         if self.y is not None:
             out["labels"] = torch.from_numpy(self.y[list(rows)])
         return out
@@ -226,10 +185,55 @@ def evaluate(model, data: Encoded, kind: str, batch_size: int = 64, device="cpu"
     return metrics(kind, data.y, predict_scores(model, data, batch_size, device))
 
 
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def classification_logits(forward, tokenizer, texts, pairs=None, max_length=128, **batching) -> np.ndarray:
+    """Logits of each text (or text pair) through any engine, from length-sorted, token-budgeted batches."""
+    enc = tokenizer(list(texts), list(pairs) if pairs is not None else None, max_length=max_length, truncation=True)
+    if not enc["input_ids"]:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack(
+        run_rows(forward, enc["input_ids"], enc["token_type_ids"], tokenizer.pad_token_id, **batching)["logits"]
+    )
+
+
+class Scores(TypedDict, total=False):
+    """One text's prediction: label and probabilities (classification), labels (multi_label) or score."""
+
+    label: str
+    labels: list[str]
+    probability: float
+    probabilities: dict[str, float]
+    score: float
+
+
+def describe_scores(logits: np.ndarray, labels: list[str], kind: str) -> list[Scores]:
+    """Logits → the records `albert predict` prints and the server returns."""
+    if kind == "regression":
+        return [{"score": round(float(row[0]), 6)} for row in logits]
+    probs = 1 / (1 + np.exp(-logits)) if kind == "multi_label" else softmax(logits)
+    records = []
+    for p in probs:
+        record: Scores = {}
+        if kind == "multi_label":
+            record["labels"] = [lab for lab, q in zip(labels, p, strict=True) if q >= 0.5]
+        else:
+            record["label"] = labels[int(p.argmax())]
+            record["probability"] = round(float(p.max()), 6)
+        record["probabilities"] = {lab: round(float(q), 6) for lab, q in zip(labels, p, strict=True)}
+        records.append(record)
+    return records
+
+
 class Classification(Task):
     """One label per text (or text pair); ``multi_label``: any number of labels; ``regression``: a number."""
 
     head = "AlbertForSequenceClassification"
+    architectures = ("AlbertForSequenceClassification",)
+    result, summary = Scores, "Classify texts"
 
     def __init__(self, kind: str):
         self.name = kind
@@ -239,6 +243,27 @@ class Classification(Task):
             "regression": "regression",
         }[kind]
         self.metric = main_metric(kind)
+        self.named_labels = kind != "regression"
+
+    def accepts(self, config: dict) -> bool:
+        return super().accepts(config) and (config.get("problem_type") or "single_label_classification") == (
+            self.problem_type
+        )
+
+    def predict(self, predictor, items: list[str], pairs: list[str] | None = None) -> list[Scores]:
+        logits = classification_logits(
+            predictor.forward, predictor.tokenizer, items, pairs, predictor.max_length, **predictor.batching
+        )
+        return describe_scores(logits, predictor.labels, self.name)
+
+    def figure(self, model, data, labels, cfg, device, path) -> Path | None:
+        if self.name != "classification":
+            return None
+        from albert import plot
+
+        predicted = predict_scores(model, data, cfg.batch_size * 2, device).argmax(-1)
+        plot.confusion_png(data.y, predicted, labels, path)
+        return path
 
     def read(self, path, cfg) -> list[Example]:
         return read_examples(path, self.name, cfg.text_column, cfg.pair_column, cfg.label_column)

@@ -9,15 +9,20 @@ the second segment (a "_" blank in the question is filled with the option) and t
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from typing_extensions import TypedDict
 
+from albert.collate import encoder_inputs
+from albert.engines import plan_batches
+from albert.readers import read_text
 from albert.tasks.base import Task
-from albert.tasks.classification import TaskDataError, read_text
+from albert.tasks.classification import TaskDataError
 from albert.tokenizer import AlbertTokenizer
 
 
@@ -126,47 +131,81 @@ class EncodedChoices:
         return len(self.ids)
 
     def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-        C = len(self.ids[rows[0]])
-        width = max(len(option) for r in rows for option in self.ids[r])
-        ids = torch.full((len(rows), C, width), self.pad, dtype=torch.long)
-        types = torch.zeros_like(ids)
-        mask = torch.zeros_like(ids)
-        for b, r in enumerate(rows):
-            for c in range(C):
-                n = len(self.ids[r][c])
-                ids[b, c, :n], types[b, c, :n], mask[b, c, :n] = (
-                    torch.tensor(self.ids[r][c]),
-                    torch.tensor(self.types[r][c]),
-                    1,
-                )
-        out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        C = len(self.ids[rows[0]])  # every question of a batch has C options
+        flat = encoder_inputs(
+            [option for r in rows for option in self.ids[r]], [t for r in rows for t in self.types[r]], self.pad
+        )
+        out = {name: torch.from_numpy(a.reshape(len(rows), C, -1)) for name, a in flat.items()}  # (B, C, T)
         if all(self.answers[r] is not None for r in rows):
             out["labels"] = torch.from_numpy(self.y[list(rows)])
         return out
 
 
 @torch.no_grad()
-def predict_scores(model, data: EncodedChoices, batch_size: int, device) -> np.ndarray:
+def choice_scores(model, data: EncodedChoices, device, max_batch: int = 64, max_tokens: int | None = None) -> list:
+    """Each question's option logits, in input order. Questions with as many options share batches, sorted by length
+    and cut by a token budget (options × longest option × questions ≤ ``max_tokens``) as prediction does."""
     model.eval()
-    scores = []
-    for start in range(0, len(data), batch_size):
-        batch = {
-            k: v.to(device)
-            for k, v in data.batch(range(start, min(start + batch_size, len(data)))).items()
-            if k != "labels"
-        }
-        scores.append(model(**batch).logits.float().cpu().numpy())
-    return np.concatenate(scores)
+    scores: list = [None] * len(data)
+    by_count: dict[int, list[int]] = {}
+    for r in range(len(data)):
+        by_count.setdefault(len(data.ids[r]), []).append(r)
+    for rows in by_count.values():
+        cost = [len(data.ids[r]) * max(map(len, data.ids[r])) for r in rows]
+        for batch in plan_batches(cost, max_tokens or sys.maxsize, max_batch):
+            picked = [rows[b] for b in batch]
+            inputs = {k: v.to(device) for k, v in data.batch(picked).items() if k != "labels"}
+            logits = model(**inputs).logits.float().cpu().numpy()
+            for b, r in enumerate(picked):
+                scores[r] = logits[b]
+    return scores
+
+
+def predict_scores(model, data: EncodedChoices, batch_size: int, device) -> np.ndarray:
+    return np.stack(choice_scores(model, data, device, batch_size))
 
 
 def metrics(answers: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     return {"accuracy": float((scores.argmax(-1) == answers).mean())}
 
 
+class Item(TypedDict):
+    passage: str
+    question: str  # may be "" (SWAG: the option continues the passage); a "_" in it is filled with each option
+    options: list[str]
+
+
+class Choice(TypedDict):
+    choice: int  # index of the chosen option
+    answer: str  # its text
+    probabilities: list[float]  # one per option
+
+
 class MultipleChoice(Task):
     """RACE/SWAG style: one passage and question, C options, one right."""
 
     name, head, metric = "multiple_choice", "AlbertForMultipleChoice", "accuracy"
+    architectures, exportable = ("AlbertForMultipleChoice",), False  # (B, C, T) inputs: PyTorch only
+    item, result, route, summary, response = Item, Choice, "choose", "Pick the right option", "choices"
+
+    def predict(self, predictor, items: list[Item]) -> list[Choice]:
+        questions = [
+            Question(i["passage"], i["question"], list(i["options"]), None, f"item {n}") for n, i in enumerate(items)
+        ]
+        for q in questions:
+            if len(q.options) < 2:
+                raise TaskDataError(f"{q.source}: a question needs at least two options, found {len(q.options)}")
+        data = EncodedChoices(predictor.tokenizer, questions, predictor.max_length)
+        scores = choice_scores(predictor.forward.model, data, predictor.forward.device, **predictor.batching)
+        results: list[Choice] = []
+        for q, logits in zip(questions, scores, strict=True):
+            p = np.exp(logits - logits.max())
+            p /= p.sum()
+            best = int(p.argmax())
+            results.append(
+                {"choice": best, "answer": q.options[best], "probabilities": [round(float(x), 6) for x in p]}
+            )
+        return results
 
     def read(self, path, cfg) -> list[Question]:
         return read_questions(path)

@@ -14,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from typing_extensions import TypedDict
 
+from albert.collate import as_tensors, encoder_inputs, pad_rows
 from albert.extras import require
+from albert.readers import read_text
 from albert.tasks.base import Task
-from albert.tasks.classification import TaskDataError, read_text
-from albert.tokenizer import AlbertTokenizer
+from albert.tasks.classification import TaskDataError
+from albert.tokenizer import AlbertTokenizer, is_cjk
 
 
 @dataclass
@@ -107,14 +110,10 @@ class EncodedTokens:
         return len(self.ids)
 
     def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-        width = max(len(self.ids[r]) for r in rows)
-        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
-        labels = torch.full((len(rows), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for b, r in enumerate(rows):
-            n = len(self.ids[r])
-            ids[b, :n], labels[b, :n], mask[b, :n] = torch.tensor(self.ids[r]), torch.tensor(self.targets[r]), 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        inputs = encoder_inputs([self.ids[r] for r in rows], None, self.pad)
+        del inputs["token_type_ids"]  # one segment
+        inputs["labels"] = pad_rows([self.targets[r] for r in rows], -100)  # -100: no prediction (pieces, padding)
+        return as_tensors(inputs)
 
     def decode(self, row: int, logits: np.ndarray, labels: list[str]) -> list[str]:
         """Word-level tags for one sentence from its token logits; words cut off by truncation get "O"."""
@@ -164,10 +163,57 @@ def spans(tokens: list[str], tags: list[str]) -> list[dict]:
     return found
 
 
+class Entity(TypedDict):
+    type: str
+    start: int  # character offsets in the text: text[start:end] is the entity
+    end: int
+    text: str
+
+
+def split_words(text: str) -> list[tuple[str, int]]:
+    """(token, character offset) pairs: characters for text with CJK characters (as Chinese NER data is tagged),
+    whitespace-separated words otherwise."""
+    if any(is_cjk(c) for c in text):
+        return [(c, i) for i, c in enumerate(text) if not c.isspace()]
+    tokens, position = [], 0
+    for word in text.split():
+        position = text.index(word, position)
+        tokens.append((word, position))
+        position += len(word)
+    return tokens
+
+
+def tag_texts(forward, tokenizer, labels, texts, max_length=128, **batching) -> list[list[Entity]]:
+    """Entity spans with character offsets; CJK text is tagged per character, other text per word."""
+    from albert.engines import run_rows
+
+    split = [split_words(t) for t in texts]
+    sentences = [Sentence([w for w, _ in s] or [""], None, n) for n, s in enumerate(split)]
+    data = EncodedTokens(tokenizer, sentences, labels, max_length)
+    logits = run_rows(forward, data.ids, None, tokenizer.pad_token_id, **batching)["logits"] if len(data) else []
+    results = []
+    for r, (text, tokens) in enumerate(zip(texts, split, strict=True)):
+        tags = data.decode(r, logits[r], labels)[: len(tokens)]
+        entities: list[Entity] = []
+        for span in spans([w for w, _ in tokens], tags):
+            start = tokens[span["start"]][1]
+            last_word, last_at = tokens[span["end"] - 1]
+            end = last_at + len(last_word)
+            entities.append({"type": span["type"], "start": start, "end": end, "text": text[start:end]})
+        results.append(entities)
+    return results
+
+
 class NamedEntities(Task):
     """A tag per word (BIO/BIOES), scored by seqeval's entity-level F1."""
 
     name, head, metric = "ner", "AlbertForTokenClassification", "f1"
+    architectures, route, summary = ("AlbertForTokenClassification",), "ner", "Entity spans in texts"
+    result, response, record_key, named_labels = list[Entity], "entities", "entities", True
+
+    def predict(self, predictor, items: list[str]) -> list[list[Entity]]:
+        p = predictor
+        return tag_texts(p.forward, p.tokenizer, p.labels, items, p.max_length, **p.batching)
 
     def read(self, path, cfg) -> list[Sentence]:
         return read_sentences(path)

@@ -23,9 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from typing_extensions import TypedDict
 
+from albert.collate import as_tensors, encoder_inputs
+from albert.readers import read_text
 from albert.tasks.base import Task
-from albert.tasks.classification import TaskDataError, read_text
+from albert.tasks.classification import TaskDataError
 from albert.tokenizer import AlbertTokenizer
 
 
@@ -127,19 +130,13 @@ class QAFeatures:
         return len(self.ids)
 
     def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-        width = max(len(self.ids[r]) for r in rows)
-        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
-        types, mask = torch.zeros_like(ids), torch.zeros_like(ids)
-        for b, r in enumerate(rows):
-            n = len(self.ids[r])
-            ids[b, :n], types[b, :n], mask[b, :n] = torch.tensor(self.ids[r]), torch.tensor(self.types[r]), 1
-        return {
-            "input_ids": ids,
-            "attention_mask": mask,
-            "token_type_ids": types,
-            "start_positions": torch.tensor([self.starts[r] for r in rows]),
-            "end_positions": torch.tensor([self.ends[r] for r in rows]),
-        }
+        out = as_tensors(encoder_inputs([self.ids[r] for r in rows], [self.types[r] for r in rows], self.pad))
+        out["start_positions"] = torch.tensor([self.starts[r] for r in rows])
+        out["end_positions"] = torch.tensor([self.ends[r] for r in rows])
+        if self.answerability:  # the classifier's label: no answer in this window (none at all, or outside it), as
+            # squad_utils labels a window whose answer is out of span
+            out["is_impossible"] = (out["start_positions"] == 0).float()
+        return out
 
 
 def _max_context(windows: list[tuple[int, int]]) -> list[np.ndarray]:
@@ -168,7 +165,7 @@ def _token_span(example: QAExample, offsets: list[tuple[int, int]]) -> tuple[int
     return (covered[0], covered[-1]) if covered else None
 
 
-def predict(
+def best_answers(
     forward, features: QAFeatures, n_best: int = 20, max_answer_length: int = 30, **batching
 ) -> dict[str, tuple[str, float, int]]:
     """Per example id: (best answer text, its score minus the null score, its character start in the context).
@@ -262,10 +259,44 @@ def evaluate(examples: Sequence[QAExample], scored: dict[str, tuple[str, float, 
     return result
 
 
+class Question(TypedDict):
+    question: str
+    context: str
+
+
+class Answer(TypedDict):
+    answer: str  # "" where the context holds no answer
+    score: float  # answer score minus no-answer score (larger: more confident)
+    start: int  # character offsets in the context (-1, -1 without an answer)
+    end: int
+
+
+def answer_questions(forward, tokenizer, questions, contexts, max_length=384, **batching) -> list[Answer]:
+    """The best answer span in each context (SQuAD windows: stride max_length // 3, question ≤ max_length // 6)."""
+    examples = [QAExample(str(n), q, c, [], False) for n, (q, c) in enumerate(zip(questions, contexts, strict=True))]
+    features = QAFeatures(
+        tokenizer, examples, max_length=max_length, doc_stride=max_length // 3, max_query_length=max_length // 6
+    )
+    scored = best_answers(forward, features, **batching)
+    out: list[Answer] = []
+    for n in range(len(examples)):
+        text, score, start = scored[str(n)]
+        out.append({"answer": text, "score": round(score, 6), "start": start, "end": start + len(text) if text else -1})
+    return out
+
+
 class ExtractiveQA(Task):
     """SQuAD 1.1/2.0: an answer span in the context, or none; windows over long contexts."""
 
     name, metric = "qa", "f1"
+    architectures = ("AlbertForQuestionAnswering", "AlbertForQuestionAnsweringWithAnswerability")
+    item, result, route, summary, response = Question, Answer, "qa", "Answer spans in contexts", "answers"
+
+    def predict(self, predictor, items: list[Question]) -> list[Answer]:
+        p = predictor
+        length = min(max(p.max_length, 384), p.config.max_position_embeddings)  # SQuAD's 384 where it fits
+        questions, contexts = [i["question"] for i in items], [i["context"] for i in items]
+        return answer_questions(p.forward, p.tokenizer, questions, contexts, length, **p.batching)
 
     def head_class(self, cfg) -> type:
         from albert import heads
@@ -286,5 +317,5 @@ class ExtractiveQA(Task):
         )
 
     def evaluate(self, model, data, labels, cfg, device) -> dict[str, float]:
-        scored = predict(model, data, max_answer_length=cfg.max_answer_length, max_batch=cfg.batch_size)
+        scored = best_answers(model, data, max_answer_length=cfg.max_answer_length, max_batch=cfg.batch_size)
         return evaluate(data.examples, scored)

@@ -8,14 +8,41 @@ mean of Pearson and Spearman correlation, GLUE's STS-B score.
 
 from __future__ import annotations
 
+from typing_extensions import TypedDict
+
 from albert.tasks.base import Task
-from albert.tasks.classification import Encoded, Example, TaskDataError, evaluate, read_examples, targets
+from albert.tasks.classification import (
+    Encoded,
+    Example,
+    TaskDataError,
+    classification_logits,
+    evaluate,
+    read_examples,
+    targets,
+)
 
 DEFAULT_COLUMNS = ("sentence1", "sentence2", "score")
 
 
+class Pair(TypedDict):
+    text: str
+    pair: str
+
+
+class Similarity(TypedDict):
+    score: float
+
+
 class SentenceSimilarity(Task):
     name, head, problem_type, metric = "similarity", "AlbertForSequenceClassification", "regression", "pearson_spearman"
+    item, result, route, summary, response = Pair, Similarity, "similarity", "Score sentence pairs", "scores"
+    # architectures stays empty: a regression head on pairs is known as similarity by its finetune_config.json
+
+    def predict(self, predictor, items: list[Pair]) -> list[Similarity]:
+        p = predictor
+        texts, pairs = [i["text"] for i in items], [i["pair"] for i in items]
+        logits = classification_logits(p.forward, p.tokenizer, texts, pairs, p.max_length, **p.batching)
+        return [{"score": round(float(row[0]), 6)} for row in logits]
 
     def columns(self, cfg) -> tuple[str, str, str]:
         """STS-B's names unless the config names others (the generic defaults, text/label, mean 'not given')."""

@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from typing_extensions import TypedDict
 
+from albert.collate import as_tensors, encoder_inputs, pad_rows
+from albert.engines import plan_batches
 from albert.extras import require
+from albert.readers import read_text
 from albert.tasks.base import Task
-from albert.tasks.classification import TaskDataError, read_text
+from albert.tasks.classification import TaskDataError
 from albert.tokenizer import AlbertTokenizer, is_cjk
 
 _SENTENCE_END = re.compile(r"(?<=[。！？])|(?<=[.!?])\s+|(?<=[.!?][\"'”’)])\s+")
@@ -131,38 +136,28 @@ class EncodedDocuments:
         return len(self.ids)
 
     def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-        width = max(len(self.ids[r]) for r in rows)
-        sentences = max(len(self.cls[r]) for r in rows)
-        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
-        types, mask = torch.zeros_like(ids), torch.zeros_like(ids)
-        cls = torch.zeros((len(rows), sentences), dtype=torch.long)
-        labels = torch.full((len(rows), sentences), -100.0)
-        for b, r in enumerate(rows):
-            n, s = len(self.ids[r]), len(self.cls[r])
-            ids[b, :n], types[b, :n], mask[b, :n] = torch.tensor(self.ids[r]), torch.tensor(self.types[r]), 1
-            cls[b, :s], labels[b, :s] = torch.tensor(self.cls[r]), torch.tensor(self.labels[r])
-        return {
-            "input_ids": ids,
-            "attention_mask": mask,
-            "token_type_ids": types,
-            "cls_positions": cls,
-            "labels": labels,
-        }
+        inputs = encoder_inputs([self.ids[r] for r in rows], [self.types[r] for r in rows], self.pad)
+        inputs["cls_positions"] = pad_rows([self.cls[r] for r in rows])
+        inputs["labels"] = pad_rows([self.labels[r] for r in rows], -100.0, np.float32)  # -100: padding
+        return as_tensors(inputs)
 
 
 @torch.no_grad()
-def select(model, data: EncodedDocuments, batch_size: int, device, k: int = 3) -> list[list[int]]:
-    """The k highest-scored sentences of each document, in document order."""
+def sentence_scores(model, data: EncodedDocuments, device, max_batch: int = 64, max_tokens: int | None = None):
+    """Each document's sentence logits, in input order, from length-sorted batches within a token budget."""
     model.eval()
-    picks: list[list[int]] = []
-    for start in range(0, len(data), batch_size):
-        rows = list(range(start, min(start + batch_size, len(data))))
+    scores: list = [None] * len(data)
+    for rows in plan_batches([len(ids) for ids in data.ids], max_tokens or sys.maxsize, max_batch):
         batch = {key: v.to(device) for key, v in data.batch(rows).items() if key != "labels"}
         logits = model(**batch).logits.float().cpu().numpy()
         for b, r in enumerate(rows):
-            scores = logits[b, : len(data.cls[r])]
-            picks.append(sorted(np.argsort(-scores)[:k].tolist()))
-    return picks
+            scores[r] = logits[b, : len(data.cls[r])]
+    return scores
+
+
+def select(model, data: EncodedDocuments, batch_size: int, device, k: int = 3) -> list[list[int]]:
+    """The k highest-scored sentences of each document, in document order."""
+    return [sorted(np.argsort(-s)[:k].tolist()) for s in sentence_scores(model, data, device, batch_size)]
 
 
 def rouge(docs: Sequence[Document], picks: Sequence[Sequence[int]]) -> dict[str, float]:
@@ -182,10 +177,36 @@ def evaluate(model, data: EncodedDocuments, batch_size: int, device, k: int = 3)
     return {**ours, **{f"lead_{key}": value for key, value in lead.items()}}
 
 
+class Summary(TypedDict):
+    summary: str  # the chosen sentences, in document order, joined by a space
+    sentences: list[int]  # their indices among the document's sentences
+    scores: list[float]  # every scored sentence's logit (sentences past the sequence length are not scored)
+
+
 class ExtractiveSummarization(Task):
     """Pick the sentences of a document that best cover its reference summary (ROUGE-2 picks the checkpoint)."""
 
     name, head, metric = "summarization", "AlbertForExtractiveSummarization", "rouge2"
+    architectures, exportable = ("AlbertForExtractiveSummarization",), False  # sentence positions: PyTorch only
+    result, route, summary, response = Summary, "summarize", "Extractive summaries of documents", "summaries"
+
+    def predict(self, predictor, items: list[str]) -> list[Summary]:
+        """Each document's ``summary_sentences`` best sentences (the number it was trained with; 3 by default)."""
+        k = int(predictor.trained.get("summary_sentences") or 3)
+        docs = [Document(split_sentences(text) or [""], None, f"item {n}") for n, text in enumerate(items)]
+        data = EncodedDocuments(predictor.tokenizer, docs, predictor.max_length)
+        scores = sentence_scores(predictor.forward.model, data, predictor.forward.device, **predictor.batching)
+        results: list[Summary] = []
+        for doc, s in zip(docs, scores, strict=True):
+            chosen = sorted(np.argsort(-s)[:k].tolist())
+            results.append(
+                {
+                    "summary": " ".join(doc.sentences[i] for i in chosen),
+                    "sentences": chosen,
+                    "scores": [round(float(x), 6) for x in s],
+                }
+            )
+        return results
 
     def read(self, path, cfg) -> list[Document]:
         return read_documents(path)
