@@ -276,9 +276,22 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     bar.close()
     if dev is None:
         save_classifier(model, tok, out)
+    elif best is not None and best.get("predicted_labels") == 1 and len(labels) > 1:
+        log.warning(one_label_warning(cfg, best, len(labels)))
     plot.finetune_curves(log_path, out / "curves.png", metric)
     mark_complete(out)
     return {"best_step": best_step, **(best or {}), "steps": step, "train_examples": len(train_data)}
+
+
+def one_label_warning(cfg: FinetuneConfig, best: dict[str, float], n_labels: int) -> str:
+    """What to say when the kept model gives every dev text the same label: it learned the label prior only, which
+    looks like a result (accuracy = the majority share) unless someone says so."""
+    return (
+        f"the best model predicts one label for every dev example (of {n_labels}; accuracy {best['accuracy']:.4f} is "
+        f"that label's share): it learned the label prior, not the task. Raise --learning-rate (now "
+        f"{cfg.learning_rate:g}; small or self-pretrained models need around 1e-4 to 1e-3, Table 14's rates suit "
+        "released-size checkpoints) or train longer"
+    )
 
 
 MAX_LENGTH_KEY = "max_seq_length"  # config.json key of TextClassifier's max_length (transformers ignores it)

@@ -67,6 +67,7 @@ def test_finetune_learns_and_every_entry_point_agrees(reviews, tmp_path):
     dev_labels = [e.label for e in task.read_examples(reviews / "dev.csv")]
     majority = max(dev_labels.count("pos"), dev_labels.count("neg")) / len(dev_labels)
     assert result["accuracy"] > majority + 0.05, (result, majority)  # it learned more than the label prior
+    assert result["predicted_labels"] == 2  # (so no one-label warning)
     assert set(result) >= {"accuracy", "macro_f1", "mcc", "best_step"}
     assert (tmp_path / "clf" / "curves.png").exists()
 
@@ -126,6 +127,15 @@ def test_finetune_learns_and_every_entry_point_agrees(reviews, tmp_path):
     )
     assert f"accuracy     {expected['accuracy']:.4f}" in out.stdout
     assert (tmp_path / "clf" / "confusion.png").exists()
+
+
+def test_a_run_that_learned_only_the_label_prior_says_so(reviews, tmp_path, caplog):
+    # identical dev texts get identical predictions: the kept model necessarily predicts one label for all of them
+    _write_csv(tmp_path / "dev.csv", [("质量很好", "pos")] * 6 + [("质量很好", "neg")] * 4)
+    with caplog.at_level("WARNING", logger="albert"):
+        result = train(_cfg(reviews, tmp_path / "out", eval=str(tmp_path / "dev.csv"), max_steps=2))
+    assert result["predicted_labels"] == 1
+    assert "predicts one label for every dev example (of 2" in caplog.text and "--learning-rate" in caplog.text
 
 
 def test_python_api_fit_predict_save(reviews, tmp_path):

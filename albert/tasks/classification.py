@@ -138,6 +138,7 @@ def metrics(kind: str, y_true: np.ndarray, scores: np.ndarray) -> dict[str, floa
         "accuracy": float(accuracy_score(y_true, pred)),
         "macro_f1": float(f1_score(y_true, pred, average="macro")),
         "mcc": float(matthews_corrcoef(y_true, pred)),
+        "predicted_labels": float(len(np.unique(pred))),  # 1: every text got the same label (the majority, usually)
     }
 
 
