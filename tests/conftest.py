@@ -158,6 +158,17 @@ def models(tmp_path_factory, brown_tokenizer):
     }
 
 
+def cli_predict(model_dir, data, out) -> list[dict]:
+    """`albert predict --input data --output out` run in this process; the JSONL records it wrote."""
+    import json
+
+    from albert import cli
+
+    assert cli.main(["predict", "--model", str(model_dir), "--input", str(data), "--output", str(out), "--quiet"]) == 0
+    with open(out, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
 def cli_evaluate(model_dir, data, *flags) -> dict[str, float]:
     """`albert evaluate` run in this process; its printed metrics as a dict."""
     import contextlib

@@ -7,10 +7,9 @@ import re
 
 import numpy as np
 import pytest
-from conftest import cli_evaluate, write_small_model
+from conftest import cli_evaluate, cli_predict, write_small_model
 
 import albert
-from albert import cli
 from albert.finetune import FinetuneConfig, train
 from albert.tasks import multiple_choice as mc
 from albert.tasks.classification import TaskDataError
@@ -118,23 +117,7 @@ def test_multiple_choice_trains(numbers, brown_tokenizer, tmp_path):
     model = albert.AlbertForMultipleChoice.from_pretrained(tmp_path / "out")
     assert model.load_report.initialised == []
     # `albert predict` reads the same JSONL (passage, question, options) and picks what evaluation scored
-    pred = tmp_path / "pred.jsonl"
-    assert (
-        cli.main(
-            [
-                "predict",
-                "--model",
-                str(tmp_path / "out"),
-                "--input",
-                str(numbers / "dev.jsonl"),
-                "--output",
-                str(pred),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
-    rows = [json.loads(line) for line in pred.read_text().splitlines()]
+    rows = cli_predict(tmp_path / "out", numbers / "dev.jsonl", tmp_path / "pred.jsonl")
     answers = [q.answer for q in mc.read_questions(numbers / "dev.jsonl")]
     assert np.mean([r["choice"] == a for r, a in zip(rows, answers, strict=True)]) == pytest.approx(
         result["accuracy"], abs=0.02

@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import cli_evaluate, write_small_model
+from conftest import cli_evaluate, cli_predict, write_small_model
 
 import albert
-from albert import cli
 from albert.finetune import FinetuneConfig, train
 from albert.tasks import summarization as summ
 from albert.tasks.classification import TaskDataError
@@ -98,23 +97,7 @@ def test_summarization_trains_and_beats_shuffled_lead(leads, realdata, tmp_path)
     (tmp_path / "docs.jsonl").write_text(
         "".join(json.dumps({"text": "".join(d.sentences)}, ensure_ascii=False) + "\n" for d in docs)
     )
-    pred = tmp_path / "pred.jsonl"
-    assert (
-        cli.main(
-            [
-                "predict",
-                "--model",
-                str(tmp_path / "out"),
-                "--input",
-                str(tmp_path / "docs.jsonl"),
-                "--output",
-                str(pred),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
-    rows = [json.loads(line) for line in pred.read_text().splitlines()]
+    rows = cli_predict(tmp_path / "out", tmp_path / "docs.jsonl", tmp_path / "pred.jsonl")
     resplit = [summ.Document(summ.split_sentences(r["text"]), d.summary, "") for r, d in zip(rows, docs, strict=True)]
     assert all(
         r["summary"] == " ".join(d.sentences[i] for i in r["sentences"]) for r, d in zip(rows, resplit, strict=True)
