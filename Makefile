@@ -68,10 +68,12 @@ $(TF_BASE): $(TF)
 	.venv-tf/bin/python scripts/make_tf_fixtures.py --base .cache/albert_base_tf
 
 bench: setup $(HF4) data $(DEMO_MODEL) $(TF_BASE)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
 	$(BIN)/python benchmarks/forward.py
 	$(BIN)/python benchmarks/tokenizer.py
 	$(BIN)/python benchmarks/pretrain.py
 	$(BIN)/python benchmarks/pretrain_data.py
+	$(BIN)/python benchmarks/finetune.py
 	$(BIN)/python benchmarks/convert.py .cache/albert_base_tf
 	$(BIN)/python benchmarks/predict.py
 	$(BIN)/python benchmarks/predict.py --budget-sweep

@@ -113,8 +113,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune a classifier on a CSV/TSV/JSONL file; the best dev checkpoint lands in --out."""
     from albert.finetune import FinetuneConfig, train
 
-    print(json.dumps(train(config_from_args(FinetuneConfig, args)), indent=2))
-    return 0
+    base = None
+    if args.resume_dir:  # `--resume DIR` continues DIR with the configuration it was started with
+        saved = Path(args.resume_dir) / "finetune_config.json"
+        if not saved.is_file():
+            raise albert.AlbertError(f"{args.resume_dir}: nothing to resume (no finetune_config.json)")
+        base = {**json_file(saved), "out": args.resume_dir, "resume": True}
+    result = train(config_from_args(FinetuneConfig, args, base))
+    print(json.dumps(result, indent=2))
+    return 130 if result.get("interrupted") else 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -269,6 +276,7 @@ EXAMPLES = {
         "albert finetune --train train.csv --eval dev.csv --init albert/albert-base-v2 --out clf/",
         "albert finetune --config configs/finetune/sst-2.yaml --train sst2/train.tsv --init run/model --out sst2/",
         "albert finetune --task ner --train train.conll --eval dev.conll --init run/model --out ner/",
+        "albert finetune --resume clf/",
     ],
     "evaluate": ["albert evaluate --model clf/ --data test.csv", "albert evaluate --model ner/ --data test.conll"],
     "predict": [
@@ -342,7 +350,8 @@ def _training_commands(sub, full: dict[str, bool]) -> None:
     if full["finetune"]:
         from albert.finetune import FinetuneConfig
 
-        add_dataclass_flags(finetune, FinetuneConfig, required=("train", "init", "out"))
+        add_dataclass_flags(finetune, FinetuneConfig, required=("train", "init", "out"), skip=("resume",))
+        finetune.add_argument("--resume", dest="resume_dir", metavar="OUT", help="continue this unfinished run")
         add_hub_flags(finetune, config_fields=True)
 
 

@@ -34,8 +34,11 @@ def add_dataclass_flags(
         flag = "--" + field.name.replace("_", "-")
         kind = hints[field.name]
         args = typing.get_args(kind)
-        if isinstance(kind, types.UnionType) and type(None) in args:  # "int | None" → int
-            kind = next(a for a in args if a is not type(None))
+        options = [a for a in args if a is not type(None)]
+        if isinstance(kind, types.UnionType) and len(options) > 1:  # "float | str": coerce_fields picks the type
+            kind = str
+        elif isinstance(kind, types.UnionType) and type(None) in args:  # "int | None" → int
+            kind = options[0]
         default = field.default if field.default is not dataclasses.MISSING else None
         shown = "required" if field.name in required else f"default: {default}"
         help_text = f"{explained.get(field.name, field.name.replace('_', ' '))} ({shown})".replace("%", "%%")

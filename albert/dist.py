@@ -42,6 +42,14 @@ class Dist:
         torch_dist.all_gather_object(gathered, value)
         return gathered
 
+    def broadcast(self, value):
+        """Rank 0's ``value`` on every process (all must call; the others pass anything)."""
+        if not self.enabled:
+            return value
+        box = [value]
+        torch_dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def mean(self, value: float) -> float:
         """The mean of a number over all processes (for logging)."""
         if not self.enabled:

@@ -6,6 +6,7 @@ install (`pip install 'albert-lite[train]'`), never a silent change of behaviour
     zh     jieba                                            Chinese whole-word boundaries (prepare)
     onnx   onnx, onnxruntime                                export, predict/serve --onnx
     serve  fastapi, uvicorn                                 serve
+    tensorboard  tensorboard                                --report-to tensorboard (finetune, pretrain)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ EXTRA_OF = {
     "onnxruntime": "onnx",
     "fastapi": "serve",
     "uvicorn": "serve",
+    "tensorboard": "tensorboard",
 }
 
 

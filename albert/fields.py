@@ -122,6 +122,17 @@ class DeviceName:
         return "auto, cpu, cuda, cuda:N or mps"
 
 
+@dataclass(frozen=True)
+class RateOrAuto:
+    """A learning rate: a number > 0, or "auto" (chosen by a range test)."""
+
+    def allows(self, value: Any) -> bool:
+        return value == "auto" or (isinstance(value, float) and value > 0 and value != float("inf"))
+
+    def describe(self) -> str:
+        return "> 0 or auto"
+
+
 POSITIVE = Range(0, low_open=True)  # > 0
 AT_LEAST_1 = Range(1)  # counts: steps, sizes, intervals
 NON_NEGATIVE = Range(0)

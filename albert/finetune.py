@@ -9,17 +9,21 @@ its labels and tokenizer, so ``albert predict``, ``TextClassifier.from_pretraine
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
-from albert import hub, plot, tasks
+from albert import batching, hub, lrfind, plot, runs, tasks
+from albert import dist as distributed
 from albert.config import PRESETS, AlbertConfig, read_json_dict
 from albert.dist import choose_device
 from albert.errors import AlbertError
@@ -33,10 +37,11 @@ from albert.fields import (
     DeviceName,
     OneOf,
     Range,
+    RateOrAuto,
     coerce_fields,
 )
 from albert.optim import build_optimizer, build_schedule
-from albert.outputs import check_directory, claim_directory, mark_complete
+from albert.outputs import INCOMPLETE, check_directory, claim_directory, mark_complete
 from albert.tokenizer import AlbertTokenizer
 
 log = logging.getLogger("albert")
@@ -61,9 +66,13 @@ class FinetuneConfig:
     label_column: str = "label"  # field holding the label
     epochs: float = 3.0  # passes over the training data (fractions allowed)
     max_steps: int | None = None  # overrides epochs
-    batch_size: int = 32  # examples per micro-step
-    grad_accum: int = 1  # micro-steps per optimizer step
-    learning_rate: float = 3e-5  # peak AdamW rate after warmup
+    batch_size: int = 32  # examples per forward pass (× grad_accum × processes: examples per optimizer step)
+    grad_accum: int = 1  # forward passes per optimizer step (gradient accumulation)
+    group_by_length: bool = True  # batches of similar lengths (shuffled windows sorted by length): less padding
+    max_tokens: int | None = None  # padded tokens per forward pass (default batch_size × max_seq_length)
+    learning_rate: float | str | None = None  # peak AdamW rate, or auto (a range test picks it); None: by model width
+    find_lr: bool = False  # only run the learning-rate range test: lr_find.png and the suggested rate in out
+    find_lr_steps: int = 200  # steps of the range test (it stops early once the loss blows up)
     warmup_ratio: float = 0.1  # share of the steps spent warming the rate up from 0
     weight_decay: float = 0.01  # decoupled weight decay (not on LayerNorm and biases)
     max_seq_length: int = 128  # tokens per example (longer ones are cut)
@@ -78,6 +87,12 @@ class FinetuneConfig:
     answerability: bool = False  # qa: add the official SQuAD 2.0 answerability classifier
     seed: int = 42  # seeds data order, dropout and new heads
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N or mps
+    bf16: bool = True  # bf16 autocast on CUDA (fp32 on CPU, where bf16 is emulated and slow)
+    gradient_checkpointing: bool = False  # recompute layer activations in backward: less memory, ~30 % slower
+    save_every: int | None = None  # steps between checkpoints in out/checkpoints (default: at each evaluation)
+    keep_last: int = 2  # checkpoints kept (each holds the weights and the optimizer state)
+    report_to: str = "none"  # also log to: tensorboard (event files in out/tensorboard) or none
+    resume: bool = False  # continue the run in out from its latest intact checkpoint
     progress: bool = True  # show a progress bar
     overwrite: bool = False  # replace what a non-empty out directory holds (never an input of this run)
 
@@ -87,7 +102,9 @@ class FinetuneConfig:
         "max_steps": AT_LEAST_1,
         "batch_size": AT_LEAST_1,
         "grad_accum": AT_LEAST_1,
-        "learning_rate": POSITIVE,
+        "max_tokens": AT_LEAST_1,
+        "learning_rate": RateOrAuto(),
+        "find_lr_steps": Range(10),
         "warmup_ratio": PROBABILITY,
         "weight_decay": NON_NEGATIVE,
         "max_seq_length": Range(4),  # [CLS], [SEP] and room for text
@@ -101,11 +118,17 @@ class FinetuneConfig:
         "summary_sentences": AT_LEAST_1,
         "seed": NON_NEGATIVE,
         "device": DeviceName(),
+        "save_every": AT_LEAST_1,
+        "keep_last": AT_LEAST_1,
+        "report_to": OneOf(runs.REPORT_TO),
     }
 
     def __post_init__(self) -> None:
         coerce_fields(self)  # YAML, flags and Python callers alike: each field as its declared type
 
+
+# Fields a resumed run may change: where and how it runs and reports, not what it computes.
+RESUMABLE_CHANGES = ("out", "device", "progress", "overwrite", "resume", "save_every", "keep_last", "report_to")
 
 RANDOM_PREFIX = "random:"  # --init random:albert-base-v2 (a preset) or random:config.json: no pretrained weights
 
@@ -174,10 +197,31 @@ def train(cfg: FinetuneConfig) -> dict[str, Any]:
     plot.pyplot()  # and a missing [train] extra (curves at the end, metrics at each evaluation)
     for module in ("sklearn.metrics", "seqeval.metrics", "rouge_score.rouge_scorer"):  # the [train] extra, whole
         require(module, "fine-tuning metrics")
-    check_directory(cfg.out, "--out", cfg.overwrite, _inputs(cfg))
+    if cfg.resume:
+        check_resumable(cfg)
+    check_directory(cfg.out, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume)
     train_examples = family.read(cfg.train, cfg)
     eval_examples = family.read(cfg.eval, cfg) if cfg.eval else None
     return fit_examples(cfg, train_examples, eval_examples)
+
+
+def check_resumable(cfg: FinetuneConfig) -> None:
+    """``out`` holds an unfinished run of this configuration (RESUMABLE_CHANGES aside)."""
+    out = Path(cfg.out)
+    saved_path = out / "finetune_config.json"
+    if not saved_path.is_file():
+        raise AlbertError(f"{out}: nothing to resume (no finetune_config.json)")
+    if not (out / INCOMPLETE).exists():
+        raise AlbertError(f"{out}: this run is complete; nothing to resume (fine-tune into a new --out to train more)")
+    saved = read_json_dict(saved_path)
+    changed = [
+        f"{f.name}: {saved.get(f.name)!r} → {getattr(cfg, f.name)!r}"
+        for f in dataclasses.fields(cfg)
+        if f.name not in RESUMABLE_CHANGES and f.name in saved and saved[f.name] != getattr(cfg, f.name)
+    ]
+    if changed:
+        listed = "; ".join(changed)
+        raise AlbertError(f"{out} was run with another configuration; resuming would not continue it: {listed}")
 
 
 def _inputs(cfg: FinetuneConfig) -> list[str | None]:
@@ -187,19 +231,13 @@ def _inputs(cfg: FinetuneConfig) -> list[str | None]:
 
 
 def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None) -> dict[str, Any]:
+    """Fine-tune on examples already read (train() reads the files; the estimators pass their own)."""
     if not cfg.out:
         raise AlbertError("fine-tuning needs an output directory (out)")
     family = tasks.get(cfg.task)
+    dist = distributed.setup(cfg.device)
     tok = load_tokenizer(cfg)
     labels = family.labels(train_examples, eval_examples, cfg, labels)
-    metric = family.metric
-
-    def encode(examples):
-        return family.encode(tok, examples, labels, cfg)
-
-    def evaluate_fn(model, data, device):
-        return family.evaluate(model, data, labels, cfg, device)
-
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, labels, tok.vocab_size)
     if cfg.max_seq_length > model.config.max_position_embeddings:
@@ -208,89 +246,227 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
             "position embeddings (max_position_embeddings): pass --max-seq-length "
             f"{model.config.max_position_embeddings} or less"
         )
-    device = choose_device(cfg.device)
-    model.to(device)
-    train_data = encode(train_examples)
-    dev = encode(eval_examples) if eval_examples is not None else None
+    if cfg.gradient_checkpointing:
+        model.albert.gradient_checkpointing = True
+    model.to(dist.device)
+    train_data = family.encode(tok, train_examples, labels, cfg)
+    dev = family.encode(tok, eval_examples, labels, cfg) if eval_examples is not None else None
     for name, data in (("train", train_data), ("eval", dev)):
-        if data is not None and data.truncated:
+        if data is not None and data.truncated and dist.is_main:
             log.warning(
                 "%s: %d of %d examples truncated to %d tokens", name, data.truncated, len(data), cfg.max_seq_length
             )
-    per_step = cfg.batch_size * cfg.grad_accum
-    steps_per_epoch = max(1, len(train_data) // per_step)
-    total = cfg.max_steps or max(1, int(cfg.epochs * steps_per_epoch))
-    eval_every = cfg.eval_every or steps_per_epoch
-    optimizer = build_optimizer(model, "adamw", cfg.learning_rate, cfg.weight_decay)
+    plan = StepPlan(cfg, train_data, dist.world_size)
+    total = cfg.max_steps or max(1, int(cfg.epochs * plan.steps_per_epoch))
+    eval_every = cfg.eval_every or plan.steps_per_epoch
+    save_every = cfg.save_every or eval_every
+    out = Path(cfg.out)
+    resuming = cfg.resume and runs.latest_checkpoint(out) is not None
+    ddp = model
+    if dist.enabled:  # unused parameters (a pooler a token head ignores) must not stall the gradient all-reduce
+        ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+    if dist.is_main:  # every rank has checked out and built its model: now claim the directory
+        claim_directory(out, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if dist.device.type == "cuda" and cfg.bf16
+        else contextlib.nullcontext()
+    )
+    model.train()
+
+    def run_step(k: int) -> float:
+        return forward_backward(ddp, train_data, *plan.passes(k, dist.rank), dist, autocast)
+
+    rate = None if resuming else choose_rate(cfg, model, run_step, out, dist)  # a resumed run: its checkpoint's
+    if cfg.find_lr:
+        distributed.teardown(dist)
+        if dist.is_main:
+            mark_complete(out)
+        return {"suggested_learning_rate": rate, "curve": str(out / "lr_find.png")}
+    optimizer = build_optimizer(model, "adamw", rate or 1.0, cfg.weight_decay)
     schedule = build_schedule(optimizer, int(cfg.warmup_ratio * total), total, power=1.0)
-    out = claim_directory(cfg.out, "--out", cfg.overwrite, _inputs(cfg))  # marked INCOMPLETE until the run ends
-    log_path = out / "log.jsonl"
-    weights = "random" if cfg.init.startswith(RANDOM_PREFIX) else "pretrained"
-    log_path.write_text(json.dumps({"init": cfg.init, "weights": weights, "revision": cfg.revision}) + "\n")
-    (out / "finetune_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    best, best_step, stale, last = None, 0, 0, {}
+    state: dict[str, Any] = {"step": 0, "best": None, "best_step": 0, "stale": 0, "learning_rate": rate}
+    if resuming:  # weights, optimizer (its rates too), schedule, random state, best-so-far
+        state = runs.resume(out, model, optimizer, schedule, dist.rank)
+        rate = state["learning_rate"]
+        if dist.is_main:
+            log.warning("resuming %s at step %d of %d", out, state["step"], total)
+    if dist.is_main:
+        (out / "finetune_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+        if not resuming:
+            weights = "random" if cfg.init.startswith(RANDOM_PREFIX) else "pretrained"
+            header = {
+                "init": cfg.init,
+                "weights": weights,
+                "revision": cfg.revision,
+                "world_size": dist.world_size,
+                "learning_rate": rate,
+            }
+            (out / "log.jsonl").write_text(json.dumps(header) + "\n")
+    reporter = runs.Reporter(out, cfg.report_to, dist.is_main, resumed_step=state["step"] if resuming else None)
+    stop = runs.StopFlag()
     from tqdm import tqdm
 
-    bar = tqdm(total=total, disable=not cfg.progress, desc="fine-tuning")
-    g = torch.Generator().manual_seed(cfg.seed)
-    order, cursor, step = torch.randperm(len(train_data), generator=g).tolist(), 0, 0
-    model.train()
+    step, best, best_step, stale = state["step"], state["best"], state["best_step"], state["stale"]
+    bar = tqdm(total=total, initial=step, disable=not (cfg.progress and dist.is_main), desc="fine-tuning")
+    metric, stopping, early = family.metric, False, False
     while step < total:
-        running = 0.0
-        for _ in range(cfg.grad_accum):
-            if cursor + cfg.batch_size > len(order):  # a new epoch: reshuffle
-                order, cursor = torch.randperm(len(train_data), generator=g).tolist(), 0
-            batch = {k: v.to(device) for k, v in train_data.batch(order[cursor : cursor + cfg.batch_size]).items()}
-            cursor += cfg.batch_size
-            loss = model(**batch).loss / cfg.grad_accum
-            loss.backward()
-            running += loss.item()
-        if not math.isfinite(running):  # training on would save NaN weights as "best" and print NaN predictions
+        tick = time.perf_counter()
+        rows, passes = plan.passes(step, dist.rank)
+        loss_value = forward_backward(ddp, train_data, rows, passes, dist, autocast)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if not (math.isfinite(loss_value) and torch.isfinite(grad_norm)):  # both agreed by all processes
             best_note = f"the best model so far (step {best_step}) is in {out}" if best_step else "nothing was saved"
+            distributed.teardown(dist)
             raise AlbertError(
-                f"step {step + 1}: the training loss is {running} (not finite); lower --learning-rate "
-                f"(now {cfg.learning_rate:g}) or check the model config ({best_note})"
+                f"step {step + 1}: the training loss is {loss_value} (not finite); lower --learning-rate "
+                f"(now {rate:g}) or check the model config ({best_note})"
             )
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
+        seconds = time.perf_counter() - tick
+        record = {
+            "step": step,
+            "epoch": round(step / plan.steps_per_epoch, 4),
+            "loss": loss_value,
+            "lr": schedule.get_last_lr()[0],
+            "grad_norm": float(grad_norm),
+            "examples_per_s": len(rows) / seconds,
+        }
         bar.update(1)
-        last = {"step": step, "loss": running, "lr": schedule.get_last_lr()[0]}
-        if dev is not None and (step % eval_every == 0 or step == total):
-            scores = evaluate_fn(model, dev, device)
+        bar.set_postfix(loss=f"{loss_value:.4f}", ex_s=f"{len(rows) / seconds:.1f}", refresh=False)
+        evaluated = dev is not None and (step % eval_every == 0 or step == total)
+        if evaluated:
+            scores = dist.broadcast(family.evaluate(model, dev, labels, cfg, dist.device) if dist.is_main else None)
             model.train()
-            last |= {f"eval_{k}": v for k, v in scores.items()}
-            bar.set_postfix({metric: f"{scores[metric]:.4f}"})
+            record |= {f"eval_{k}": v for k, v in scores.items()}
+            bar.set_postfix(loss=f"{loss_value:.4f}", **{metric: f"{scores[metric]:.4f}"})
             if best is None or scores[metric] > best[metric]:
                 best, best_step, stale = scores, step, 0
-                save_classifier(model, tok, out)
+                if dist.is_main:
+                    save_classifier(model, tok, out)
             else:
                 stale += 1
-        with open(log_path, "a") as f:
-            f.write(json.dumps(last) + "\n")
-        if cfg.early_stopping and stale >= cfg.early_stopping:
+        reporter.write(record)
+        early = bool(cfg.early_stopping and stale >= cfg.early_stopping)
+        stopping = stop.requested(dist)
+        if step < total and not early and (step % save_every == 0 or evaluated or stopping):
+            rng_states = dist.gather_objects(runs.rng_state())  # a collective: every rank calls it
+            if dist.is_main:
+                progress = {"best": best, "best_step": best_step, "stale": stale, "rng": rng_states}
+                progress["learning_rate"] = rate
+                trainer = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "step": step}
+                runs.write_checkpoint(out, model, trainer | progress, cfg.keep_last)
+            dist.barrier()
+        if early:
             log.warning("early stopping at step %d: no %s gain for %d evaluations", step, metric, stale)
+        if stopping or early:
             break
     bar.close()
-    if dev is None:
-        save_classifier(model, tok, out)
-    elif best is not None and best.get("predicted_labels") == 1 and len(labels) > 1:
-        log.warning(one_label_warning(cfg, best, len(labels)))
-    plot.finetune_curves(log_path, out / "curves.png", metric)
-    mark_complete(out)
-    return {"best_step": best_step, **(best or {}), "steps": step, "train_examples": len(train_data)}
+    stop.restore()
+    reporter.close()
+    result = {"best_step": best_step, **(best or {}), "steps": step, "train_examples": len(train_data)}
+    result["learning_rate"] = rate
+    if stopping and step < total:
+        distributed.teardown(dist)
+        if dist.is_main:
+            log.warning("interrupted at step %d: continue with `albert finetune --resume %s`", step, out)
+        return {**result, "interrupted": True}
+    if dist.is_main:
+        if dev is None:
+            save_classifier(model, tok, out)
+        elif best is not None and best.get("predicted_labels") == 1 and len(labels) > 1:
+            log.warning(one_label_warning(rate, best, len(labels)))
+        plot.finetune_curves(reporter.path, out / "curves.png", metric)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the run is complete: its model is out itself
+        mark_complete(out)
+    distributed.teardown(dist)
+    return result
 
 
-def one_label_warning(cfg: FinetuneConfig, best: dict[str, float], n_labels: int) -> str:
+def rate_for_size(config) -> float:
+    """The default peak rate by the model's width. 1e-3 for H ≤ 256 is measured (make demo: a 4-layer H=256 model,
+    pretrained or not, learns at 1e-3 and predicts the majority class at 3e-5); 3e-5 for released sizes is the
+    middle of the paper's Table 14 (1e-5 to 5e-5); 3e-4 between them is an interpolation, not a measurement."""
+    if config.hidden_size <= 256:
+        return 1e-3
+    if config.hidden_size <= 512:
+        return 3e-4
+    return 3e-5
+
+
+def choose_rate(cfg: FinetuneConfig, model, run_step, out: Path, dist) -> float:
+    """The rate given; else, for auto and --find-lr, the range test's suggestion (its curve saved in out); else the
+    rate for the model's size."""
+    if isinstance(cfg.learning_rate, float) and not cfg.find_lr:
+        return cfg.learning_rate
+    if cfg.learning_rate is None and not cfg.find_lr:
+        rate = rate_for_size(model.config)
+        if dist.is_main:
+            log.warning("learning rate %g (the default for hidden size %d)", rate, model.config.hidden_size)
+        return rate
+    test = lrfind.range_test(model, build_optimizer(model, "adamw", 1.0, cfg.weight_decay), run_step, cfg.find_lr_steps)
+    if dist.is_main:
+        test.save(out)
+        log.warning(
+            "learning-rate range test: suggested rate %.2g (curve: %s; %d steps)",
+            test.suggested,
+            out / "lr_find.png",
+            len(test.rates),
+        )
+    return test.suggested
+
+
+def forward_backward(ddp, data, rows: list[int], passes: list[list[int]], dist, autocast) -> float:
+    """One optimizer step's forward and backward passes (gradients accumulate; DDP all-reduces them on the last
+    pass); returns the step's mean loss over every process's examples."""
+    running = 0.0
+    for k, rows_k in enumerate(passes):
+        batch = {key: v.to(dist.device) for key, v in data.batch(rows_k).items()}
+        sync = ddp.no_sync() if dist.enabled and k < len(passes) - 1 else contextlib.nullcontext()
+        with sync, autocast:
+            # each pass weighs its share of the step's examples: the gradient is the per-example mean of the
+            # whole step (DDP divides by the number of processes, hence world_size)
+            loss = ddp(**batch).loss * (len(rows_k) * dist.world_size / len(rows))
+            loss.backward()
+        running += loss.item()
+    return dist.mean(running)
+
+
+class StepPlan:
+    """Which examples each optimizer step uses and how this process cuts its share into forward passes
+    (albert/batching.py); a function of the seed and the step, so a resumed run repeats the same batches."""
+
+    def __init__(self, cfg: FinetuneConfig, data, world_size: int):
+        self.costs = batching.row_costs(data)
+        self.world_size, self.seed, self.group = world_size, cfg.seed, cfg.group_by_length
+        self.per_step = min(cfg.batch_size * cfg.grad_accum * world_size, len(data))  # a tiny set: one step of all
+        if self.per_step < world_size:
+            raise AlbertError(f"{len(data)} training examples cannot be shared by {world_size} processes")
+        self.steps_per_epoch = len(data) // self.per_step
+        self.max_tokens = cfg.max_tokens or cfg.batch_size * cfg.max_seq_length  # never more than a padded batch
+        self.max_rows = cfg.batch_size if not cfg.group_by_length else cfg.batch_size * cfg.grad_accum
+        self._epoch: tuple[int, list[list[int]]] | None = None
+
+    def passes(self, step: int, rank: int) -> tuple[list[int], list[list[int]]]:
+        """(the step's examples over all processes, this process's forward passes)."""
+        epoch, index = divmod(step, self.steps_per_epoch)
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, batching.epoch_steps(self.costs, epoch, self.seed, self.per_step, self.group))
+        rows = self._epoch[1][index]
+        mine = batching.step_passes(rows, self.costs, rank, self.world_size, self.max_tokens, self.max_rows, self.group)
+        return rows, mine
+
+
+def one_label_warning(rate: float, best: dict[str, float], n_labels: int) -> str:
     """What to say when the kept model gives every dev text the same label: it learned the label prior only, which
     looks like a result (accuracy = the majority share) unless someone says so."""
     return (
         f"the best model predicts one label for every dev example (of {n_labels}; accuracy {best['accuracy']:.4f} is "
         f"that label's share): it learned the label prior, not the task. Raise --learning-rate (now "
-        f"{cfg.learning_rate:g}; small or self-pretrained models need around 1e-4 to 1e-3, Table 14's rates suit "
-        "released-size checkpoints) or train longer"
+        f"{rate:g}; try --learning-rate auto, the range test) or train longer"
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from albert import checkpoint, convert, hub
@@ -329,6 +330,7 @@ class AlbertModel(AlbertPreTrainedModel):
             nn.ModuleList(Layer(cfg) for _ in range(cfg.inner_group_num)) for _ in range(cfg.num_hidden_groups)
         )
         self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size) if add_pooling_layer else None
+        self.gradient_checkpointing = False  # set by fine-tuning's --gradient-checkpointing
         self.init_weights()
 
     def group_of_layer(self, i: int) -> int:
@@ -344,7 +346,12 @@ class AlbertModel(AlbertPreTrainedModel):
         mask = attention_bias(attention_mask, x.dtype)
         for i in range(self.config.num_hidden_layers):
             for layer in self.groups[self.group_of_layer(i)]:
-                x = layer(x, mask)
+                if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                    # keep only each layer's input; recompute its activations in backward (long sequences, large
+                    # presets: activation memory falls from O(layers) to O(1) layers for about 30 % more compute)
+                    x = torch.utils.checkpoint.checkpoint(layer, x, mask, use_reentrant=False)
+                else:
+                    x = layer(x, mask)
         pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None
         return AlbertOutput(last_hidden_state=x, pooler_output=pooled)
 

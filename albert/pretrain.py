@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 
 from albert import dist as distributed
 from albert import plot, runs
-from albert.checkpoint import read_weights, write_text
+from albert.checkpoint import read_weights
 from albert.config import PRESETS, AlbertConfig
 from albert.data import PretrainData
 from albert.fields import (
@@ -41,7 +40,7 @@ from albert.model import AlbertForPreTraining
 from albert.optim import build_optimizer, build_schedule
 from albert.outputs import check_directory, claim_directory, mark_complete
 from albert.readers import json_file
-from albert.runs import RunError, latest_checkpoint, rng_state
+from albert.runs import REPORT_TO, Reporter, RunError, StopFlag, latest_checkpoint, rng_state
 
 
 @dataclass
@@ -72,6 +71,7 @@ class PretrainConfig:
     save_every: int = 1000  # steps between checkpoints (atomic; SIGTERM also saves one)
     keep_last: int = 3  # checkpoints kept
     log_every: int = 10  # steps between log.jsonl lines
+    report_to: str = "none"  # also log to: tensorboard (event files in out/tensorboard) or none
     seed: int = 12345  # seeds data order, masking and initialisation
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N or mps
     bf16: bool = True  # bf16 autocast on CUDA (fp32 on CPU, where bf16 is emulated and slow)
@@ -102,6 +102,7 @@ class PretrainConfig:
         "save_every": AT_LEAST_1,
         "keep_last": AT_LEAST_1,
         "log_every": AT_LEAST_1,
+        "report_to": OneOf(REPORT_TO),
         "seed": NON_NEGATIVE,
         "device": DeviceName(),
         "dropout": DROPOUT,
@@ -276,15 +277,14 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     schedule = build_schedule(optimizer, warmup, cfg.max_steps, cfg.poly_power)
     step = 0
     if cfg.resume and latest_checkpoint(out) is not None:
-        step = runs.resume(out, model, optimizer, schedule, dist.rank)
+        step = runs.resume(out, model, optimizer, schedule, dist.rank)["step"]
     ddp = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
-    log_path = out / "log.jsonl"
     if dist.is_main:  # every rank has checked out (DDP's construction above synchronised them): now claim it
         claim_directory(out, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume)
         record = {**dataclasses.asdict(cfg), "world_size": dist.world_size}
         (out / "run_config.json").write_text(json.dumps(record, indent=2) + "\n")
-        _truncate_log(log_path, step)
-    stop = _StopFlag()
+    reporter = Reporter(out, cfg.report_to, dist.is_main, resumed_step=step)
+    stop = StopFlag()
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if dist.device.type == "cuda" and cfg.bf16
@@ -329,10 +329,10 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
             }
             tokens = 0
             bar.set_postfix(loss=f"{last['loss']:.3f}", mlm=f"{last['mlm_acc']:.3f}", sop=f"{last['sop_acc']:.3f}")
-            _log(log_path, last, dist)
+            reporter.write(last)
         if eval_data is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
             metrics = evaluate(model, eval_data, cfg, dist.device, cfg.eval_batches)
-            _log(log_path, {"step": step, **{k: dist.mean(v) for k, v in metrics.items()}}, dist)
+            reporter.write({"step": step, **{k: dist.mean(v) for k, v in metrics.items()}})
             last.update(metrics)
         stopping = stop.requested(dist)
         if step % cfg.save_every == 0 or step == cfg.max_steps or stopping:
@@ -344,53 +344,10 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
             break
     bar.close()
     stop.restore()
+    reporter.close()
     if dist.is_main and step == cfg.max_steps:
-        plot.pretrain_curves(log_path, out / "curves.png")
+        plot.pretrain_curves(reporter.path, out / "curves.png")
     distributed.teardown(dist)
     if dist.is_main and step >= cfg.max_steps:
         mark_complete(out)
     return {**last, "step": step, "interrupted": step < cfg.max_steps}
-
-
-def _log(path: Path, record: dict, dist) -> None:
-    if dist.is_main:
-        with open(path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """On resume, drop lines logged after the checkpoint we continue from (they will be logged again), and a line
-    torn by the crash we resume from (only the last can be)."""
-    if path.exists():
-        kept = []
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and record.get("step", -1) <= step:
-                kept.append(line)
-        write_text(path, "".join(line + "\n" for line in kept))
-
-
-class _StopFlag:
-    """Ctrl-C / SIGTERM set a flag; the loop finishes its step, all ranks agree, a checkpoint is written."""
-
-    def __init__(self):
-        self.flag = False
-        self.previous = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: signals stay with the caller
-                pass
-
-    def _handle(self, signum, frame) -> None:
-        self.flag = True
-
-    def requested(self, dist) -> bool:
-        return dist.mean(float(self.flag)) > 0 if dist.enabled else self.flag
-
-    def restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)

@@ -6,17 +6,20 @@ warning that names it).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
 import shutil
+import signal
 from pathlib import Path
 
 import torch
 
-from albert.checkpoint import read_weights
+from albert.checkpoint import read_weights, write_text
 from albert.data import copy_tokenizer
 from albert.errors import AlbertError, CheckpointError
+from albert.extras import require
 
 log = logging.getLogger("albert")
 
@@ -38,24 +41,30 @@ def rng_state() -> dict[str, torch.Tensor]:
     return state
 
 
-def save_checkpoint(
-    out: Path, model, optimizer, schedule, step: int, data_dir: str, keep_last: int, rng_states: list[dict]
-) -> None:
-    """checkpoints/step-N (atomic directory rename), then model/ (the latest weights + tokenizer), then pruning.
-    ``rng_states`` holds every rank's random state (rank r resumes with its own dropout stream)."""
+def write_checkpoint(out: Path, model, state: dict, keep_last: int) -> Path:
+    """checkpoints/step-N: the weights (transformers' layout) and trainer.pt (``state``: optimizer, schedule, step,
+    random states, whatever else the run needs to continue), renamed into place whole; then the oldest beyond
+    ``keep_last`` are removed."""
+    step = state["step"]
     final = out / "checkpoints" / f"step-{step:07d}"
     tmp = out / "checkpoints" / f".tmp-step-{step:07d}"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
-    state = {
-        "optimizer": optimizer.state_dict(),
-        "schedule": schedule.state_dict(),
-        "step": step,
-        "rng": rng_states,
-    }
     torch.save(state, tmp / "trainer.pt")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
+    for stale in sorted((out / "checkpoints").glob("step-*"))[:-keep_last]:
+        shutil.rmtree(stale)
+    return final
+
+
+def save_checkpoint(
+    out: Path, model, optimizer, schedule, step: int, data_dir: str, keep_last: int, rng_states: list[dict]
+) -> None:
+    """Pretraining: checkpoints/step-N, then model/ (the latest weights + tokenizer, replaced whole).
+    ``rng_states`` holds every rank's random state (rank r resumes with its own dropout stream)."""
+    state = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "step": step, "rng": rng_states}
+    final = write_checkpoint(out, model, state, keep_last)
     staging = out / ".tmp-model"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(final, staging, ignore=shutil.ignore_patterns("trainer.pt"))
@@ -65,17 +74,16 @@ def save_checkpoint(
         os.replace(out / "model", old)
     os.replace(staging, out / "model")
     shutil.rmtree(old, ignore_errors=True)
-    for stale in sorted((out / "checkpoints").glob("step-*"))[:-keep_last]:
-        shutil.rmtree(stale)
 
 
 class DamagedCheckpoint(RunError):
     """A checkpoint whose files cannot be read back (truncated by a full disk, corrupted)."""
 
 
-def resume(out: Path, model, optimizer, schedule, rank: int = 0) -> int:
+def resume(out: Path, model, optimizer, schedule, rank: int = 0) -> dict:
     """Load the newest intact checkpoint under ``out``; a damaged newest one (a truncated file) is skipped with a
-    warning that names it, so a crash while the disk filled up costs one save interval, not the run."""
+    warning that names it, so a crash while the disk filled up costs one save interval, not the run. Returns the
+    checkpoint's trainer state (its ``step`` and whatever else the run saved)."""
     candidates = sorted((out / "checkpoints").glob("step-*"), reverse=True)
     for k, path in enumerate(candidates):
         try:
@@ -84,10 +92,10 @@ def resume(out: Path, model, optimizer, schedule, rank: int = 0) -> int:
             if k == len(candidates) - 1:
                 raise RunError(f"{out}: no intact checkpoint to resume from (the oldest: {err})") from None
             log.warning("%s is damaged (%s); resuming from %s instead", path.name, err, candidates[k + 1].name)
-    return 0
+    raise RunError(f"{out}: no checkpoint to resume from")
 
 
-def load_checkpoint(path: Path, model, optimizer, schedule, rank: int = 0) -> int:
+def load_checkpoint(path: Path, model, optimizer, schedule, rank: int = 0) -> dict:
     model.load_hf_state_dict(read_weights(path), source=str(path))
     try:  # tensors, numbers and plain containers only: nothing in a checkpoint may run code when loaded
         state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
@@ -102,4 +110,78 @@ def load_checkpoint(path: Path, model, optimizer, schedule, rank: int = 0) -> in
     torch.set_rng_state(mine["torch_rng"])
     if "cuda_rng" in mine and torch.cuda.is_available():
         torch.cuda.set_rng_state(mine["cuda_rng"])
-    return state["step"]
+    return state
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """On resume, drop lines logged after the checkpoint we continue from (they will be logged again), and a line
+    torn by the crash we resume from (only the last can be)."""
+    if path.exists():
+        kept = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("step", -1) <= step:
+                kept.append(line)
+        write_text(path, "".join(line + "\n" for line in kept))
+
+
+class StopFlag:
+    """Ctrl-C / SIGTERM set a flag; the loop finishes its step, all ranks agree, a checkpoint is written."""
+
+    def __init__(self):
+        self.flag = False
+        self.previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals stay with the caller
+                pass
+
+    def _handle(self, signum, frame) -> None:
+        self.flag = True
+
+    def requested(self, dist) -> bool:
+        return dist.mean(float(self.flag)) > 0 if dist.enabled else self.flag
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+REPORT_TO = ("none", "tensorboard")
+
+
+class Reporter:
+    """Where a run's metrics go: ``log.jsonl`` always (the main process only), and TensorBoard event files under
+    ``tensorboard/`` with report_to="tensorboard" (eval_* keys as eval/*, the rest as train/*, at their step). On
+    resume, TensorBoard drops what was logged after the checkpoint (purge_step), as the JSONL log does."""
+
+    def __init__(self, out: Path, report_to: str = "none", is_main: bool = True, resumed_step: int | None = None):
+        self.path, self.is_main, self.writer = out / "log.jsonl", is_main, None
+        if is_main and resumed_step is not None:
+            truncate_log(self.path, resumed_step)
+        if is_main and report_to == "tensorboard":
+            require("tensorboard", "--report-to tensorboard")
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=resumed_step)
+
+    def write(self, record: dict) -> None:
+        if not self.is_main:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None and "step" in record:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    tag = f"eval/{key[5:]}" if key.startswith("eval_") else f"train/{key}"
+                    self.writer.add_scalar(tag, value, record["step"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -181,3 +186,51 @@ def cli_evaluate(model_dir, data, *flags) -> dict[str, float]:
         assert cli.main(["evaluate", "--model", str(model_dir), "--data", str(data), *flags]) == 0
     pairs = (line.split() for line in out.getvalue().splitlines() if line.startswith("  "))
     return {name: float(value) for name, value in pairs}
+
+
+# Multi-process runs and their reports (fine-tuning and pretraining tests).
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(*args: str) -> list[str]:
+    """``torchrun ARGS -m`` (the module and its arguments follow)."""
+    return [sys.executable, "-m", "torch.distributed.run", *args, "-m"]
+
+
+def torchrun_nodes(module_args: list[str]) -> None:
+    """Two torchrun launchers as two machines (--nnodes 2, c10d rendezvous on 127.0.0.1), one process each, both
+    running ``python -m <module_args>``; fails the test unless both exit 0."""
+    port = free_port()
+    launch = [
+        "--nnodes",
+        "2",
+        "--nproc_per_node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{port}",
+        "--rdzv-id",
+        f"test-{port}",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [
+        subprocess.Popen(
+            [*torchrun(*launch), *module_args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(2)
+    ]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    for node, (_, err) in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, err[-3000:]
+
+
+def tensorboard_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(directory))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}

@@ -83,7 +83,7 @@ def test_config_values_are_typed_wherever_they_come_from(tmp_path, capsys):
 
     cfg = FinetuneConfig(learning_rate="2e-05", max_steps="10", epochs=2, progress="false", eval="dev.csv")
     assert (cfg.learning_rate, cfg.max_steps, cfg.epochs, cfg.progress) == (2e-5, 10, 2.0, False)
-    with pytest.raises(ConfigError, match=r"FinetuneConfig field 'learning_rate' must be a number, found 'fast'"):
+    with pytest.raises(ConfigError, match=r"FinetuneConfig field 'learning_rate' must be > 0 or auto, found 'fast'"):
         FinetuneConfig(learning_rate="fast")
     with pytest.raises(ConfigError, match=r"'max_steps' must be .*int.*found 2.5"):
         FinetuneConfig(max_steps=2.5)

@@ -58,7 +58,8 @@ def test_version_and_defaults_are_shown(capsys):
         cli.main(["--version"])
     assert exit.value.code == 0 and capsys.readouterr().out.startswith("albert-lite ")
     text = SUBCOMMANDS["finetune"].format_help()
-    assert "(default: 3e-05)" in text and "> 0" in text  # --learning-rate: its default and its range
+    assert "(default: 0.1); in [0, 1]" in text  # --warmup-ratio: its default and its range
+    assert "(default: None); > 0 or auto" in text  # --learning-rate: not set (by model width), a number or auto
     assert "{classification,multi_label,regression,ner,multiple_choice,qa,summarization,similarity}" in text
 
 

@@ -16,10 +16,23 @@ ROOT = Path(__file__).resolve().parents[1]
 # Bottom to top. A module may import from its own layer or any lower one.
 LAYERS = [
     # foundations: no model, no torch needed to read them
-    {"errors", "fields", "outputs", "readers", "extras", "masking", "optim", "convert", "archives", "sbert", "dist"},
+    {
+        "errors",
+        "fields",
+        "outputs",
+        "readers",
+        "extras",
+        "masking",
+        "optim",
+        "convert",
+        "archives",
+        "sbert",
+        "dist",
+        "batching",
+    },
     {"config", "checkpoint", "hub", "tfcheckpoint", "tflayouts", "tokenizer", "spm", "plot"},
     {"model", "heads"},  # the forward pass and its heads
-    {"collate", "engines", "data", "runs"},  # padding rows; running a model over rows; pretraining data
+    {"collate", "engines", "data", "runs", "lrfind"},  # padding rows; running a model over rows; pretraining data; runs
     {
         "tasks",
         "tasks.base",

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_small_model
+from conftest import tensorboard_scalars, torchrun_nodes, write_small_model
 from safetensors.torch import load_file
 
 import albert
@@ -338,7 +338,7 @@ def test_every_rank_resumes_with_its_own_random_state(corpus, tmp_path):
     assert not torch.equal(states[0]["torch_rng"], states[1]["torch_rng"])
     for rank in (0, 1):
         torch.manual_seed(99)
-        assert _load_checkpoint(checkpoint, model, optimizer, schedule, rank) == 3
+        assert _load_checkpoint(checkpoint, model, optimizer, schedule, rank)["step"] == 3
         assert torch.equal(torch.get_rng_state(), states[rank]["torch_rng"])
     with pytest.raises(RunError, match="saved by 2 process"):
         _load_checkpoint(checkpoint, model, optimizer, schedule, 2)
@@ -371,3 +371,27 @@ def test_a_corpus_too_small_for_the_eval_split_names_the_flag(corpus, tmp_path):
     )
     with pytest.raises(DataError, match=r"2 document\(s\), and --eval-fraction 0.01 leaves the eval split none: pass"):
         train(_cfg(corpus, tmp_path / "run", data=str(tmp_path / "d"), eval_fraction=0.01))
+
+
+def test_two_torchrun_nodes_equal_one_process(corpus, tmp_path):
+    """Two launchers as two machines (c10d rendezvous on 127.0.0.1), one process each, equal one process with the
+    same global batch."""
+    common = ["--max-steps", "4", "--save-every", "4", "--eval-every", "100"]
+    subprocess.run(_cli(corpus, tmp_path / "one", *common, "--batch-size", "4", "--grad-accum", "2"), check=True)
+    torchrun_nodes(_cli(corpus, tmp_path / "nodes", *common, "--batch-size", "4", "--grad-accum", "1")[2:])
+    assert _losses(tmp_path / "nodes") == pytest.approx(_losses(tmp_path / "one"), rel=1e-5)
+    a = load_file(tmp_path / "one" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "nodes" / "model" / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_pretrain_reports_to_tensorboard(corpus, tmp_path):
+    run = tmp_path / "tb"
+    subprocess.run(_cli(corpus, run, "--max-steps", "6", "--eval-every", "3", "--report-to", "tensorboard"), check=True)
+    scalars = tensorboard_scalars(run / "tensorboard")
+    losses = _losses(run)
+    assert [s for s, _ in scalars["train/loss"]] == sorted(losses)
+    assert [v for _, v in scalars["train/loss"]] == pytest.approx([losses[s] for s in sorted(losses)])
+    assert {"train/mlm_acc", "train/sop_acc", "train/lr", "train/tokens_per_s", "eval/mlm_acc"} <= scalars.keys()
+    assert [s for s, _ in scalars["eval/loss"]] == [3, 6]

