@@ -1,15 +1,18 @@
-"""Training batches from length groups: which examples each optimizer step, process and forward pass uses.
+"""Training batches: which examples each optimizer step, process and forward pass uses.
 
 An epoch's order is a function of (seed, epoch) alone, so a resumed run sees exactly the batches an uninterrupted
-one does. With length grouping (the default) the shuffled examples are cut into windows of ``WINDOW_STEPS`` steps,
-each window is sorted by length and cut into steps, and the steps are shuffled again: every step holds examples of
-similar length (little padding) while the epoch stays random. The step with the longest example goes first, so a
-budget that does not fit in memory fails at step 1, not hours in (transformers' group_by_length does the same).
+one does. A step holds a random sample of the data (the effective batch the user asked for, batch_size × grad_accum
+× processes), as any trainer's random batches do. What saves the padding is inside the step: each process takes its
+share (every world_size-th example of the length-sorted step, so each gets similar work), sorts it by length and
+cuts it into forward passes where that saves more padding than a pass costs, within a token budget; each pass's
+loss is weighted by its share of the step's examples, so the gradient is the per-example mean over the step, exactly
+that of one padded batch (padding changes nothing), at a fraction of the padded tokens.
 
-A step's examples (the effective batch the user asked for, batch_size × grad_accum × processes) are shared over the
-processes (every world_size-th example of the length-sorted step, so each gets similar lengths) and cut into
-forward passes by a token budget (rows × longest row), and each pass's loss is weighted by its share of the step's
-examples: the gradient is the per-example mean over the effective batch however the passes fall.
+With ``group_by_length`` the steps themselves are also built from lengths, as transformers' group_by_length does:
+the shuffled examples are cut into windows of ``WINDOW_STEPS`` steps, each window sorted by length and cut into
+steps, and the steps shuffled again (the one with the longest example first, so a budget that does not fit fails at
+step 1). Less padding still, but a step's examples are then of one length, and where length goes with the label
+(long reviews are more often positive in the demo's data) its gradient leans to one class: off by default.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from collections.abc import Sequence
 
 import torch
 
+from albert.errors import AlbertError
+
 WINDOW_STEPS = 50  # steps per sorted window (transformers' megabatch multiplier)
+MAX_EXACT = 128  # rows of a step partitioned one by one; larger steps are partitioned in blocks
 
 
 def row_costs(data) -> list[int]:
@@ -59,36 +65,67 @@ def rank_share(step: Sequence[int], costs: Sequence[int], rank: int, world_size:
     return ordered[rank::world_size]
 
 
-def forward_passes(rows: Sequence[int], costs: Sequence[int], max_tokens: int, max_rows: int) -> list[list[int]]:
-    """``rows`` cut into forward passes in their order, each within ``max_tokens`` padded tokens (rows × the
-    longest) and ``max_rows`` rows; a single row longer than the budget still gets its own pass."""
-    passes: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for r in rows:
-        widest = max(longest, costs[r])
-        if current and ((len(current) + 1) * widest > max_tokens or len(current) >= max_rows):
-            passes.append(current)
-            current, widest = [], costs[r]
-        current.append(r)
-        longest = widest
-    if current:
-        passes.append(current)
-    return passes
+def forward_passes(rows: Sequence[int], costs: Sequence[int], max_tokens: int, overhead: float) -> list[list[int]]:
+    """``rows`` sorted by length and cut where cutting pays: the partition into contiguous runs that minimises
+    Σ (rows × longest row + ``overhead``), each run within ``max_tokens`` padded tokens (a single row longer than the
+    budget still gets its own pass). ``overhead`` is what one more forward pass costs, in tokens: cutting a run in
+    two must save at least that much padding. Exact dynamic programming over the sorted rows (over blocks of rows
+    when there are more than MAX_EXACT, to bound the work per step)."""
+    order = sorted(rows, key=lambda r: (costs[r], r))
+    block = -(-len(order) // MAX_EXACT) if order else 1  # rows per unit of the partition
+    units = [order[k : k + block] for k in range(0, len(order), block)]
+    n = len(units)
+    best, cut = [0.0] + [float("inf")] * n, [0] * (n + 1)
+    for j in range(1, n + 1):
+        width = costs[units[j - 1][-1]]  # ascending order: the run's last row is its longest
+        size = 0
+        for i in range(j - 1, -1, -1):
+            size += len(units[i])
+            if size * width > max_tokens and i < j - 1:
+                break
+            cost = best[i] + size * width + overhead
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    passes, j = [], n
+    while j > 0:
+        passes.append([r for unit in units[cut[j] : j] for r in unit])
+        j = cut[j]
+    return passes[::-1]
 
 
 def step_passes(
-    step: Sequence[int],
-    costs: Sequence[int],
-    rank: int,
-    world_size: int,
-    max_tokens: int,
-    max_rows: int,
-    group_by_length: bool,
+    step: Sequence[int], costs: Sequence[int], rank: int, world_size: int, max_tokens: int, overhead: float
 ) -> list[list[int]]:
-    """This process's forward passes for one optimizer step. Without length grouping the passes are the shuffled
-    order cut into ``max_rows`` rows each (plain random batches)."""
-    if not group_by_length:
-        mine = list(step)[rank::world_size]
-        return [mine[k : k + max_rows] for k in range(0, len(mine), max_rows)]
-    return forward_passes(rank_share(step, costs, rank, world_size), costs, max_tokens, max_rows)
+    """This process's forward passes for one optimizer step: its share of the step, cut by ``forward_passes``."""
+    return forward_passes(rank_share(step, costs, rank, world_size), costs, max_tokens, overhead)
+
+
+class BatchingError(AlbertError):
+    """A training set that cannot be cut into the steps asked for."""
+
+
+class StepPlan:
+    """Which examples each optimizer step uses and how this process cuts its share into forward passes
+    (albert/batching.py); a function of the seed and the step, so a resumed run repeats the same batches."""
+
+    def __init__(self, cfg, data, world_size: int):
+        self.costs = row_costs(data)
+        self.world_size, self.seed, self.group = world_size, cfg.seed, cfg.group_by_length
+        self.per_step = min(cfg.batch_size * cfg.grad_accum * world_size, len(data))  # a tiny set: one step of all
+        if self.per_step < world_size:
+            raise BatchingError(f"{len(data)} training examples cannot be shared by {world_size} processes")
+        self.steps_per_epoch = len(data) // self.per_step
+        self.max_tokens = cfg.max_tokens or cfg.batch_size * cfg.max_seq_length  # never more than a padded batch
+        # one more forward pass must save this much padding: little on a CPU (cost ~ tokens), half a batch on a GPU
+        # (a pass of few rows leaves it idle)
+        self.overhead = self.max_tokens / (2 if str(cfg.device).startswith("cuda") else 16)
+        self._epoch: tuple[int, list[list[int]]] | None = None
+
+    def passes(self, step: int, rank: int) -> tuple[list[int], list[list[int]]]:
+        """(the step's examples over all processes, this process's forward passes)."""
+        epoch, index = divmod(step, self.steps_per_epoch)
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, epoch_steps(self.costs, epoch, self.seed, self.per_step, self.group))
+        rows = self._epoch[1][index]
+        mine = step_passes(rows, self.costs, rank, self.world_size, self.max_tokens, self.overhead)
+        return rows, mine

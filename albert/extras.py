@@ -5,7 +5,7 @@ install (`pip install 'albert-lite[train]'`), never a silent change of behaviour
     tf     google-crc32c, cramjam                           reading TensorFlow checkpoints (convert, inspect)
     zh     jieba                                            Chinese whole-word boundaries (prepare)
     onnx   onnx, onnxruntime                                export, predict/serve --onnx
-    serve  fastapi, uvicorn                                 serve
+    serve  fastapi, uvicorn, prometheus-client              serve
     tensorboard  tensorboard                                --report-to tensorboard (finetune, pretrain)
 """
 
@@ -29,6 +29,7 @@ EXTRA_OF = {
     "onnxruntime": "onnx",
     "fastapi": "serve",
     "uvicorn": "serve",
+    "prometheus_client": "serve",
     "tensorboard": "tensorboard",
 }
 

@@ -68,7 +68,7 @@ class FinetuneConfig:
     max_steps: int | None = None  # overrides epochs
     batch_size: int = 32  # examples per forward pass (× grad_accum × processes: examples per optimizer step)
     grad_accum: int = 1  # forward passes per optimizer step (gradient accumulation)
-    group_by_length: bool = True  # batches of similar lengths (shuffled windows sorted by length): less padding
+    group_by_length: bool = False  # steps of similar lengths (shuffled windows sorted by length): less padding still
     max_tokens: int | None = None  # padded tokens per forward pass (default batch_size × max_seq_length)
     learning_rate: float | str | None = None  # peak AdamW rate, or auto (a range test picks it); None: by model width
     find_lr: bool = False  # only run the learning-rate range test: lr_find.png and the suggested rate in out
@@ -256,7 +256,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
             log.warning(
                 "%s: %d of %d examples truncated to %d tokens", name, data.truncated, len(data), cfg.max_seq_length
             )
-    plan = StepPlan(cfg, train_data, dist.world_size)
+    plan = batching.StepPlan(cfg, train_data, dist.world_size)
     total = cfg.max_steps or max(1, int(cfg.epochs * plan.steps_per_epoch))
     eval_every = cfg.eval_every or plan.steps_per_epoch
     save_every = cfg.save_every or eval_every
@@ -277,7 +277,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     def run_step(k: int) -> float:
         return forward_backward(ddp, train_data, *plan.passes(k, dist.rank), dist, autocast)
 
-    rate = None if resuming else choose_rate(cfg, model, run_step, out, dist)  # a resumed run: its checkpoint's
+    rate = None if resuming else lrfind.choose_rate(cfg, model, run_step, out, dist)  # a resumed run: its checkpoint's
     if cfg.find_lr:
         distributed.teardown(dist)
         if dist.is_main:
@@ -386,39 +386,6 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     return result
 
 
-def rate_for_size(config) -> float:
-    """The default peak rate by the model's width. 1e-3 for H ≤ 256 is measured (make demo: a 4-layer H=256 model,
-    pretrained or not, learns at 1e-3 and predicts the majority class at 3e-5); 3e-5 for released sizes is the
-    middle of the paper's Table 14 (1e-5 to 5e-5); 3e-4 between them is an interpolation, not a measurement."""
-    if config.hidden_size <= 256:
-        return 1e-3
-    if config.hidden_size <= 512:
-        return 3e-4
-    return 3e-5
-
-
-def choose_rate(cfg: FinetuneConfig, model, run_step, out: Path, dist) -> float:
-    """The rate given; else, for auto and --find-lr, the range test's suggestion (its curve saved in out); else the
-    rate for the model's size."""
-    if isinstance(cfg.learning_rate, float) and not cfg.find_lr:
-        return cfg.learning_rate
-    if cfg.learning_rate is None and not cfg.find_lr:
-        rate = rate_for_size(model.config)
-        if dist.is_main:
-            log.warning("learning rate %g (the default for hidden size %d)", rate, model.config.hidden_size)
-        return rate
-    test = lrfind.range_test(model, build_optimizer(model, "adamw", 1.0, cfg.weight_decay), run_step, cfg.find_lr_steps)
-    if dist.is_main:
-        test.save(out)
-        log.warning(
-            "learning-rate range test: suggested rate %.2g (curve: %s; %d steps)",
-            test.suggested,
-            out / "lr_find.png",
-            len(test.rates),
-        )
-    return test.suggested
-
-
 def forward_backward(ddp, data, rows: list[int], passes: list[list[int]], dist, autocast) -> float:
     """One optimizer step's forward and backward passes (gradients accumulate; DDP all-reduces them on the last
     pass); returns the step's mean loss over every process's examples."""
@@ -433,31 +400,6 @@ def forward_backward(ddp, data, rows: list[int], passes: list[list[int]], dist, 
             loss.backward()
         running += loss.item()
     return dist.mean(running)
-
-
-class StepPlan:
-    """Which examples each optimizer step uses and how this process cuts its share into forward passes
-    (albert/batching.py); a function of the seed and the step, so a resumed run repeats the same batches."""
-
-    def __init__(self, cfg: FinetuneConfig, data, world_size: int):
-        self.costs = batching.row_costs(data)
-        self.world_size, self.seed, self.group = world_size, cfg.seed, cfg.group_by_length
-        self.per_step = min(cfg.batch_size * cfg.grad_accum * world_size, len(data))  # a tiny set: one step of all
-        if self.per_step < world_size:
-            raise AlbertError(f"{len(data)} training examples cannot be shared by {world_size} processes")
-        self.steps_per_epoch = len(data) // self.per_step
-        self.max_tokens = cfg.max_tokens or cfg.batch_size * cfg.max_seq_length  # never more than a padded batch
-        self.max_rows = cfg.batch_size if not cfg.group_by_length else cfg.batch_size * cfg.grad_accum
-        self._epoch: tuple[int, list[list[int]]] | None = None
-
-    def passes(self, step: int, rank: int) -> tuple[list[int], list[list[int]]]:
-        """(the step's examples over all processes, this process's forward passes)."""
-        epoch, index = divmod(step, self.steps_per_epoch)
-        if self._epoch is None or self._epoch[0] != epoch:
-            self._epoch = (epoch, batching.epoch_steps(self.costs, epoch, self.seed, self.per_step, self.group))
-        rows = self._epoch[1][index]
-        mine = batching.step_passes(rows, self.costs, rank, self.world_size, self.max_tokens, self.max_rows, self.group)
-        return rows, mine
 
 
 def one_label_warning(rate: float, best: dict[str, float], n_labels: int) -> str:

@@ -7,6 +7,12 @@
   waiting at most ``max_wait_ms`` for more, and runs them as one length-sorted batch. A full queue answers 503.
 - Limits: body size (413), texts per request, characters per text, empty lists, wrong types (422), malformed JSON
   or non-UTF-8 bodies (400); every error body is ``{"error": ..., "details": [...]}`` and the server keeps serving.
+  An oversized body is read and thrown away (up to ``drain_bytes``) before the 413, so a client that sends its whole
+  body before reading (urllib, most) gets the answer instead of a reset; a client that asked ``Expect:
+  100-continue`` (curl) gets it before sending anything. A body not received within ``body_timeout`` seconds gets
+  408, more than ``max_connections`` requests at once get 503, and every 503 says ``Retry-After``.
+- ``GET /metrics``: Prometheus text format (prometheus-client): requests by route and status, latency, texts per
+  batch, rows and tokens per model call, queue depth, texts predicted.
 - Bodies are read as JSON whatever their Content-Type, so ``curl -d '{"texts": [...]}'`` works as written.
 - Graceful shutdown: on SIGTERM uvicorn stops accepting, in-flight requests finish (the batcher drains), then exit.
 - A structured access log: one JSON line per request on the ``albert.access`` logger (stderr).
@@ -15,20 +21,17 @@
 # No `from __future__ import annotations`: FastAPI reads the route signatures at runtime, with local models.
 
 import asyncio
-import json
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 from albert.errors import AlbertError
 from albert.extras import require
-from albert.fields import AT_LEAST_1, NON_NEGATIVE, PORT, Range, coerce_fields
+from albert.fields import AT_LEAST_1, NON_NEGATIVE, PORT, POSITIVE, Range, coerce_fields
 from albert.hub import HubOptions
 from albert.infer import Predictor
-
-access_log = logging.getLogger("albert.access")
+from albert.servehttp import RETRY_AFTER_SECONDS, BodyGuard, CountingForward, ServeMetrics, access_log
 
 
 @dataclass
@@ -43,6 +46,9 @@ class ServeConfig:
     max_request_texts: int = 256  # most texts in one request (more: 422)
     max_text_chars: int = 20000  # most characters per text (more: 422)
     max_body_bytes: int = 2_000_000  # largest request body (more: 413)
+    drain_bytes: int = 128_000_000  # an oversized body is read and discarded up to this size, so the client gets 413
+    body_timeout: float = 30.0  # seconds a client gets to send its request body (slower: 408)
+    max_connections: int = 256  # requests handled at once (more: 503 with Retry-After)
     max_length: int | None = None  # tokens per text, longer ones are cut (default: 128 or the model's positions)
     threads: int | None = None  # CPU threads for the model (default: the engine's own choice)
     graceful_timeout: float = 30.0  # seconds in-flight requests get after SIGTERM
@@ -58,6 +64,9 @@ class ServeConfig:
         "max_request_texts": AT_LEAST_1,
         "max_text_chars": AT_LEAST_1,
         "max_body_bytes": AT_LEAST_1,
+        "drain_bytes": NON_NEGATIVE,
+        "body_timeout": POSITIVE,
+        "max_connections": AT_LEAST_1,
         "max_length": Range(4),
         "threads": AT_LEAST_1,
         "graceful_timeout": NON_NEGATIVE,
@@ -74,8 +83,8 @@ class QueueFull(Exception):
 class MicroBatcher:
     """Gathers concurrent requests of one kind into single calls of ``run(kind, items) -> results``."""
 
-    def __init__(self, run, max_batch: int, max_wait_ms: float, max_queue: int):
-        self.run, self.max_batch, self.max_wait = run, max_batch, max_wait_ms / 1000
+    def __init__(self, run, max_batch: int, max_wait_ms: float, max_queue: int, metrics: ServeMetrics | None = None):
+        self.run, self.max_batch, self.max_wait, self.metrics = run, max_batch, max_wait_ms / 1000, metrics
         self.max_queue, self.waiting = max_queue, 0
         self.queue: asyncio.Queue = asyncio.Queue()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="albert-model")
@@ -126,6 +135,8 @@ class MicroBatcher:
             for kind in dict.fromkeys(k for k, _, _ in batch):  # one model call per kind, in arrival order
                 group = [(items, future) for k, items, future in batch if k == kind]
                 flat = [item for items, _ in group for item in items]
+                if self.metrics is not None:
+                    self.metrics.batch_texts.observe(len(flat))
                 try:
                     results = await loop.run_in_executor(self.executor, self.run, kind, flat)
                 except Exception as err:  # noqa: BLE001 - handed to the waiting requests, which answer 500
@@ -140,6 +151,8 @@ class MicroBatcher:
                         start += len(items)
                 self.waiting -= len(flat)
                 self.batches += 1
+                if self.metrics is not None:
+                    self.metrics.texts.inc(len(flat))
 
     async def stop(self) -> None:
         while not self.queue.empty() and self.failure is None:  # anything queued is still answered
@@ -154,6 +167,7 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
 
     require("fastapi", "serving")
     from fastapi import FastAPI
+    from fastapi.responses import PlainTextResponse
 
     predictor = predictor or Predictor(
         cfg.model,
@@ -163,7 +177,12 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
         hub_options=HubOptions(cfg.revision, cfg.cache_dir, None, cfg.local_files_only),
         length_flag="--max-length",
     )
-    batcher = MicroBatcher(lambda route, items: predictor.predict(items), cfg.max_batch, cfg.max_wait_ms, cfg.max_queue)
+    metrics = ServeMetrics()
+    predictor.forward = CountingForward(predictor.forward, metrics)
+    batcher = MicroBatcher(
+        lambda route, items: predictor.predict(items), cfg.max_batch, cfg.max_wait_ms, cfg.max_queue, metrics
+    )
+    metrics.queue.set_function(lambda: batcher.waiting)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -193,8 +212,13 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
             "batches": batcher.batches,
         }
 
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def prometheus_metrics():
+        payload, content_type = metrics.exposition()
+        return PlainTextResponse(payload, media_type=content_type)
+
     _add_error_handlers(app)
-    return BodyGuard(app, cfg.max_body_bytes)
+    return BodyGuard(app, cfg, metrics)
 
 
 def _request_model(cfg: ServeConfig, task):
@@ -242,7 +266,9 @@ def _add_task_route(app, cfg: ServeConfig, task, batcher: MicroBatcher) -> None:
         try:
             results = await batcher.submit(task.route, items)
         except QueueFull:
-            raise StarletteHTTPException(503, "the server is at capacity; retry shortly") from None
+            raise StarletteHTTPException(
+                503, "the server is at capacity; retry shortly", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+            ) from None
         return {task.response: results}
 
     app.post(
@@ -280,95 +306,11 @@ def _add_error_handlers(app) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"error": str(exc.detail), "details": []}, status_code=exc.status_code)
+        return JSONResponse({"error": str(exc.detail), "details": []}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(AlbertError)
     async def albert_error(request: Request, exc: AlbertError):
         return JSONResponse({"error": str(exc), "details": []}, status_code=422)
-
-
-class BodyGuard:
-    """ASGI middleware: body size limit (413), UTF-8 check (400), JSON content type, and the access log."""
-
-    def __init__(self, app, max_body_bytes: int):
-        self.app, self.limit = app, max_body_bytes
-
-    def __getattr__(self, name):  # e.g. .routes, .openapi for tests and tools
-        return getattr(self.app, name)
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started, status = time.perf_counter(), {"code": 500}
-
-        async def logged_send(message):
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        body, size = b"", 0
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
-        try:
-            if declared is not None and int(declared) > self.limit:
-                return await self._reject(logged_send, 413, f"request body over {self.limit} bytes")
-            if scope["method"] in ("POST", "PUT", "PATCH"):
-                more = True
-                while more:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        return
-                    body += message.get("body", b"")
-                    more = message.get("more_body", False)
-                    if len(body) > self.limit:
-                        return await self._reject(logged_send, 413, f"request body over {self.limit} bytes")
-                size = len(body)
-                try:
-                    body.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    return await self._reject(logged_send, 400, f"request body is not UTF-8 (byte {err.start})")
-                scope = dict(scope)  # read JSON whatever the client said the body was (curl -d says form data)
-                scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-                scope["headers"].append((b"content-type", b"application/json"))
-                replayed = False
-
-                async def replay():
-                    nonlocal replayed
-                    if not replayed:
-                        replayed = True
-                        return {"type": "http.request", "body": body, "more_body": False}
-                    return await receive()
-
-                await self.app(scope, replay, logged_send)
-            else:
-                await self.app(scope, receive, logged_send)
-        finally:
-            access_log.info(
-                json.dumps(
-                    {
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
-                        "client": (scope.get("client") or ["-"])[0],
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status["code"],
-                        "ms": round((time.perf_counter() - started) * 1000, 2),
-                        "bytes_in": size,
-                        "items": (scope.get("state") or {}).get("items"),
-                    }
-                )
-            )
-
-    @staticmethod
-    async def _reject(send, code: int, message: str) -> None:
-        payload = json.dumps({"error": message, "details": []}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": code,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
 
 
 def serve(cfg: ServeConfig) -> None:
@@ -391,5 +333,6 @@ def serve(cfg: ServeConfig) -> None:
         port=cfg.port,
         access_log=False,  # ours is structured
         timeout_graceful_shutdown=cfg.graceful_timeout,
+        limit_concurrency=2 * cfg.max_connections,  # a backstop: BodyGuard answers 503 with Retry-After first
         log_level="info",
     )

@@ -6,7 +6,7 @@ steps, the best dev checkpoint kept) at each rate of a sweep, then with `--learn
 suggestion) and with no rate at all (the default for the model's size). Dev accuracy picks the sweep's best; test
 accuracy is reported for all.
 
-    python examples/find_lr.py [--rates 1e-4 3e-4 1e-3 3e-3] [--random]
+    python examples/find_lr.py [--rates 1e-4 3e-4 1e-3 3e-3] [--random] [--reuse-sweep]
         # writes examples/results/find_lr.json and find_lr_pretrained-auto.png (the range test's curve)
 """
 
@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "examples"), str(ROOT / "scripts")]
 from demo import WORK, build_pretrained, split_reviews, write_split  # noqa: E402
 
+from albert.config import AlbertConfig  # noqa: E402
 from albert.estimators import TextClassifier  # noqa: E402
 from albert.finetune import FinetuneConfig, train  # noqa: E402
+from albert.lrfind import rate_for_size  # noqa: E402
 from albert.tasks import classification as task  # noqa: E402
 
 RESULTS = ROOT / "examples" / "results"
@@ -76,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3])
     parser.add_argument("--random", action="store_true", help="also from random weights in the same shape")
+    parser.add_argument("--reuse-sweep", action="store_true", help="take the sweep's runs from the last results file")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     splits = split_reviews()
@@ -85,12 +88,19 @@ def main() -> None:
     if args.random:
         inits["random"] = f"random:{WORK / 'model.json'}"
     results: dict = {"split": {k: len(v) for k, v in splits.items()}, "models": {}}
+    last = json.loads((RESULTS / "find_lr.json").read_text()) if args.reuse_sweep else {"models": {}}
     for kind, init in inits.items():
         print(f"{kind} weights")
-        runs = {f"{rate:g}": finetune(init, f"{kind}-{rate:g}", rate) for rate in args.rates}
+        kept = last["models"].get(kind, {}).get("sweep", {})
+        runs = {
+            f"{rate:g}": kept[f"{rate:g}"] if f"{rate:g}" in kept else finetune(init, f"{kind}-{rate:g}", rate)
+            for rate in args.rates
+        }
         best = max(runs, key=lambda r: runs[r]["dev_accuracy"])
         auto = finetune(init, f"{kind}-auto", "auto")
-        default = finetune(init, f"{kind}-default", None)
+        width_rate = f"{rate_for_size(AlbertConfig.from_json_file(WORK / 'model.json')):g}"
+        # no --learning-rate trains exactly as the sweep's run at the model width's rate, when the sweep has it
+        default = runs[width_rate] if width_rate in runs else finetune(init, f"{kind}-default", None)
         results["models"][kind] = {
             "sweep": runs,
             "best_of_sweep": best,

@@ -45,7 +45,7 @@ LAYERS = [
         "tasks.embedding",
     },
     {"infer", "importers", "export"},  # prediction; checkpoint conversion
-    {"finetune", "pretrain", "serve", "estimators"},
+    {"finetune", "pretrain", "serve", "servehttp", "estimators"},
     {"cli", "cliflags", "__main__", "__init__"},
 ]
 LAYER_OF = {name: k for k, names in enumerate(LAYERS) for name in names}

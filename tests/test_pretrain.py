@@ -169,11 +169,19 @@ def test_sigterm_writes_a_checkpoint_at_the_current_step(corpus, tmp_path):
     assert len(steps) == 1 and int(steps[0].split("-")[1]) >= 3 and (run / "model" / "model.safetensors").exists()
 
 
-def test_two_process_ddp_equals_one_process_with_the_same_global_batch(corpus, tmp_path):
-    common = ["--max-steps", "4", "--save-every", "4", "--eval-every", "100"]
-    one = _cli(corpus, tmp_path / "one", *common, "--batch-size", "4", "--grad-accum", "2")
-    subprocess.run(one, check=True, capture_output=True)
-    two = _cli(corpus, tmp_path / "two", *common, "--batch-size", "4", "--grad-accum", "1")
+_DDP = ["--max-steps", "4", "--save-every", "4", "--eval-every", "100", "--batch-size", "4"]
+
+
+@pytest.fixture(scope="module")
+def one_process(corpus, tmp_path_factory):
+    """1 process, --grad-accum 2: what 2 processes with --grad-accum 1 must compute."""
+    run = tmp_path_factory.mktemp("one") / "run"
+    subprocess.run(_cli(corpus, run, *_DDP, "--grad-accum", "2"), check=True, capture_output=True)
+    return run
+
+
+def test_two_process_ddp_equals_one_process_with_the_same_global_batch(corpus, one_process, tmp_path):
+    two = _cli(corpus, tmp_path / "two", *_DDP, "--grad-accum", "1")
     two = [
         sys.executable,
         "-m",
@@ -187,7 +195,7 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(corpus, t
     ]
     result = subprocess.run(two, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
-    a = load_file(tmp_path / "one" / "model" / "model.safetensors")
+    a = load_file(one_process / "model" / "model.safetensors")
     b = load_file(tmp_path / "two" / "model" / "model.safetensors")
     assert a.keys() == b.keys()
     for key in a:
@@ -373,14 +381,12 @@ def test_a_corpus_too_small_for_the_eval_split_names_the_flag(corpus, tmp_path):
         train(_cfg(corpus, tmp_path / "run", data=str(tmp_path / "d"), eval_fraction=0.01))
 
 
-def test_two_torchrun_nodes_equal_one_process(corpus, tmp_path):
+def test_two_torchrun_nodes_equal_one_process(corpus, one_process, tmp_path):
     """Two launchers as two machines (c10d rendezvous on 127.0.0.1), one process each, equal one process with the
     same global batch."""
-    common = ["--max-steps", "4", "--save-every", "4", "--eval-every", "100"]
-    subprocess.run(_cli(corpus, tmp_path / "one", *common, "--batch-size", "4", "--grad-accum", "2"), check=True)
-    torchrun_nodes(_cli(corpus, tmp_path / "nodes", *common, "--batch-size", "4", "--grad-accum", "1")[2:])
-    assert _losses(tmp_path / "nodes") == pytest.approx(_losses(tmp_path / "one"), rel=1e-5)
-    a = load_file(tmp_path / "one" / "model" / "model.safetensors")
+    torchrun_nodes(_cli(corpus, tmp_path / "nodes", *_DDP, "--grad-accum", "1")[2:])
+    assert _losses(tmp_path / "nodes") == pytest.approx(_losses(one_process), rel=1e-5)
+    a = load_file(one_process / "model" / "model.safetensors")
     b = load_file(tmp_path / "nodes" / "model" / "model.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
