@@ -66,8 +66,8 @@ class FinetuneConfig:
     label_column: str = "label"  # field holding the label
     epochs: float = 3.0  # passes over the training data (fractions allowed)
     max_steps: int | None = None  # overrides epochs
-    batch_size: int = 32  # examples per forward pass (× grad_accum × processes: examples per optimizer step)
-    grad_accum: int = 1  # forward passes per optimizer step (gradient accumulation)
+    batch_size: int = 32  # examples per process and accumulation step (× grad_accum × processes: per optimizer step)
+    grad_accum: int = 1  # gradient accumulation: batch_size × grad_accum examples per process and optimizer step
     group_by_length: bool = False  # steps of similar lengths (shuffled windows sorted by length): less padding still
     max_tokens: int | None = None  # padded tokens per forward pass (default batch_size × max_seq_length)
     learning_rate: float | str | None = None  # peak AdamW rate, or auto (a range test picks it); None: by model width
