@@ -106,8 +106,8 @@ def suggest(rates: list[float], smoothed: list[float]) -> float:
 
 
 def rate_for_size(config) -> float:
-    """The default peak rate by the model's width. 1e-3 for H ≤ 256 is measured (make demo: a 4-layer H=256 model,
-    pretrained or not, learns at 1e-3 and predicts the majority class at 3e-5); 3e-5 for released sizes is the
+    """The default peak rate by the model's width. 1e-3 for H ≤ 256 is measured (make demo: the pretrained 4-layer
+    H=256 model reaches 0.853 test accuracy at 1e-3, 0.678 at 1e-4); 3e-5 for released sizes is the
     middle of the paper's Table 14 (1e-5 to 5e-5); 3e-4 between them is an interpolation, not a measurement."""
     if config.hidden_size <= 256:
         return 1e-3
