@@ -11,6 +11,9 @@
   body before reading (urllib, most) gets the answer instead of a reset; a client that asked ``Expect:
   100-continue`` (curl) gets it before sending anything. A body not received within ``body_timeout`` seconds gets
   408, more than ``max_connections`` requests at once get 503, and every 503 says ``Retry-After``.
+- ``GET /``: a playground page (albert/playground.html: plain HTML and JavaScript, nothing fetched from elsewhere) with
+  a form for the model's task and its answer drawn: label probabilities as bars, entities marked in the text, the
+  answer marked in the context, an encoder's nearest texts. ``--no-playground`` leaves it out.
 - ``GET /metrics``: Prometheus text format (prometheus-client): requests by route and status, latency, texts per
   batch, rows and tokens per model call, queue depth, texts predicted.
 - Bodies are read as JSON whatever their Content-Type, so ``curl -d '{"texts": [...]}'`` works as written.
@@ -24,6 +27,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import resources
 from typing import Annotated, Any, ClassVar
 
 from albert.errors import AlbertError
@@ -55,6 +59,7 @@ class ServeConfig:
     revision: str | None = None  # hub: branch, tag or commit of the model
     cache_dir: str | None = None  # hub: cache folder (default: HF_HUB_CACHE)
     local_files_only: bool = False  # hub: use the cache only, no network
+    playground: bool = True  # serve the try-the-model page at GET /
 
     LIMITS: ClassVar[dict] = {
         "port": PORT,
@@ -74,6 +79,10 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         coerce_fields(self)  # YAML, flags and Python callers alike: each field as its declared type
+
+
+# the playground's scripts and styles are inline; it talks to this server only and loads nothing from elsewhere
+PLAYGROUND_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"
 
 
 class QueueFull(Exception):
@@ -167,7 +176,7 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
 
     require("fastapi", "serving")
     from fastapi import FastAPI
-    from fastapi.responses import PlainTextResponse
+    from fastapi.responses import HTMLResponse, PlainTextResponse
 
     predictor = predictor or Predictor(
         cfg.model,
@@ -211,6 +220,13 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
             "queued_texts": batcher.waiting,
             "batches": batcher.batches,
         }
+
+    if cfg.playground:
+        page = (resources.files("albert") / "playground.html").read_text(encoding="utf-8")
+
+        @app.get("/", summary="A page to try the model", response_class=HTMLResponse, include_in_schema=False)
+        async def playground():
+            return HTMLResponse(page, headers={"Content-Security-Policy": PLAYGROUND_CSP})
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def prometheus_metrics():

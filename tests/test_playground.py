@@ -1,0 +1,181 @@
+"""`albert serve`'s playground page (GET /) in a real browser: headless Chromium driven by Selenium against a real
+server. For a classifier, a tagger, a QA model and an encoder: type, click, and read what the page shows; it must be
+what the API answers for the same input. Screenshots are kept in test-artifacts/ (ignored by git).
+
+Chromium comes from Debian's `chromium` and `chromium-driver` packages; `make test` installs them where it runs as
+root with apt-get (CI), elsewhere this module skips and says how to get them."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from servers import Server
+
+pytest.importorskip("fastapi")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a dev dependency: pip install -e '.[dev]'")
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+if not (CHROMIUM and DRIVER):
+    pytest.skip(
+        "no Chromium here: apt-get install chromium chromium-driver (make test does it where it runs as root)",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,900"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors, CSP violations included
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def served(models):
+    """One server per model kind, started on first use."""
+    started: dict[str, Server] = {}
+
+    def get(kind: str) -> Server:
+        if kind not in started:
+            started[kind] = Server(models[kind])
+        return started[kind]
+
+    yield get
+    for srv in started.values():
+        srv.stop()
+
+
+def open_page(browser, srv: Server, route: str):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(srv.url + "/")
+    body = browser.find_element(By.TAG_NAME, "body")
+    WebDriverWait(browser, 20).until(lambda d: body.get_attribute("data-ready") or d.find_element(By.ID, "error").text)
+    assert body.get_attribute("data-ready") == route, browser.find_element(By.ID, "error").text
+    return By
+
+
+def submit(browser, values: dict[str, str], shot: str):
+    """Type each field, click Run, wait for the drawn answer; a screenshot goes to test-artifacts/."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    for field, text in values.items():
+        box = browser.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(text)
+    browser.find_element(By.ID, "run").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "answer") or d.find_element(By.ID, "error").text)
+    assert browser.find_element(By.ID, "error").text == ""
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / f"playground-{shot}.png"))
+    assert (ARTIFACTS / f"playground-{shot}.png").stat().st_size > 5000
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors  # no script error, nothing the page's Content-Security-Policy had to block
+
+
+def test_classifier_page_shows_the_label_and_the_probabilities_the_api_gives(browser, served):
+    srv = served("clf")
+    By = open_page(browser, srv, "predict")
+    text = "The jury praised the new county hospital."
+    submit(browser, {"text": text}, "classification")
+    status, api = srv.post("/predict", {"texts": [text]})
+    assert status == 200
+    want = api["predictions"][0]
+    assert browser.find_element(By.ID, "answer").text == want["label"]
+    bars = browser.find_elements(By.CSS_SELECTOR, ".bar")
+    names = [b.find_element(By.CLASS_NAME, "name").text for b in bars]
+    values = [float(b.find_element(By.CLASS_NAME, "value").text) for b in bars]
+    assert dict(zip(names, values, strict=True)) == {label: round(p, 3) for label, p in want["probabilities"].items()}
+    assert values == sorted(values, reverse=True) and names[0] == want["label"]
+    assert "top" in bars[0].get_attribute("class")
+
+
+def test_tagger_page_marks_the_entities_the_api_finds(browser, served):
+    srv = served("ner")
+    By = open_page(browser, srv, "ner")
+    text = "Mr. Brown met the Fulton County jury in Atlanta on Friday."
+    submit(browser, {"text": text}, "ner")
+    entities = srv.post("/ner", {"texts": [text]})[1]["entities"][0]
+    assert entities, "the fixture's random tagger finds entities in this text"
+    marks = browser.find_elements(By.CSS_SELECTOR, "#result mark")
+    assert browser.find_element(By.ID, "answer").text == f"{len(entities)} entit{'ies' if len(entities) > 1 else 'y'}"
+    assert [(m.get_attribute("data-type"), m.get_attribute("textContent")) for m in marks] == [
+        (e["type"], e["text"]) for e in entities
+    ]
+    # the whole text is still there, in order, around the marks
+    assert browser.find_element(By.CSS_SELECTOR, "#result .text").get_attribute("textContent").startswith("Mr.")
+
+
+def test_qa_page_marks_the_answer_in_the_context(browser, served):
+    srv = served("qa")
+    By = open_page(browser, srv, "qa")
+    question, context = "Who met the jury?", "Mr. Brown met the Fulton County jury in Atlanta on Friday."
+    submit(browser, {"question": question, "context": context}, "qa")
+    answer = srv.post("/qa", {"items": [{"question": question, "context": context}]})[1]["answers"][0]
+    assert answer["answer"], "the fixture's random QA model answers this question"
+    marks = browser.find_elements(By.CSS_SELECTOR, "#result mark")
+    assert len(marks) == 1 and marks[0].get_attribute("textContent") == answer["answer"]
+    assert context[answer["start"] : answer["end"]] == answer["answer"]
+    assert browser.find_element(By.ID, "answer").text.startswith(f"answer: {answer['answer']} (score")
+
+
+def test_encoder_page_ranks_texts_by_cosine_similarity(browser, served):
+    srv = served("encoder")
+    By = open_page(browser, srv, "embed")
+    query, texts = "the county jury", ["a jury in the county", "rain fell all day", "the stock market rose"]
+    submit(browser, {"query": query, "texts": "\n".join(texts)}, "embed")
+    vectors = srv.post("/embed", {"texts": [query, *texts]})[1]["embeddings"]
+
+    def cosine(a, b):
+        return sum(x * y for x, y in zip(a, b, strict=True)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+
+    ranked = sorted(texts, key=lambda t: -cosine(vectors[0], vectors[1 + texts.index(t)]))
+    shown = [b.find_element(By.CLASS_NAME, "name").text for b in browser.find_elements(By.CSS_SELECTOR, ".bar")]
+    assert shown == ranked
+    assert browser.find_element(By.ID, "answer").text == f"nearest: {ranked[0]}"
+
+
+def test_an_api_error_is_shown_on_the_page(browser, served):
+    srv = served("clf")
+    By = open_page(browser, srv, "predict")
+    browser.find_element(By.ID, "text").clear()
+    browser.find_element(By.ID, "text").send_keys("x" * 30)
+    browser.execute_script("document.getElementById('text').value = 'y'.repeat(30000)")  # over --max-text-chars
+    browser.find_element(By.ID, "run").click()
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "error").text)
+    assert browser.find_element(By.ID, "error").text.startswith("422: invalid request: texts.0")
+
+
+def test_the_page_is_self_contained_and_can_be_switched_off(served, models):
+    srv = served("clf")
+    with urllib.request.urlopen(srv.url + "/", timeout=30) as resp:
+        page = resp.read().decode()
+        policy = resp.headers["Content-Security-Policy"]
+    assert resp.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+    assert "http://" not in page and "https://" not in page  # nothing loaded from elsewhere
+    off = Server(models["clf"], "--no-playground")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(off.url + "/", timeout=30)
+        assert err.value.code == 404
+    finally:
+        off.stop()
