@@ -65,12 +65,15 @@ def rank_share(step: Sequence[int], costs: Sequence[int], rank: int, world_size:
     return ordered[rank::world_size]
 
 
-def forward_passes(rows: Sequence[int], costs: Sequence[int], max_tokens: int, overhead: float) -> list[list[int]]:
+def forward_passes(
+    rows: Sequence[int], costs: Sequence[int], max_tokens: int, overhead: float, max_rows: int | None = None
+) -> list[list[int]]:
     """``rows`` sorted by length and cut where cutting pays: the partition into contiguous runs that minimises
     Σ (rows × longest row + ``overhead``), each run within ``max_tokens`` padded tokens (a single row longer than the
-    budget still gets its own pass). ``overhead`` is what one more forward pass costs, in tokens: cutting a run in
-    two must save at least that much padding. Exact dynamic programming over the sorted rows (over blocks of rows
-    when there are more than MAX_EXACT, to bound the work per step)."""
+    budget still gets its own pass) and ``max_rows`` rows. ``overhead`` is what one more forward pass costs, in
+    tokens: cutting a run in two must save at least that much padding. Exact dynamic programming over the sorted
+    rows (over blocks of rows when there are more than MAX_EXACT, to bound the work). Training cuts each step with
+    it; prediction (albert/engines.py) cuts each call's rows."""
     order = sorted(rows, key=lambda r: (costs[r], r))
     block = -(-len(order) // MAX_EXACT) if order else 1  # rows per unit of the partition
     units = [order[k : k + block] for k in range(0, len(order), block)]
@@ -81,7 +84,7 @@ def forward_passes(rows: Sequence[int], costs: Sequence[int], max_tokens: int, o
         size = 0
         for i in range(j - 1, -1, -1):
             size += len(units[i])
-            if size * width > max_tokens and i < j - 1:
+            if (size * width > max_tokens or (max_rows is not None and size > max_rows)) and i < j - 1:
                 break
             cost = best[i] + size * width + overhead
             if cost < best[j]:

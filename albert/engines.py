@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from albert.batching import forward_passes
 from albert.collate import encoder_inputs
 from albert.errors import AlbertError, CheckpointError
 
@@ -32,6 +33,10 @@ Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_MAX_TOKENS_GPU = 16384
 DEFAULT_MAX_BATCH = 256
+# What one more forward pass costs, in padded tokens, as a share of the budget: the rows of a call are cut into
+# passes where that saves more padding than this (batching.forward_passes). An eighth (128 tokens at 1,024) did best
+# of 32/64/128 for the demo model on 32-text calls (a server's calls) in exploratory runs; docs/performance.md.
+PASS_OVERHEAD = 1 / 8
 
 # Which outputs have one value per token (trimmed to each row's length) for each model class.
 TOKEN_OUTPUTS = {
@@ -64,6 +69,12 @@ def plan_batches(lengths: Sequence[int], max_tokens: int = DEFAULT_MAX_TOKENS, m
     if current:
         batches.append(current)
     return batches
+
+
+def plan_passes(lengths: Sequence[int], max_tokens: int = DEFAULT_MAX_TOKENS, max_batch: int = DEFAULT_MAX_BATCH):
+    """Row indices grouped into forward passes: sorted by length and cut where a cut saves more padding than a pass
+    costs (the cheapest such partition, batching.forward_passes), each pass within the token budget."""
+    return forward_passes(range(len(lengths)), lengths, max_tokens, PASS_OVERHEAD * max_tokens, max_batch)
 
 
 class TorchForward:
@@ -138,7 +149,7 @@ def run_rows(
     forward = as_forward(forward)
     token_level = set(getattr(forward, "token_outputs", ()))
     results: dict[str, list[Any]] = {}
-    batches = plan_batches([len(x) for x in ids], max_tokens, max_batch)
+    batches = plan_passes([len(x) for x in ids], max_tokens, max_batch)
     if progress:
         from tqdm import tqdm
 

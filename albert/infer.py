@@ -31,6 +31,7 @@ from albert.engines import (  # noqa: F401 - re-exported: infer.run_rows etc. ar
     as_forward,
     pad_batch,
     plan_batches,
+    plan_passes,
     run_rows,
 )
 from albert.errors import AlbertError, CheckpointError, ConfigError

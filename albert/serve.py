@@ -3,8 +3,10 @@
 - One route, the model's task's (albert/tasks): ``POST /predict`` (classification: label and probabilities), ``/ner``
   (entity spans), ``/qa`` (answer spans), ``/choose`` (multiple choice), ``/summarize`` (extractive summaries),
   ``/similarity`` (sentence pairs), ``/embed`` (an encoder's vectors); ``GET /health``; OpenAPI at ``/docs``.
-- Micro-batching: concurrent requests wait in a short queue; one worker thread takes up to ``max_batch`` texts,
-  waiting at most ``max_wait_ms`` for more, and runs them as one length-sorted batch. A full queue answers 503.
+- Micro-batching: concurrent requests wait in a short queue; one worker thread takes up to ``max_batch`` texts and
+  runs them as one call, its texts sorted by length and cut into forward passes where that saves padding
+  (engines.plan_passes). Requests that queued while the model ran go at once; only when the model was idle does the
+  first request wait up to ``max_wait_ms`` for company. A full queue answers 503.
 - Limits: body size (413), texts per request, characters per text, empty lists, wrong types (422), malformed JSON
   or non-UTF-8 bodies (400); every error body is ``{"error": ..., "details": [...]}`` and the server keeps serving.
   An oversized body is read and thrown away (up to ``drain_bytes``) before the 413, so a client that sends its whole
@@ -132,13 +134,19 @@ class MicroBatcher:
     async def _batches(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            # Requests that arrived while the model ran go at once: waiting for company only pays when the model
+            # was idle (under load the queue fills during each call, and a wait would leave the model idle).
+            busy = not self.queue.empty()
             batch = [await self.queue.get()]
-            size, deadline = len(batch[0][1]), loop.time() + self.max_wait
+            size, deadline = len(batch[0][1]), loop.time() + (0.0 if busy else self.max_wait)
             while size < self.max_batch:
-                try:
-                    nxt = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
-                except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
-                    break
+                if not self.queue.empty():
+                    nxt = self.queue.get_nowait()
+                else:
+                    try:
+                        nxt = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
+                    except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
+                        break
                 batch.append(nxt)
                 size += len(nxt[1])
             for kind in dict.fromkeys(k for k, _, _ in batch):  # one model call per kind, in arrival order

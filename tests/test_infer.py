@@ -16,16 +16,31 @@ from albert.estimators import EntityTagger, TextClassifier
 from albert.tasks.classification import classification_logits
 
 
-def test_batches_cover_every_row_once_within_the_budget():
+@pytest.mark.parametrize("plan", [infer.plan_batches, infer.plan_passes], ids=["greedy", "passes"])
+def test_batches_cover_every_row_once_within_the_budget(plan):
     rng = np.random.default_rng(0)
-    lengths = rng.integers(1, 120, size=500).tolist()
-    batches = infer.plan_batches(lengths, max_tokens=1000, max_batch=32)
-    rows = [r for b in batches for r in b]
-    assert sorted(rows) == list(range(500))
-    assert [lengths[r] for r in rows] == sorted(lengths)  # length-sorted: little padding
-    for b in batches:
-        assert len(b) <= 32 and (len(b) == 1 or len(b) * max(lengths[r] for r in b) <= 1000)
-    assert infer.plan_batches([500], max_tokens=100) == [[0]]  # a row over budget still runs, alone
+    for n in (500, 40):  # blocks of rows past batching.MAX_EXACT, row by row below it
+        lengths = rng.integers(1, 120, size=n).tolist()
+        batches = plan(lengths, max_tokens=1000, max_batch=32)
+        rows = [r for b in batches for r in b]
+        assert sorted(rows) == list(range(n))
+        assert [lengths[r] for r in rows] == sorted(lengths)  # length-sorted: little padding
+        for b in batches:
+            assert len(b) <= 32 and (len(b) == 1 or len(b) * max(lengths[r] for r in b) <= 1000)
+    assert plan([500], max_tokens=100) == [[0]]  # a row over budget still runs, alone
+
+
+def test_prediction_passes_cut_where_padding_costs_more_than_a_pass():
+    """Eight short texts and two long ones (one server call's worth): cutting at the budget alone pads the short
+    ones to the long ones' length; the planner cuts between them, as a pass costs less than that padding."""
+    from albert.engines import PASS_OVERHEAD
+
+    lengths = [100, 10, 10, 10, 100, 10, 10, 10, 10, 10]
+    assert infer.plan_batches(lengths, max_tokens=1024) == [[1, 2, 3, 5, 6, 7, 8, 9, 0, 4]]  # 10 × 100 tokens
+    passes = infer.plan_passes(lengths, max_tokens=1024)
+    assert passes == [[1, 2, 3, 5, 6, 7, 8, 9], [0, 4]]  # 8 × 10 + 2 × 100 tokens and one more pass
+    assert 8 * 10 + 2 * 100 + 2 * PASS_OVERHEAD * 1024 < 10 * 100 + PASS_OVERHEAD * 1024
+    assert infer.plan_passes([10] * 8, max_tokens=1024) == [list(range(8))]  # equal lengths: nothing to save
 
 
 def test_batched_prediction_equals_one_text_at_a_time(models, brown_texts):

@@ -258,6 +258,37 @@ def test_micro_batcher_merges_requests_keeps_their_order_and_refuses_past_its_qu
     assert calls == [("predict", [1, 2, 3]), ("embed", [4, 5])]  # one model call per kind for the gathered window
 
 
+def test_micro_batcher_waits_for_company_only_when_the_model_was_idle():
+    """Requests that queued while the model ran go into the next call at once, however long --max-wait-ms is."""
+    import asyncio
+    import time
+
+    from albert.serve import MicroBatcher
+
+    calls = []
+
+    def run(kind, items):
+        calls.append(list(items))
+        time.sleep(0.3)  # the model at work
+        return items
+
+    async def scenario():
+        batcher = MicroBatcher(run, max_batch=2, max_wait_ms=3000, max_queue=64)
+        batcher.start()
+        start = time.perf_counter()
+        first = asyncio.ensure_future(batcher.submit("predict", [1, 2]))  # a full batch: no wait
+        await asyncio.sleep(0.1)
+        second = await batcher.submit("predict", [3])  # queued while the model runs: no 3 s wait either
+        waited = time.perf_counter() - start
+        await first
+        await batcher.stop()
+        return second, waited
+
+    second, waited = asyncio.run(scenario())
+    assert calls == [[1, 2], [3]] and second == [3]
+    assert waited < 1.5  # two calls of 0.3 s, no 3 s wait for company
+
+
 def test_micro_batcher_survives_python_310_timeouts_and_fails_requests_if_its_loop_dies(monkeypatch):
     """On Python 3.10 asyncio.wait_for raises asyncio.TimeoutError, which is not the builtin TimeoutError: emulate
     that here (this interpreter may be newer), then kill the loop outright and check nobody waits forever."""
