@@ -118,6 +118,27 @@ def _check_model_type(path: Path, repo: str) -> None:
         )
 
 
+def _reachable(endpoint: str) -> bool:
+    """Whether a TCP connection to the endpoint's host opens. True when a proxy is configured (the proxy decides
+    what is reachable, not a direct connection) or the host cannot be read from the URL."""
+    import os
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+        return True
+    url = urlsplit(endpoint)
+    if not url.hostname:
+        return True
+    port = url.port or (443 if url.scheme == "https" else 80)
+    timeout = float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or 10)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError:  # refused, unreachable, no DNS, timed out
+        return False
+    return True
+
+
 class _Fetcher:
     """hf_hub_download per file, with huggingface_hub's exceptions turned into one line each."""
 
@@ -128,6 +149,9 @@ class _Fetcher:
         self.endpoint = constants.ENDPOINT
         self.offline = options.local_files_only or constants.HF_HUB_OFFLINE
         self.cache = options.cache_dir or constants.HF_HUB_CACHE
+        # Nothing listening at the endpoint (no network, a wrong HF_ENDPOINT): huggingface_hub would retry each file
+        # five times with backoff (23 s a file) before falling back to the cache; one probe decides it at once.
+        self.unreachable = not self.offline and not _reachable(self.endpoint)
 
     def one(self, filename: str) -> Path:
         from huggingface_hub import hf_hub_download
@@ -138,7 +162,7 @@ class _Fetcher:
             revision=self.options.revision,
             cache_dir=self.options.cache_dir,
             token=self.options.token,
-            local_files_only=self.options.local_files_only,
+            local_files_only=self.options.local_files_only or self.unreachable,
         )
         snapshot = Path(path).parent
         for _ in range(filename.count("/")):  # a file in a subfolder: its snapshot is further up
