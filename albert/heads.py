@@ -69,8 +69,10 @@ class AlbertForSequenceClassification(AlbertPreTrainedModel):
         loss = None
         if labels is not None:
             kind = _problem_type(self.config, labels)
-            if kind == "regression":
-                loss = F.mse_loss(logits.squeeze(-1), labels.squeeze(-1).to(logits.dtype))
+            if kind == "regression":  # one score per row: (B,) against (B,) whatever shape the labels came in
+                target = labels.to(logits.dtype)
+                one = logits.shape[-1] == 1
+                loss = F.mse_loss(logits.reshape(-1), target.reshape(-1)) if one else F.mse_loss(logits, target)
             elif kind == "single_label_classification":
                 loss = F.cross_entropy(logits, labels.view(-1))
             else:
