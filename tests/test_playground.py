@@ -1,6 +1,7 @@
 """`albert serve`'s playground page (GET /) in a real browser: headless Chromium driven by Selenium against a real
-server. For a classifier, a tagger, a QA model and an encoder: type, click, and read what the page shows; it must be
-what the API answers for the same input. Screenshots are kept in test-artifacts/ (ignored by git).
+server. For a classifier, a tagger, a QA model, an encoder, a multiple-choice and a summarisation model: type,
+click, and read what the page shows; it must be what the API answers for the same input. Screenshots are kept in
+test-artifacts/ (ignored by git).
 
 Chromium comes from Debian's `chromium` and `chromium-driver` packages; `make test` installs them where it runs as
 root with apt-get (CI), elsewhere this module skips and says how to get them."""
@@ -149,6 +150,29 @@ def test_encoder_page_ranks_texts_by_cosine_similarity(browser, served):
     shown = [b.find_element(By.CLASS_NAME, "name").text for b in browser.find_elements(By.CSS_SELECTOR, ".bar")]
     assert shown == ranked
     assert browser.find_element(By.ID, "answer").text == f"nearest: {ranked[0]}"
+
+
+def test_multiple_choice_page_shows_each_option_and_the_choice(browser, served):
+    srv = served("mc")
+    By = open_page(browser, srv, "choose")
+    item = {"passage": "The jury met on Friday.", "question": "When did the jury meet?", "options": ["Friday", "May"]}
+    submit(browser, {**item, "options": "\n".join(item["options"])}, "choose")
+    choice = srv.post("/choose", {"items": [item]})[1]["choices"][0]
+    bars = browser.find_elements(By.CSS_SELECTOR, ".bar")
+    assert [b.find_element(By.CLASS_NAME, "name").text for b in bars] == item["options"]
+    values = [float(b.find_element(By.CLASS_NAME, "value").text) for b in bars]
+    assert values == [round(p, 3) for p in choice["probabilities"]]
+    assert ["top" in b.get_attribute("class") for b in bars] == [i == choice["choice"] for i in range(2)]
+    assert browser.find_element(By.ID, "answer").text == f"chosen: {choice['answer']}"
+
+
+def test_summary_page_shows_the_chosen_sentences(browser, served):
+    srv = served("summ")
+    By = open_page(browser, srv, "summarize")
+    text = "The jury met on Friday. It praised the city. The mayor was pleased. Rain fell all day."
+    submit(browser, {"text": text}, "summarize")
+    summary = srv.post("/summarize", {"texts": [text]})[1]["summaries"][0]
+    assert summary["summary"] and browser.find_element(By.CSS_SELECTOR, "#answer .text").text == summary["summary"]
 
 
 def test_an_api_error_is_shown_on_the_page(browser, served):
