@@ -90,6 +90,20 @@ def submit(browser, values: dict[str, str], shot: str):
     assert not errors, errors  # no script error, nothing the page's Content-Security-Policy had to block
 
 
+def shown_bars(browser) -> list[tuple[str, float, bool]]:
+    """(name, value, highlighted) of each bar the page drew, top to bottom."""
+    from selenium.webdriver.common.by import By
+
+    return [
+        (
+            b.find_element(By.CLASS_NAME, "name").text,
+            float(b.find_element(By.CLASS_NAME, "value").text),
+            "top" in b.get_attribute("class"),
+        )
+        for b in browser.find_elements(By.CSS_SELECTOR, ".bar")
+    ]
+
+
 def test_classifier_page_shows_the_label_and_the_probabilities_the_api_gives(browser, served):
     srv = served("clf")
     By = open_page(browser, srv, "predict")
@@ -99,12 +113,10 @@ def test_classifier_page_shows_the_label_and_the_probabilities_the_api_gives(bro
     assert status == 200
     want = api["predictions"][0]
     assert browser.find_element(By.ID, "answer").text == want["label"]
-    bars = browser.find_elements(By.CSS_SELECTOR, ".bar")
-    names = [b.find_element(By.CLASS_NAME, "name").text for b in bars]
-    values = [float(b.find_element(By.CLASS_NAME, "value").text) for b in bars]
+    names, values, top = zip(*shown_bars(browser), strict=True)
     assert dict(zip(names, values, strict=True)) == {label: round(p, 3) for label, p in want["probabilities"].items()}
-    assert values == sorted(values, reverse=True) and names[0] == want["label"]
-    assert "top" in bars[0].get_attribute("class")
+    assert list(values) == sorted(values, reverse=True) and names[0] == want["label"]
+    assert list(top) == [True] + [False] * (len(names) - 1)
 
 
 def test_tagger_page_marks_the_entities_the_api_finds(browser, served):
@@ -147,8 +159,7 @@ def test_encoder_page_ranks_texts_by_cosine_similarity(browser, served):
         return sum(x * y for x, y in zip(a, b, strict=True)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
 
     ranked = sorted(texts, key=lambda t: -cosine(vectors[0], vectors[1 + texts.index(t)]))
-    shown = [b.find_element(By.CLASS_NAME, "name").text for b in browser.find_elements(By.CSS_SELECTOR, ".bar")]
-    assert shown == ranked
+    assert [name for name, _, _ in shown_bars(browser)] == ranked
     assert browser.find_element(By.ID, "answer").text == f"nearest: {ranked[0]}"
 
 
@@ -158,11 +169,10 @@ def test_multiple_choice_page_shows_each_option_and_the_choice(browser, served):
     item = {"passage": "The jury met on Friday.", "question": "When did the jury meet?", "options": ["Friday", "May"]}
     submit(browser, {**item, "options": "\n".join(item["options"])}, "choose")
     choice = srv.post("/choose", {"items": [item]})[1]["choices"][0]
-    bars = browser.find_elements(By.CSS_SELECTOR, ".bar")
-    assert [b.find_element(By.CLASS_NAME, "name").text for b in bars] == item["options"]
-    values = [float(b.find_element(By.CLASS_NAME, "value").text) for b in bars]
-    assert values == [round(p, 3) for p in choice["probabilities"]]
-    assert ["top" in b.get_attribute("class") for b in bars] == [i == choice["choice"] for i in range(2)]
+    assert shown_bars(browser) == [
+        (option, round(p, 3), i == choice["choice"])
+        for i, (option, p) in enumerate(zip(item["options"], choice["probabilities"], strict=True))
+    ]
     assert browser.find_element(By.ID, "answer").text == f"chosen: {choice['answer']}"
 
 
@@ -178,8 +188,6 @@ def test_summary_page_shows_the_chosen_sentences(browser, served):
 def test_an_api_error_is_shown_on_the_page(browser, served):
     srv = served("clf")
     By = open_page(browser, srv, "predict")
-    browser.find_element(By.ID, "text").clear()
-    browser.find_element(By.ID, "text").send_keys("x" * 30)
     browser.execute_script("document.getElementById('text').value = 'y'.repeat(30000)")  # over --max-text-chars
     browser.find_element(By.ID, "run").click()
     from selenium.webdriver.support.ui import WebDriverWait
