@@ -13,11 +13,13 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from albert import dist as distributed
@@ -53,15 +55,17 @@ class PretrainConfig:
     max_steps: int = 10000  # optimizer steps in the whole run
     batch_size: int = 32  # sequences per process and micro-step
     grad_accum: int = 1  # micro-steps per optimizer step (global batch: batch_size × grad_accum × processes)
-    learning_rate: float = 0.00176  # peak rate after warmup (the official 0.00176 is for a global batch of 4,096)
-    warmup_steps: int | None = None  # default: 2.5 % of max_steps (the official 3,125 of 125,000)
+    learning_rate: float | None = None  # peak rate after warmup; None: by optimizer, global batch and width
+    warmup_steps: int | None = None  # None: 2.5 % of max_steps at official batch sizes (≥ 1,024), else 10 %
     poly_power: float = 1.0  # polynomial decay to 0 at max_steps (1 = linear, the official schedule)
-    optimizer: str = "lamb"  # lamb (the official) or adamw
+    optimizer: str | None = None  # lamb or adamw; None: lamb at global batches ≥ 1,024 (the official), else adamw
     weight_decay: float = 0.01  # decoupled weight decay (not on LayerNorm and biases)
     clip_norm: float = 1.0  # clip the global gradient norm to this
     max_seq_length: int = 128  # tokens per sequence, [CLS] A [SEP] B [SEP]
-    max_predictions: int = 20  # most masked positions per sequence
-    masked_lm_prob: float = 0.15  # share of tokens masked (whole-word n-grams)
+    max_predictions: int | None = None  # most masked positions per sequence; None: 20 at official batch sizes
+    # (the released recipe), else enough for masked_lm_prob (ceil(masked_lm_prob × max_seq_length))
+    masked_lm_prob: float | None = None  # share of tokens masked (whole-word n-grams); None: 0.15 at official
+    # batch sizes, 0.4 below (more predictions per step: measured faster on small budgets)
     short_seq_prob: float = 0.1  # share of sequences made shorter on purpose (as the official code does)
     masking: str = "dynamic"  # dynamic (new masks every epoch) or static (dupe_factor fixed variants)
     dupe_factor: int = 10  # static masking: fixed masked copies of the data
@@ -76,6 +80,7 @@ class PretrainConfig:
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N or mps
     bf16: bool = True  # bf16 autocast on CUDA (fp32 on CPU, where bf16 is emulated and slow)
     dropout: float | None = None  # override the model's hidden and attention dropout
+    mlm_bias_init: str = "unigram"  # MLM output bias from a new model's start: log unigram frequencies, or zero
     resume: bool = False  # continue the run in out from its latest intact checkpoint
     progress: bool = True  # show a progress bar
     overwrite: bool = False  # replace what a non-empty out directory holds (not for --resume)
@@ -106,6 +111,7 @@ class PretrainConfig:
         "seed": NON_NEGATIVE,
         "device": DeviceName(),
         "dropout": DROPOUT,
+        "mlm_bias_init": OneOf(("unigram", "zero")),
     }
 
     def __post_init__(self) -> None:
@@ -134,10 +140,70 @@ _IDENTITY = (
     "weight_decay",
     "clip_norm",
     "dropout",
-)
+)  # not mlm_bias_init: it sets a new model's first step only, and a resumed run loads its weights
 
 
 log = logging.getLogger("albert")
+
+
+OFFICIAL_BATCH = 1024  # global batches from here up get the released recipe; LAMB was made for large batches
+OFFICIAL_LAMB_RATE = 0.00176  # run_pretraining.py, for a global batch of 4,096
+
+
+def small_batch_rate(optimizer: str, hidden_size: int) -> float:
+    """The default peak rate below OFFICIAL_BATCH: AdamW 2e-3 × 256 / hidden size (Adam's rate for hidden matrices
+    scales with 1 / width; μP, Yang et al. 2021), LAMB 5e-3 (its trust ratio already sizes each layer's step by its
+    weights' norm). Measured with the unigram-prior bias and 10 % warmup (benchmarks/pretrain_learning.py and
+    tests/test_pretrain.py): on Brown, 4 layers H=256, 300 steps of 32 × 128, AdamW 2e-3 is the best of 1e-3 to
+    5e-3 (3e-3 equal, 5e-3 falls into predicting one token) and LAMB 5e-3 the best of 1.76e-3 to 1e-2; for 2 layers
+    H=64 at 200 steps of 16 × 64, 8e-3 beats 5e-3 and 2e-3. Wider than 256 is extrapolated, not measured here."""
+    if optimizer == "lamb":
+        return 5e-3
+    return 2e-3 * 256 / hidden_size
+
+
+def resolve_masking(cfg: PretrainConfig, world_size: int) -> PretrainConfig:
+    """cfg with the masking budget it leaves to the defaults filled in. The released recipe masks 15 % with at
+    most 20 predictions per sequence; a small batch sees few tokens per step, and masking 40 % (up to
+    ceil(0.4 × max_seq_length) predictions) gave it more to learn from: on Brown at 300 steps of 32 × 128
+    (benchmarks/pretrain_learning.py) held-out accuracy, measured at 15 % either way, 0.108 against 0.100, and the
+    SOP head off a single class (Wettig et al. 2023 found 40 % no worse than 15 % for BERT fine-tuning results)."""
+    official = cfg.batch_size * cfg.grad_accum * world_size >= OFFICIAL_BATCH
+    prob = cfg.masked_lm_prob
+    if prob is None:
+        prob = 0.15 if official else 0.4
+    predictions = cfg.max_predictions
+    if predictions is None:
+        predictions = 20 if official and cfg.masked_lm_prob is None else math.ceil(prob * cfg.max_seq_length)
+    return dataclasses.replace(cfg, masked_lm_prob=prob, max_predictions=predictions)
+
+
+def resolve_recipe(cfg: PretrainConfig, config: AlbertConfig, world_size: int) -> PretrainConfig:
+    """cfg with the optimizer, peak rate and warmup it leaves to the defaults filled in (what run_config.json
+    records). The released recipe (LAMB 0.00176, warmup 2.5 %) is for global batches of thousands; a run of a few
+    hundred steps at a batch of 32 learns nothing but token frequencies with it, so small batches get AdamW at
+    the rate measured for them (``small_batch_rate``) and a longer warmup (10 %)."""
+    global_batch = cfg.batch_size * cfg.grad_accum * world_size
+    official = global_batch >= OFFICIAL_BATCH
+    optimizer = cfg.optimizer or ("lamb" if official else "adamw")
+    rate = cfg.learning_rate
+    if rate is None:
+        rate = (
+            OFFICIAL_LAMB_RATE if official and optimizer == "lamb" else small_batch_rate(optimizer, config.hidden_size)
+        )
+    warmup = cfg.warmup_steps
+    if warmup is None:
+        warmup = int((0.025 if official else 0.1) * cfg.max_steps)
+    if (cfg.optimizer, cfg.learning_rate, cfg.warmup_steps) != (optimizer, rate, warmup):
+        log.info(
+            "%s, peak learning rate %g, %d warmup steps (defaults for a global batch of %d, hidden size %d)",
+            optimizer,
+            rate,
+            warmup,
+            global_batch,
+            config.hidden_size,
+        )
+    return dataclasses.replace(cfg, optimizer=optimizer, learning_rate=rate, warmup_steps=warmup)
 
 
 def model_config(cfg: PretrainConfig, vocab_size: int) -> tuple[AlbertConfig, Path | None]:
@@ -238,15 +304,47 @@ def evaluate(model, data: PretrainData, cfg: PretrainConfig, device, batches: in
     return {f"eval_{k}": v / max(n, 1) for k, v in sums.items()}
 
 
+def mlm_bias(data: PretrainData, max_tokens: int = 50_000_000) -> torch.Tensor:
+    """log p(token) over the training documents (add-one smoothed; the first ``max_tokens`` of them).
+
+    A new model's MLM head starts where it would otherwise spend its first hundred steps going: at the unigram
+    distribution. With a zero bias the fastest way down the loss is to make every hidden state alike and point
+    them all at the frequent tokens, and at a small batch's high learning rates that collapse does not come back
+    (one token predicted everywhere, benchmarks/pretrain_learning.py); with the prior in the bias the hidden states
+    are free to carry context from the first step."""
+    counts = np.zeros(data.vocab_size, dtype=np.int64)
+    seen = 0
+    for shard_index, doc in data.documents:
+        shard = data.shards[shard_index]
+        first, last = shard["documents"][doc], shard["documents"][doc + 1]
+        tokens = np.asarray(shard["tokens"][shard["segments"][first] : shard["segments"][last]])
+        counts += np.bincount(tokens, minlength=data.vocab_size)[: data.vocab_size]
+        seen += len(tokens)
+        if seen >= max_tokens:
+            break
+    smoothed = counts.astype(np.float64) + 1.0
+    return torch.from_numpy(np.log(smoothed / smoothed.sum())).float()
+
+
+EVAL_MASKING = {"masked_lm_prob": 0.15, "max_predictions": 20}  # the released recipe's
+
+
 def pretrain_data(cfg: PretrainConfig, split: str) -> PretrainData:
-    """The train or held-out split of cfg.data, with cfg's instance and masking settings."""
+    """The train or held-out split of cfg.data with cfg's instance settings. The train split is masked as cfg says
+    (resolved: see resolve_masking); the held-out split always at the released recipe's 15 % (≤ 20 per sequence),
+    so held-out accuracies compare across runs whatever they train with."""
+    if split == "eval":
+        masking = EVAL_MASKING
+    else:  # train() has resolved it for its world size; other callers get one process's defaults
+        resolved = resolve_masking(cfg, world_size=1)
+        masking = {"masked_lm_prob": resolved.masked_lm_prob, "max_predictions": resolved.max_predictions}
     return PretrainData(
         cfg.data,
         split=split,
         max_seq_length=cfg.max_seq_length,
-        max_predictions=cfg.max_predictions,
+        max_predictions=masking["max_predictions"],
         seed=cfg.seed,
-        masked_lm_prob=cfg.masked_lm_prob,
+        masked_lm_prob=masking["masked_lm_prob"],
         short_seq_prob=cfg.short_seq_prob,
         eval_fraction=cfg.eval_fraction,
         masking=cfg.masking,
@@ -263,18 +361,22 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     plot.pyplot()  # the curves at the end need the [train] extra: say so now, not after the run
     dist = distributed.setup(cfg.device)
     out = Path(cfg.out)
-    _check_run_dir(cfg, out, dist.world_size)
+    cfg = resolve_masking(cfg, dist.world_size)
     data = pretrain_data(cfg, "train")
     eval_data = pretrain_data(cfg, "eval") if cfg.eval_fraction > 0 else None
     config, init_from = model_config(cfg, data.vocab_size)
+    cfg = resolve_recipe(cfg, config, dist.world_size)
+    _check_run_dir(cfg, out, dist.world_size)
     torch.manual_seed(cfg.seed)
     model = AlbertForPreTraining(config)
     if init_from is not None:
         model.load_hf_state_dict(read_weights(init_from), str(init_from))
+    elif cfg.mlm_bias_init == "unigram":
+        with torch.no_grad():
+            model.mlm.bias.copy_(mlm_bias(data))
     model.to(dist.device).train()
     optimizer = build_optimizer(model, cfg.optimizer, cfg.learning_rate, cfg.weight_decay)
-    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(0.025 * cfg.max_steps)
-    schedule = build_schedule(optimizer, warmup, cfg.max_steps, cfg.poly_power)
+    schedule = build_schedule(optimizer, cfg.warmup_steps, cfg.max_steps, cfg.poly_power)
     step = 0
     if cfg.resume and latest_checkpoint(out) is not None:
         step = runs.resume(out, model, optimizer, schedule, dist.rank)["step"]
