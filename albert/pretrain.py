@@ -304,7 +304,7 @@ def evaluate(model, data: PretrainData, cfg: PretrainConfig, device, batches: in
     return {f"eval_{k}": v / max(n, 1) for k, v in sums.items()}
 
 
-def mlm_bias(data: PretrainData, max_tokens: int = 50_000_000) -> torch.Tensor:
+def mlm_bias(data: PretrainData, max_tokens: int = 20_000_000) -> torch.Tensor:
     """log p(token) over the training documents (add-one smoothed; the first ``max_tokens`` of them).
 
     A new model's MLM head starts where it would otherwise spend its first hundred steps going: at the unigram
@@ -312,16 +312,15 @@ def mlm_bias(data: PretrainData, max_tokens: int = 50_000_000) -> torch.Tensor:
     them all at the frequent tokens, and at a small batch's high learning rates that collapse does not come back
     (one token predicted everywhere, benchmarks/pretrain_learning.py); with the prior in the bias the hidden states
     are free to carry context from the first step."""
-    counts = np.zeros(data.vocab_size, dtype=np.int64)
-    seen = 0
+    pieces, seen = [], 0
     for shard_index, doc in data.documents:
         shard = data.shards[shard_index]
         first, last = shard["documents"][doc], shard["documents"][doc + 1]
-        tokens = np.asarray(shard["tokens"][shard["segments"][first] : shard["segments"][last]])
-        counts += np.bincount(tokens, minlength=data.vocab_size)[: data.vocab_size]
-        seen += len(tokens)
+        pieces.append(shard["tokens"][shard["segments"][first] : shard["segments"][last]])  # views of the map
+        seen += len(pieces[-1])
         if seen >= max_tokens:
             break
+    counts = np.bincount(np.concatenate(pieces), minlength=data.vocab_size)[: data.vocab_size]
     smoothed = counts.astype(np.float64) + 1.0
     return torch.from_numpy(np.log(smoothed / smoothed.sum())).float()
 
