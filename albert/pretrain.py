@@ -166,8 +166,8 @@ def resolve_masking(cfg: PretrainConfig, world_size: int) -> PretrainConfig:
     """cfg with the masking budget it leaves to the defaults filled in. The released recipe masks 15 % with at
     most 20 predictions per sequence; a small batch sees few tokens per step, and masking 40 % (up to
     ceil(0.4 × max_seq_length) predictions) gave it more to learn from: on Brown at 300 steps of 32 × 128
-    (benchmarks/pretrain_learning.py) held-out accuracy, measured at 15 % either way, 0.108 against 0.100, and the
-    SOP head off a single class (Wettig et al. 2023 found 40 % no worse than 15 % for BERT fine-tuning results)."""
+    (benchmarks/pretrain_learning.py) held-out accuracy, measured at 15 % either way, 0.108 against 0.100 (Wettig
+    et al. 2023 found 40 % no worse than 15 % for BERT's fine-tuning results)."""
     official = cfg.batch_size * cfg.grad_accum * world_size >= OFFICIAL_BATCH
     prob = cfg.masked_lm_prob
     if prob is None:
@@ -240,7 +240,7 @@ def _check_run_dir(cfg: PretrainConfig, out: Path, world_size: int) -> None:
         return
     if not saved_path.is_file():
         raise RunError(f"{out}: nothing to resume (no run_config.json)")
-    saved = json_file(saved_path, RunError)
+    saved = _resolved_record(json_file(saved_path, RunError))
     changed = [f"{k}: {saved.get(k)!r} → {getattr(cfg, k)!r}" for k in _IDENTITY if saved.get(k) != getattr(cfg, k)]
     if saved.get("world_size", 1) != world_size:
         changed.append(f"world_size: {saved.get('world_size')} → {world_size}")
@@ -248,6 +248,27 @@ def _check_run_dir(cfg: PretrainConfig, out: Path, world_size: int) -> None:
         raise RunError(
             f"{out} was run with another configuration; resuming would not continue it: {'; '.join(changed)}"
         )
+
+
+_DEFAULTED = ("optimizer", "learning_rate", "warmup_steps", "masked_lm_prob", "max_predictions")
+
+
+def _inherit_saved(cfg: PretrainConfig, out: Path) -> PretrainConfig:
+    """On --resume, what the user leaves to the defaults is what the saved run used: the defaults may have changed
+    since it started (they did: before December 2026 a batch of 32 got LAMB 0.00176 and 15 % masking)."""
+    path = out / "run_config.json"
+    if not (cfg.resume and path.is_file()):
+        return cfg
+    saved = _resolved_record(json_file(path, RunError))
+    kept = {k: saved[k] for k in _DEFAULTED if getattr(cfg, k) is None and saved.get(k) is not None}
+    return dataclasses.replace(cfg, **kept)
+
+
+def _resolved_record(saved: dict) -> dict:
+    """A run_config.json as this version writes it: older versions recorded warmup_steps unresolved (None)."""
+    if "warmup_steps" in saved and saved["warmup_steps"] is None:
+        return {**saved, "warmup_steps": int(0.025 * saved["max_steps"])}  # their default then
+    return saved
 
 
 def _inputs(cfg: PretrainConfig) -> list[str]:
@@ -360,7 +381,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     plot.pyplot()  # the curves at the end need the [train] extra: say so now, not after the run
     dist = distributed.setup(cfg.device)
     out = Path(cfg.out)
-    cfg = resolve_masking(cfg, dist.world_size)
+    cfg = resolve_masking(_inherit_saved(cfg, out), dist.world_size)
     data = pretrain_data(cfg, "train")
     eval_data = pretrain_data(cfg, "eval") if cfg.eval_fraction > 0 else None
     config, init_from = model_config(cfg, data.vocab_size)

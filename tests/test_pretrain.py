@@ -333,6 +333,20 @@ def test_resume_refuses_a_changed_schedule_or_update_rule(corpus, tmp_path):
     assert train(_cfg(corpus, tmp_path / "run", max_steps=8, resume=True))["step"] == 8  # max_steps may change
 
 
+def test_a_run_started_under_older_defaults_resumes_with_them(corpus, tmp_path):
+    """run_config.json of a run from before the small-batch defaults: LAMB 0.00176, 15 % masking, and warmup
+    recorded unresolved (None). Resuming it without flags continues that run, not one under today's defaults."""
+    run = tmp_path / "run"
+    old = dict(optimizer="lamb", learning_rate=0.00176, warmup_steps=0, masked_lm_prob=0.15, max_predictions=10)
+    train(_cfg(corpus, run, max_steps=5, **old))
+    record = json.loads((run / "run_config.json").read_text())
+    (run / "run_config.json").write_text(json.dumps({**record, "warmup_steps": None}))  # as older versions wrote it
+    unset = dict.fromkeys(old)  # the flags a user resuming would not pass
+    assert train(_cfg(corpus, run, max_steps=8, resume=True, **unset))["step"] == 8
+    resumed = json.loads((run / "run_config.json").read_text())
+    assert {k: resumed[k] for k in old} == old  # 2.5 % of 5 steps = 0 warmup steps
+
+
 def test_every_rank_resumes_with_its_own_random_state(corpus, tmp_path):
     """Each rank's dropout stream is saved and restored for that rank (not rank 0's for all), with
     torch.load(weights_only=True)."""
