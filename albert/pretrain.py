@@ -231,15 +231,20 @@ def model_config(cfg: PretrainConfig, vocab_size: int) -> tuple[AlbertConfig, Pa
     return config, weights
 
 
-def _check_run_dir(cfg: PretrainConfig, out: Path, world_size: int) -> None:
+def _check_run_dir(cfg: PretrainConfig, out: Path) -> None:
+    """Before anything is read: a new run needs a free --out, a resumed one a run to resume."""
     saved_path = out / "run_config.json"
+    if cfg.resume and not saved_path.is_file():
+        raise RunError(f"{out}: nothing to resume (no run_config.json)")
     if not cfg.resume:
         if saved_path.is_file() and not cfg.overwrite:
             raise RunError(f"{out} already holds a run; pass --resume {out} to continue it, or choose another --out")
         check_directory(out, "--out", cfg.overwrite, _inputs(cfg))
-        return
-    if not saved_path.is_file():
-        raise RunError(f"{out}: nothing to resume (no run_config.json)")
+
+
+def _check_resume(cfg: PretrainConfig, out: Path, world_size: int) -> None:
+    """A resumed run's settings (resolved) must be the saved run's, or it would not continue it."""
+    saved_path = out / "run_config.json"
     saved = _resolved_record(json_file(saved_path, RunError))
     changed = [f"{k}: {saved.get(k)!r} → {getattr(cfg, k)!r}" for k in _IDENTITY if saved.get(k) != getattr(cfg, k)]
     if saved.get("world_size", 1) != world_size:
@@ -381,12 +386,14 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     plot.pyplot()  # the curves at the end need the [train] extra: say so now, not after the run
     dist = distributed.setup(cfg.device)
     out = Path(cfg.out)
+    _check_run_dir(cfg, out)
     cfg = resolve_masking(_inherit_saved(cfg, out), dist.world_size)
     data = pretrain_data(cfg, "train")
     eval_data = pretrain_data(cfg, "eval") if cfg.eval_fraction > 0 else None
     config, init_from = model_config(cfg, data.vocab_size)
     cfg = resolve_recipe(cfg, config, dist.world_size)
-    _check_run_dir(cfg, out, dist.world_size)
+    if cfg.resume:
+        _check_resume(cfg, out, dist.world_size)
     torch.manual_seed(cfg.seed)
     model = AlbertForPreTraining(config)
     if init_from is not None:

@@ -66,9 +66,9 @@ KIND = {
 }
 
 
-def split_by_document(seed: int = 0) -> dict[str, list[tuple[str, str]]]:
+def split_by_document(seed: int = 0, documents: dict | None = None) -> dict[str, list[tuple[str, str]]]:
     """70/15/15 of each genre's documents, then every passage of a document goes where its document went, labelled
-    with its genre's kind of prose."""
+    with its genre's kind of prose. ``documents``: the split's documents, filled in when given (a dict)."""
     rng = np.random.default_rng(seed)
     by_genre: dict[str, list[dict]] = {}
     for doc in realdata.brown_documents():
@@ -81,6 +81,8 @@ def split_by_document(seed: int = 0) -> dict[str, list[tuple[str, str]]]:
         parts = {"test": order[:n_test], "dev": order[n_test : n_test + n_dev], "train": order[n_test + n_dev :]}
         for name, idx in parts.items():
             splits[name] += [(p, KIND[genre]) for i in idx for p in passages(docs[i])]
+            if documents is not None:
+                documents.setdefault(name, []).extend(docs[i] for i in idx)
     for rows in splits.values():
         rng.shuffle(rows)
     return splits
