@@ -80,7 +80,7 @@ class PretrainConfig:
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N or mps
     bf16: bool = True  # bf16 autocast on CUDA (fp32 on CPU, where bf16 is emulated and slow)
     dropout: float | None = None  # override the model's hidden and attention dropout
-    mlm_bias_init: str = "unigram"  # MLM output bias from a new model's start: log unigram frequencies, or zero
+    mlm_bias_init: str = "unigram"  # a new model's MLM output bias starts at the log unigram frequencies, or at zero
     resume: bool = False  # continue the run in out from its latest intact checkpoint
     progress: bool = True  # show a progress bar
     overwrite: bool = False  # replace what a non-empty out directory holds (not for --resume)

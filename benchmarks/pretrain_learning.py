@@ -15,22 +15,19 @@ documents (5 %), standard masking (15 %, at most 20 per sequence) whatever the r
 same held-out positions: always the most frequent training token (unigram) and SOP chance (0.5).
 
     python benchmarks/pretrain_learning.py                                   # Brown, default recipe, both
-    python benchmarks/pretrain_learning.py --corpora brown --recipes default official --contenders ours
+    python benchmarks/pretrain_learning.py --corpora brown --recipes default released --contenders ours
 Writes benchmarks/results/pretrain_learning.json (merged by corpus/recipe/contender) and pretrain_learning.png.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import json
-import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +35,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import realdata  # noqa: E402
 
 from albert.data import PrepareConfig, prepare  # noqa: E402
-from albert.pretrain import PretrainConfig, pretrain_data, train  # noqa: E402
+from albert.pretrain import PretrainConfig, mlm_bias, pretrain_data, train  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / ".cache" / "pretrain_learning"
@@ -89,26 +86,18 @@ def recipe_settings(recipe: str, steps: int) -> dict:
 # ------------------------------------------------------------------------------------------------------------------
 def _brown(path: Path) -> None:
     with open(path, "w", encoding="utf-8") as f:
-        for doc in realdata.brown_documents():
-            f.write("\n".join(doc["sentences"]) + "\n\n")
+        realdata.write_documents(f, (doc["sentences"] for doc in realdata.brown_documents()))
 
 
 def _python_docs(path: Path) -> None:
-    paragraphs = realdata.python_doc_paragraphs()
-    with open(path, "w", encoding="utf-8") as f:
-        for start in range(0, len(paragraphs), 10):  # ten consecutive paragraphs to a document
-            f.write("\n".join(p.replace("\n", " ") for p in paragraphs[start : start + 10]) + "\n\n")
+    paragraphs = [p.replace("\n", " ") for p in realdata.python_doc_paragraphs()]
+    with open(path, "w", encoding="utf-8") as f:  # ten consecutive paragraphs to a document
+        realdata.write_documents(f, (paragraphs[start : start + 10] for start in range(0, len(paragraphs), 10)))
 
 
 def _peoples_daily(path: Path) -> None:
-    paragraphs = realdata.peoples_daily_paragraphs()
     with open(path, "w", encoding="utf-8") as f:
-        for start in range(0, len(paragraphs), 10):
-            for paragraph in paragraphs[start : start + 10]:
-                for sentence in re.split(r"(?<=[。！？])", paragraph):
-                    if sentence.strip():
-                        f.write(sentence.strip() + "\n")
-            f.write("\n")
+        realdata.write_documents(f, realdata.peoples_daily_documents())
 
 
 CORPORA = {"brown": _brown, "python-docs": _python_docs, "peoples-daily": _peoples_daily}
@@ -155,13 +144,7 @@ class HeldOut:
         n = min(len(data.pairs(0)), EVAL_SEQUENCES)
         self.batches = [data.batch(0, range(s, min(s + 32, n)), shuffle=False) for s in range(0, n, 32)]
         self.sequences = n
-        train_data = pretrain_data(cfg, "train")
-        counts = collections.Counter()
-        for shard_index, doc in train_data.documents:
-            shard = train_data.shards[shard_index]
-            first, last = shard["documents"][doc], shard["documents"][doc + 1]
-            counts.update(np.asarray(shard["tokens"][shard["segments"][first] : shard["segments"][last]]).tolist())
-        top = counts.most_common(1)[0][0]
+        top = int(mlm_bias(pretrain_data(cfg, "train")).argmax())  # the most frequent training token
         labels = torch.cat([b["labels"][b["labels"] != -100] for b in self.batches])
         self.positions = int(labels.numel())
         self.unigram = float((labels == top).float().mean())

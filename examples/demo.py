@@ -96,15 +96,12 @@ def build_pretrained(splits, steps: int) -> tuple[Path, dict]:
         print(f"   reusing the pretrained checkpoint in {model_dir}")
         return model_dir, {**json.loads(record.read_text()), "reused": True}
     corpus = WORK / "corpus.txt"
-    paragraphs = realdata.peoples_daily_paragraphs()[:6000]  # general text; the reviews below are the domain
     with open(corpus, "w", encoding="utf-8") as f:
-        for start in range(0, len(paragraphs), 10):  # ten consecutive paragraphs to a document
-            for paragraph in paragraphs[start : start + 10]:
-                f.writelines(s.strip() + "\n" for s in re.split(r"(?<=[。！？])", paragraph) if s.strip())
-            f.write("\n")
-        for text, _ in splits["train"]:  # each review a document; SOP splits it into consecutive sentences
-            sentences = [s.strip() for s in re.split(r"(?<=[。！？!?])", text) if s.strip()]
-            f.write("\n".join(sentences) + "\n\n")
+        # general text (6,000 paragraphs), then the domain: each review a document of its sentences for SOP
+        realdata.write_documents(f, realdata.peoples_daily_documents(6000))
+        realdata.write_documents(
+            f, ([s.strip() for s in re.split(r"(?<=[。！？!?])", text) if s.strip()] for text, _ in splits["train"])
+        )
     t0 = time.perf_counter()
     spm.train([corpus], WORK / "tokenizer", vocab_size=8000, character_coverage=0.9995, progress=False)
     print(f"   tokenizer: 8,000-piece SentencePiece unigram ({time.perf_counter() - t0:.0f} s)")

@@ -15,9 +15,7 @@ same held-out masked positions.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -27,35 +25,21 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import realdata  # noqa: E402
 
 from albert.data import PrepareConfig, prepare  # noqa: E402
-from albert.pretrain import PretrainConfig, pretrain_data, train  # noqa: E402
+from albert.pretrain import PretrainConfig, mlm_bias, pretrain_data, train  # noqa: E402
 from albert.tokenizer import AlbertTokenizer  # noqa: E402
 
 RESULTS = ROOT / "examples" / "results"
 
 
 def write_corpus(path: Path) -> None:
-    paragraphs = realdata.peoples_daily_paragraphs()
     with open(path, "w", encoding="utf-8") as f:
-        for start in range(0, len(paragraphs), 10):
-            for paragraph in paragraphs[start : start + 10]:
-                for sentence in re.split(r"(?<=[。！？])", paragraph):
-                    if sentence.strip():
-                        f.write(sentence.strip() + "\n")
-            f.write("\n")
-        for doc in realdata.brown_documents():
-            f.write("\n".join(doc["sentences"]) + "\n\n")
+        realdata.write_documents(f, realdata.peoples_daily_documents())
+        realdata.write_documents(f, (doc["sentences"] for doc in realdata.brown_documents()))
 
 
 def unigram_baseline(cfg: PretrainConfig) -> float:
     """Accuracy of always predicting the training data's most frequent token, on the held-out masked positions."""
-    train_data = pretrain_data(cfg, "train")
-    counts = collections.Counter()
-    for shard_index, doc in train_data.documents[:3000]:
-        shard = train_data.shards[shard_index]
-        seg = shard["segments"]
-        first, last = shard["documents"][doc], shard["documents"][doc + 1]
-        counts.update(shard["tokens"][seg[first] : seg[last]].tolist())
-    top = counts.most_common(1)[0][0]
+    top = int(mlm_bias(pretrain_data(cfg, "train")).argmax())
     held = pretrain_data(cfg, "eval")
     n = min(len(held.pairs(0)), cfg.eval_batches * cfg.batch_size)
     labels = held.batch(0, range(n), shuffle=False)["labels"]

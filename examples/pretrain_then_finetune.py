@@ -23,8 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "examples"), str(ROOT / "benchmarks")]
 import real_encoder  # noqa: E402
@@ -32,12 +30,10 @@ from pretrain_learning import MODEL  # noqa: E402
 
 from albert import spm  # noqa: E402
 from albert.data import PrepareConfig, prepare  # noqa: E402
-from albert.estimators import TextClassifier  # noqa: E402
 from albert.finetune import FinetuneConfig  # noqa: E402
 from albert.finetune import train as finetune_train  # noqa: E402
 from albert.pretrain import PretrainConfig  # noqa: E402
 from albert.pretrain import train as pretrain_train  # noqa: E402
-from albert.tasks import classification as task  # noqa: E402
 
 WORK = ROOT / ".cache" / "pretrain_then_finetune"
 RESULTS = ROOT / "examples" / "results"
@@ -86,10 +82,7 @@ def finetune(init: str, name: str, seed: int) -> dict:
             seed=seed,
         )
     )
-    clf = TextClassifier.from_pretrained(out, max_length=LENGTH)
-    test = task.read_examples(WORK / "test.csv")
-    scores = np.log(np.maximum(clf.predict_proba([e.text for e in test]), 1e-12))
-    metrics = task.metrics("classification", task.targets(test, clf.labels, "classification"), scores)
+    metrics = real_encoder.score_on_test(out, WORK / "test.csv", LENGTH)
     metrics["minutes"] = (time.perf_counter() - t0) / 60
     print(f"   {name}: test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
     return metrics

@@ -114,16 +114,21 @@ def finetune(init: str, name: str, tokenizer: Path, lr: float, steps: int, lengt
             seed=0,
         )
     )
-    clf = TextClassifier.from_pretrained(out, max_length=length)
-    test = task.read_examples(WORK / "test.csv")
-    scores = np.log(np.maximum(clf.predict_proba([e.text for e in test]), 1e-12))
-    metrics = task.metrics("classification", task.targets(test, clf.labels, "classification"), scores)
+    metrics = score_on_test(out, WORK / "test.csv", length)
     metrics["minutes"] = (time.perf_counter() - t0) / 60
     print(
         f"   {name}: test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "
         f"({metrics['minutes']:.1f} min)"
     )
     return metrics
+
+
+def score_on_test(model_dir: Path, test_csv: Path, length: int) -> dict:
+    """Accuracy and macro-F1 of a fine-tuned classifier on the test split, as `albert evaluate` computes them."""
+    clf = TextClassifier.from_pretrained(model_dir, max_length=length)
+    test = task.read_examples(test_csv)
+    scores = np.log(np.maximum(clf.predict_proba([e.text for e in test]), 1e-12))
+    return task.metrics("classification", task.targets(test, clf.labels, "classification"), scores)
 
 
 def tfidf_baseline(labels: list[str]) -> dict:

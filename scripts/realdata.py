@@ -168,6 +168,20 @@ def peoples_daily_paragraphs() -> list[str]:
     return ["".join(word for word, _ in para) for para in peoples_daily_tagged()]
 
 
+def peoples_daily_documents(paragraphs: int | None = None) -> list[list[str]]:
+    """People's Daily as pretraining documents: ten consecutive paragraphs (of the first `paragraphs`) to a document,
+    split into sentences after 。！？ (SOP needs sentence boundaries; the paragraphs have no line breaks)."""
+    sentences = [[s.strip() for s in re.split(r"(?<=[。！？])", p) if s.strip()] for p in peoples_daily_paragraphs()]
+    sentences = sentences[:paragraphs]
+    return [sum(sentences[start : start + 10], []) for start in range(0, len(sentences), 10)]
+
+
+def write_documents(f, documents) -> None:
+    """The format `albert prepare` reads: one sentence per line, a blank line after each document."""
+    for sentences in documents:
+        f.write("\n".join(sentences) + "\n\n")
+
+
 PKU_ENTITIES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
 
 

@@ -424,6 +424,16 @@ def test_pretrain_reports_to_tensorboard(corpus, tmp_path):
     assert [s for s, _ in scalars["eval/loss"]] == [3, 6]
 
 
+def _training_token_counts(data) -> np.ndarray:
+    """How often each token occurs in the training documents, counted from the shards' arrays (not by mlm_bias)."""
+    counts = np.zeros(data.vocab_size, dtype=np.int64)
+    for shard_index, doc in data.documents:
+        shard = data.shards[shard_index]
+        first, last = shard["documents"][doc], shard["documents"][doc + 1]
+        np.add.at(counts, np.asarray(shard["tokens"][shard["segments"][first] : shard["segments"][last]]), 1)
+    return counts
+
+
 def test_a_new_model_starts_from_the_unigram_prior_and_a_checkpoint_keeps_its_bias(corpus, tmp_path):
     from albert.pretrain import mlm_bias, pretrain_data
 
@@ -431,11 +441,7 @@ def test_a_new_model_starts_from_the_unigram_prior_and_a_checkpoint_keeps_its_bi
     data = pretrain_data(cfg, "train")
     prior = mlm_bias(data)
     assert torch.exp(prior).sum().item() == pytest.approx(1.0, abs=1e-4)
-    counts = np.zeros(data.vocab_size, dtype=np.int64)
-    for shard_index, doc in data.documents:  # counted here from the shards' arrays, not by mlm_bias
-        shard = data.shards[shard_index]
-        first, last = shard["documents"][doc], shard["documents"][doc + 1]
-        np.add.at(counts, np.asarray(shard["tokens"][shard["segments"][first] : shard["segments"][last]]), 1)
+    counts = _training_token_counts(data)
     assert int(prior.argmax()) == int(counts.argmax())
     expected = torch.log(torch.from_numpy(counts + 1.0) / (counts + 1.0).sum()).float()
     torch.testing.assert_close(prior, expected)
@@ -492,12 +498,7 @@ def _unigram_accuracy(cfg: PretrainConfig, batches: list[dict]) -> float:
     """Always the most frequent training token, scored on the held-out batches' masked positions."""
     from albert.pretrain import pretrain_data
 
-    data = pretrain_data(cfg, "train")
-    counts = np.zeros(data.vocab_size, dtype=np.int64)
-    for shard_index, doc in data.documents:
-        shard = data.shards[shard_index]
-        first, last = shard["documents"][doc], shard["documents"][doc + 1]
-        np.add.at(counts, np.asarray(shard["tokens"][shard["segments"][first] : shard["segments"][last]]), 1)
+    counts = _training_token_counts(pretrain_data(cfg, "train"))
     labels = torch.cat([b["labels"][b["labels"] != -100] for b in batches])
     return float((labels == int(counts.argmax())).float().mean())
 
