@@ -79,7 +79,7 @@ class PretrainConfig:
     seed: int = 12345  # seeds data order, masking and initialisation
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N or mps
     bf16: bool = True  # bf16 autocast on CUDA (fp32 on CPU, where bf16 is emulated and slow)
-    dropout: float | None = None  # override the model's hidden and attention dropout
+    dropout: float | None = None  # override every dropout of the model: hidden, attention and before SOP
     mlm_bias_init: str = "unigram"  # a new model's MLM output bias starts at the log unigram frequencies, or at zero
     resume: bool = False  # continue the run in out from its latest intact checkpoint
     progress: bool = True  # show a progress bar
@@ -228,6 +228,7 @@ def model_config(cfg: PretrainConfig, vocab_size: int) -> tuple[AlbertConfig, Pa
         )
     if cfg.dropout is not None:
         config.hidden_dropout_prob = config.attention_probs_dropout_prob = cfg.dropout
+        config.classifier_dropout_prob = cfg.dropout
     return config, weights
 
 

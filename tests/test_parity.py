@@ -127,3 +127,38 @@ def test_sequence_classification_losses_match(problem, tmp_path):
         a, b = ours(**batch, labels=labels), theirs(**batch, labels=labels)
     assert ours.config.problem_type == theirs.config.problem_type == problem
     torch.testing.assert_close(a.loss, b.loss, rtol=0, atol=1e-5)
+
+
+def test_pretraining_in_train_mode_drops_out_before_sop_as_transformers_does(tmp_path):
+    """Only the dropout before the SOP classifier is on (classifier_dropout_prob 0.5, the rest 0): with the same
+    seed both draw the same mask, so the SOP logits agree in train mode too, and they differ from eval mode."""
+    from conftest import tiny_config
+
+    cfg = albert.AlbertConfig.from_dict(
+        {
+            **tiny_config(
+                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout_prob=0.5
+            ).to_dict(),
+            "num_labels": 2,
+            "id2label": None,
+        }
+    )
+    theirs = transformers.AlbertForPreTraining(transformers.AlbertConfig(**cfg.to_dict()))
+    _randomise(theirs, seed=5)
+    theirs.save_pretrained(tmp_path)
+    ours = albert.AlbertForPreTraining.from_pretrained(tmp_path)
+    batch = make_batch(cfg)
+    outputs = {}
+    with torch.no_grad():
+        for mode in ("train", "eval"):
+            for name, model in (("ours", ours), ("theirs", theirs)):
+                getattr(model, mode)()
+                torch.manual_seed(11)
+                outputs[name, mode] = model(**batch)
+    for mode in ("train", "eval"):
+        for field in PAIRS["AlbertForPreTraining"]:
+            a, b = getattr(outputs["ours", mode], field), getattr(outputs["theirs", mode], field)
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5, msg=f"{field} in {mode} mode")
+    train_sop, eval_sop = outputs["ours", "train"].sop_logits, outputs["ours", "eval"].sop_logits
+    assert (train_sop - eval_sop).abs().max() > 1e-3  # the dropout is really on in training
+    torch.testing.assert_close(outputs["ours", "train"].prediction_logits, outputs["ours", "eval"].prediction_logits)
