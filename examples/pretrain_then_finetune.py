@@ -6,12 +6,12 @@
    32 × 128 tokens (300: the small budget of benchmarks/pretrain_learning.py).
 2. The task of examples/real_encoder.py: which kind of prose a ~50-word Brown passage comes from (press /
    non-fiction / fiction), split by document, 2,000 training passages.
-3. `albert finetune` with its defaults (3 epochs, the learning rate for the model's width) twice: from the
-   pretrained weights and from random weights in the same shape (`random:config.json`), same tokenizer and seed.
-4. Test accuracy and macro-F1 of both, the majority class and TF-IDF + logistic regression, to
-   examples/results/pretrain_then_finetune.json.
+3. `albert finetune` with its defaults (3 epochs, the learning rate for the model's width) from the pretrained
+   weights and from random weights in the same shape (`random:config.json`), same tokenizer, once per seed.
+4. Test accuracy and macro-F1 of both (mean ± sd over the seeds, and each run), the majority class and TF-IDF +
+   logistic regression, to examples/results/pretrain_then_finetune.json.
 
-    python examples/pretrain_then_finetune.py [--pretrain-steps 300] [--seed 0]
+    python examples/pretrain_then_finetune.py [--pretrain-steps 300] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -23,9 +23,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "examples"), str(ROOT / "benchmarks")]
 import real_encoder  # noqa: E402
+import realdata  # noqa: E402
 from pretrain_learning import MODEL  # noqa: E402
 
 from albert import spm  # noqa: E402
@@ -42,7 +45,8 @@ LENGTH = 64  # tokens per passage in fine-tuning (a 50-word passage is ~65 piece
 
 def pretrain(documents: list[dict], steps: int) -> Path:
     corpus = WORK / "corpus.txt"
-    corpus.write_text("".join("\n".join(d["sentences"]) + "\n\n" for d in documents), encoding="utf-8")
+    with open(corpus, "w", encoding="utf-8") as f:
+        realdata.write_documents(f, (d["sentences"] for d in documents))
     shutil.rmtree(WORK / "tokenizer", ignore_errors=True)
     spm.train([corpus], WORK / "tokenizer", vocab_size=8000, progress=False)
     shutil.rmtree(WORK / "data", ignore_errors=True)
@@ -88,11 +92,21 @@ def finetune(init: str, name: str, seed: int) -> dict:
     return metrics
 
 
+def summary(runs: list[dict]) -> dict:
+    """Mean (and sample standard deviation) of each metric over the fine-tuning seeds."""
+    out = {}
+    for key in ("accuracy", "macro_f1", "mcc", "minutes"):
+        values = np.array([r[key] for r in runs])
+        out[key] = float(values.mean())
+        out[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pretrain-steps", type=int, default=300)
     parser.add_argument("--train-passages", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0, help="fine-tuning seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="fine-tuning seeds (one run each)")
     args = parser.parse_args()
     started = time.perf_counter()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -105,8 +119,12 @@ def main() -> None:
     print(f"1. Pretraining on the {len(documents['train'])} training documents ({args.pretrain_steps} steps)")
     model = pretrain(documents["train"], args.pretrain_steps)
     print("2. Fine-tuning with the defaults")
-    pretrained = finetune(str(model), "finetuned-pretrained", args.seed)
-    random_init = finetune(f"random:{WORK / 'config.json'}", "finetuned-random", args.seed)
+    runs = {"pretrained": [], "random_init": []}
+    for seed in args.seeds:  # the same seed for both: same head init, data order and dropout
+        runs["pretrained"].append(finetune(str(model), f"finetuned-pretrained-{seed}", seed))
+        runs["random_init"].append(finetune(f"random:{WORK / 'config.json'}", f"finetuned-random-{seed}", seed))
+    pretrained, random_init = summary(runs["pretrained"]), summary(runs["random_init"])
+    wins = sum(p["accuracy"] > r["accuracy"] for p, r in zip(runs["pretrained"], runs["random_init"], strict=True))
     labels = sorted({g for _, g in splits["train"]})
     majority = max(labels, key=lambda g: sum(1 for _, x in splits["test"] if x == g))
     real_encoder.WORK = WORK  # its baseline reads train.csv / test.csv from there
@@ -117,13 +135,17 @@ def main() -> None:
         "majority_class_accuracy": sum(1 for _, x in splits["test"] if x == majority) / len(splits["test"]),
         "pretrained": pretrained,
         "random_init": random_init,
+        "pretrained_wins": f"{wins} of {len(args.seeds)} seeds",
+        "runs": runs,
         "tfidf_logreg": real_encoder.tfidf_baseline(labels),
         "minutes": (time.perf_counter() - started) / 60,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pretrain_then_finetune.json").write_text(json.dumps(result, indent=2) + "\n")
     print(
-        f"\npretrained {pretrained['accuracy']:.4f} vs random init {random_init['accuracy']:.4f} "
+        f"\npretrained {pretrained['accuracy']:.4f} ± {pretrained['accuracy_sd']:.4f} vs random init "
+        f"{random_init['accuracy']:.4f} ± {random_init['accuracy_sd']:.4f} (mean ± sd over seeds {args.seeds}; "
+        f"pretrained ahead in {wins}) "
         f"(majority {result['majority_class_accuracy']:.4f}, TF-IDF {result['tfidf_logreg']['accuracy']:.4f}); "
         f"{result['minutes']:.1f} min"
     )
