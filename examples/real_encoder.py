@@ -131,11 +131,12 @@ def score_on_test(model_dir: Path, test_csv: Path, length: int) -> dict:
     return task.metrics("classification", task.targets(test, clf.labels, "classification"), scores)
 
 
-def tfidf_baseline(labels: list[str]) -> dict:
+def tfidf_baseline(labels: list[str], folder: Path = WORK) -> dict:
+    """TF-IDF (1-2 grams) + logistic regression on folder's train.csv, scored on its test.csv."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    train_rows, test_rows = task.read_examples(WORK / "train.csv"), task.read_examples(WORK / "test.csv")
+    train_rows, test_rows = task.read_examples(folder / "train.csv"), task.read_examples(folder / "test.csv")
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     x_train = vectorizer.fit_transform([e.text for e in train_rows])
     model = LogisticRegression(C=10.0, max_iter=3000).fit(x_train, [labels.index(e.label) for e in train_rows])
