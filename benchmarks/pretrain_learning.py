@@ -254,6 +254,7 @@ def plot(results: dict, path: Path) -> None:
             tokens = [p["step"] * r["tokens_per_step"] / 1e6 for p in r["curve"]]
             style = "-" if r["contender"] == "ours" else "--"
             label = f"{r['recipe']} · {r['contender']}" + ("" if r["steps"] == 300 else f" · {r['steps']} steps")
+            label += " (older code: see its note)" if "note" in r else ""
             axes[0][col].plot(tokens, [p["mlm_acc"] for p in r["curve"]], style, marker=".", label=label)
             axes[1][col].plot(tokens, [p["sop_acc"] for p in r["curve"]], style, marker=".", label=label)
         axes[0][col].axhline(entries[0]["unigram"], color="grey", lw=0.8, ls=":", label="unigram")
