@@ -27,7 +27,7 @@ from albert import dist as distributed
 from albert.config import PRESETS, AlbertConfig, read_json_dict
 from albert.dist import choose_device
 from albert.errors import AlbertError
-from albert.extras import require
+from albert.extras import check
 from albert.fields import (
     AT_LEAST_1,
     DROPOUT,
@@ -194,9 +194,9 @@ def train(cfg: FinetuneConfig) -> dict[str, Any]:
     """Read and validate every file first, then fine-tune; returns the best dev metrics (or the last train ones)."""
     family = tasks.get(cfg.task)
     choose_device(cfg.device)  # refused before any work: a missing GPU, or an out directory that must not be touched
-    plot.pyplot()  # and a missing [train] extra (curves at the end, metrics at each evaluation)
-    for module in ("sklearn.metrics", "seqeval.metrics", "rouge_score.rouge_scorer"):  # the [train] extra, whole
-        require(module, "fine-tuning metrics")
+    plot.check_available()  # and a missing [train] extra (curves at the end, metrics at each evaluation)
+    for module in ("sklearn", "seqeval", "rouge_score"):  # the [train] extra, whole
+        check(module, "fine-tuning metrics")
     if cfg.resume:
         check_resumable(cfg)
     check_directory(cfg.out, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume)

@@ -7,14 +7,21 @@ from pathlib import Path
 
 import numpy as np
 
-from albert.extras import require
+from albert.extras import check, require
+
+PURPOSE = "drawing training curves"
 
 
 def pyplot():
     """matplotlib.pyplot on the Agg backend (no display needed); a MissingExtra error without matplotlib."""
-    matplotlib = require("matplotlib", "drawing training curves")
+    matplotlib = require("matplotlib", PURPOSE)
     matplotlib.use("Agg")
-    return require("matplotlib.pyplot", "drawing training curves")
+    return require("matplotlib.pyplot", PURPOSE)
+
+
+def check_available() -> None:
+    """The MissingExtra error of `pyplot`, before a run's work, without importing matplotlib (~1 s)."""
+    check("matplotlib", PURPOSE)
 
 
 def _rows(log_path: Path) -> list[dict]:

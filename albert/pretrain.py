@@ -384,7 +384,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
 
     if not cfg.data or not cfg.out:
         raise RunError("pretraining needs data (a prepared directory) and out (the run directory)")
-    plot.pyplot()  # the curves at the end need the [train] extra: say so now, not after the run
+    plot.check_available()  # the curves at the end need the [train] extra: say so now, not after the run
     dist = distributed.setup(cfg.device)
     out = Path(cfg.out)
     _check_run_dir(cfg, out)
