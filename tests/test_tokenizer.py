@@ -340,3 +340,16 @@ def test_ids_do_not_depend_on_asking_for_offsets(realdata, brown_tokenizer):
                 out, where = preprocess_with_offsets(text, lower, keep, True)
                 assert out == preprocess_text(text, lower, keep), text
                 assert len(where) == len(out) and all(0 <= i < j <= len(text) for i, j in where)
+
+
+def test_every_combining_mark_lies_below_the_scanned_bound():
+    """preprocess_text drops combining marks with a character class built from the first two planes only: no code
+    point above them is a combining mark in this Python's Unicode database, and a mark near the top is dropped."""
+    import sys
+    import unicodedata
+
+    from albert.spm import COMBINING_MARKS_BELOW, preprocess_text
+
+    above = [cp for cp in range(COMBINING_MARKS_BELOW, sys.maxunicode + 1) if unicodedata.combining(chr(cp))]
+    assert above == []
+    assert preprocess_text("a\U0001e94ab\u0301", keep_accents=False) == "ab"  # an Adlam nukta, an acute accent
