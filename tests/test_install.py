@@ -27,7 +27,7 @@ def bare(tmp_path_factory):
     import install
 
     venv = tmp_path_factory.mktemp("bare") / "venv"
-    return venv, install.measure(venv)
+    return venv, install.measure(venv, timings=False)
 
 
 def test_the_bare_install_holds_no_extra_and_imports_lazily(bare):

@@ -121,7 +121,7 @@ def span_qa(brown_tokenizer, derived, tmp_path_factory):
             init="random:" + str(root / "model.json"),
             tokenizer=str(root / "tok"),
             out=str(root / "out"),
-            epochs=4,
+            epochs=3,
             batch_size=16,
             learning_rate=2e-3,
             max_seq_length=192,
@@ -137,7 +137,7 @@ def test_qa_trains_and_decodes(span_qa, derived):
     rows = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "step" in r]
     assert np.mean([r["loss"] for r in rows[-10:]]) < np.mean([r["loss"] for r in rows[:10]]) - 0.5
     assert {"f1", "exact_match", "best_f1", "f1_threshold"} <= set(result)
-    # answering nothing scores ~41; the model finds numbers and quotations and knows when a context has none (~68)
+    # answering nothing scores ~41; the model finds numbers and quotations and knows when a context has none (~65)
     assert result["best_f1"] > no_answer_f1(derived / "dev.json") + 15
     again = cli_evaluate(out, derived / "dev.json")  # `albert evaluate`: the same model, the same F1
     assert again["f1"] == pytest.approx(result["f1"], abs=1e-4) and again["best_f1"] == pytest.approx(
