@@ -15,9 +15,11 @@
    weights and from random weights in the same shape (`random:config.json`), same tokenizer, once per seed.
 4. Test accuracy and macro-F1 of both (mean ± sd over the seeds, and each run), the majority class and TF-IDF +
    logistic regression, to examples/results/pretrain_then_finetune.json (brown-genre) or
-   pretrain_then_finetune_spam.json.
+   pretrain_then_finetune_spam.json (_spam_500.json etc. for another --train-examples), and, once a task has
+   results for two or more training sizes, pretrain_then_finetune_TASK_by_labels.png: accuracy by labelled examples.
 
     python examples/pretrain_then_finetune.py [--task brown-genre|spam] [--pretrain-steps 300] [--seeds 0 1 2]
+        [--train-examples 2000] [--reuse-pretraining]
 """
 
 from __future__ import annotations
@@ -126,6 +128,12 @@ def finetune(work: Path, init: str, name: str, seed: int, length: int) -> dict:
     return metrics
 
 
+def _pretrained_steps(work: Path) -> int | None:
+    """The steps of the finished pretraining run in work/, or None."""
+    config, model = work / "pretrain" / "run_config.json", work / "pretrain" / "model" / "model.safetensors"
+    return json.loads(config.read_text())["max_steps"] if config.exists() and model.exists() else None
+
+
 def summary(runs: list[dict]) -> dict:
     """Mean (and sample standard deviation) of each metric over the fine-tuning seeds."""
     out = {}
@@ -136,12 +144,48 @@ def summary(runs: list[dict]) -> dict:
     return out
 
 
+def plot_by_label_count(task: str) -> Path | None:
+    """Test accuracy (mean ± sd over seeds) against the labelled examples, pretrained vs random, from every results
+    file of this task (one per --train-examples), with the majority class and TF-IDF; None if under two sizes."""
+    from albert.plot import pyplot
+
+    runs = [json.loads(f.read_text()) for f in RESULTS.glob("pretrain_then_finetune*.json")]
+    runs = sorted((r for r in runs if r["args"].get("task", "brown-genre") == task), key=lambda r: r["split"]["train"])
+    if len(runs) < 2:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sizes = [r["split"]["train"] for r in runs]
+    steps = runs[-1]["args"]["pretrain_steps"]
+    for key, label in (("pretrained", f"pretrained ({steps} steps)"), ("random_init", "random initialisation")):
+        means = np.array([r[key]["accuracy"] for r in runs])
+        sds = np.array([r[key]["accuracy_sd"] for r in runs])
+        ax.errorbar(sizes, means, yerr=sds, marker="o", capsize=3, label=f"{label}, mean ± sd over seeds")
+    ax.plot(sizes, [r["tfidf_logreg"]["accuracy"] for r in runs], "k:", label="TF-IDF + logistic regression")
+    ax.plot(sizes, [r["majority_class_accuracy"] for r in runs], "k--", label="majority class")
+    ax.set(xscale="log", xlabel="labelled training examples", ylabel="test accuracy", title=f"{task}: fine-tuning")
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    png = RESULTS / f"pretrain_then_finetune_{task}_by_labels.png"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=sorted(TASKS), default="brown-genre")
     parser.add_argument("--pretrain-steps", type=int, default=300)
     parser.add_argument("--train-examples", type=int, default=2000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="fine-tuning seeds (one run each)")
+    parser.add_argument(
+        "--reuse-pretraining",
+        action="store_true",
+        help="keep the pretrained model of an earlier run of this task with the same --pretrain-steps (the corpus "
+        "does not depend on --train-examples or --seeds)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     work = WORK / args.task
@@ -149,8 +193,12 @@ def main() -> None:
     splits, documents = TASKS[args.task](args.train_examples)
     for name, rows in splits.items():
         real_encoder.write(rows, work / f"{name}.csv")
-    print(f"1. Pretraining on the {len(documents)} training documents ({args.pretrain_steps} steps)")
-    model = pretrain(work, documents, args.pretrain_steps)
+    model = work / "pretrain" / "model"
+    if args.reuse_pretraining and _pretrained_steps(work) == args.pretrain_steps:
+        print(f"1. Reusing {model} ({args.pretrain_steps} steps on the {len(documents)} training documents)")
+    else:
+        print(f"1. Pretraining on the {len(documents)} training documents ({args.pretrain_steps} steps)")
+        model = pretrain(work, documents, args.pretrain_steps)
     print("2. Fine-tuning with the defaults")
     runs = {"pretrained": [], "random_init": []}
     length = LENGTH[args.task]
@@ -177,6 +225,7 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "pretrain_then_finetune" + ("" if args.task == "brown-genre" else f"_{args.task}")
+    name += "" if args.train_examples == parser.get_default("train_examples") else f"_{args.train_examples}"
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"\npretrained {pretrained['accuracy']:.4f} ± {pretrained['accuracy_sd']:.4f} vs random init "
@@ -185,6 +234,9 @@ def main() -> None:
         f"(majority {result['majority_class_accuracy']:.4f}, TF-IDF {result['tfidf_logreg']['accuracy']:.4f}); "
         f"{result['minutes']:.1f} min"
     )
+    png = plot_by_label_count(args.task)
+    if png:
+        print(f"accuracy by labelled examples → {png}")
 
 
 if __name__ == "__main__":
