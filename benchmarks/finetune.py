@@ -2,9 +2,11 @@
 
 The same model (a 4-layer ALBERT, H=256, E=128: the demo's shape, from one set of random weights written by
 transformers), the same token ids (our tokenizer, truncated to the same length), the same epochs, batch size,
-learning rate, AdamW (ε 1e-6, weight decay 0.01), clip 1.0 and linear warmup (10 %) + decay; each contender in its
-own process, so the peak RSS is its own; the contenders alternate for --repeats rounds, each round with its own
-seed (data order, dropout): the table shows the fastest round and the accuracy averaged over the seeds:
+learning rate, AdamW (ε 1e-6, weight decay 0.01), clip 1.0 and linear warmup (10 %), then each one's linear decay
+(not the same: ours is the official lr × (1 − step / total), the Trainer's (total − step) / (total − warmup) of lr,
+1.11× ours after warmup); each contender in its own process, so the peak RSS is its own; the contenders alternate
+for --repeats rounds, each round with its own seed (data order, dropout): the table shows the fastest round and the
+accuracy averaged over the seeds:
   albert-lite                  albert.finetune.train with its defaults: random steps, each cut into length-sorted passes
   transformers                 Trainer + AlbertForSequenceClassification, random batches padded to their longest
                                row (what DataCollatorWithPadding does), the Trainer's defaults otherwise
