@@ -2,11 +2,11 @@
 
 The same model (a 4-layer ALBERT, H=256, E=128: the demo's shape, from one set of random weights written by
 transformers), the same token ids (our tokenizer, truncated to the same length), the same epochs, batch size,
-learning rate, AdamW (ε 1e-6, weight decay 0.01), clip 1.0 and linear warmup (10 %), then each one's linear decay
-(not the same: ours is the official lr × (1 − step / total), the Trainer's (total − step) / (total − warmup) of lr,
-1.11× ours after warmup); each contender in its own process, so the peak RSS is its own; the contenders alternate
-for --repeats rounds, each round with its own seed (data order, dropout): the table shows the fastest round and the
-accuracy averaged over the seeds:
+learning rate, AdamW (ε 1e-6, weight decay 0.01), clip 1.0, linear warmup (10 %) and the official linear decay,
+lr × (1 − step / total), for both (--trainer-schedule linear gives the Trainer its own instead, (total − step) /
+(total − warmup) of lr, 1.11× ours after warmup, as the entries marked "linear" were measured); each contender in its
+own process, so the peak RSS is its own; the contenders alternate for --repeats rounds, each round with its own seed
+(data order, dropout): the table shows the fastest round and the accuracy averaged over the seeds:
   albert-lite                  albert.finetune.train with its defaults: random steps, each cut into length-sorted passes
   transformers                 Trainer + AlbertForSequenceClassification, random batches padded to their longest
                                row (what DataCollatorWithPadding does), the Trainer's defaults otherwise
@@ -140,11 +140,24 @@ def run_ours(folder: Path, max_length: int, epochs: int, lr: float, seed: int) -
     return {"seconds": seconds, "accuracy": result["accuracy"], "steps": result["steps"]}
 
 
-def run_trainer(folder: Path, max_length: int, epochs: int, lr: float, sampling: str, seed: int) -> dict:
+def run_trainer(
+    folder: Path, max_length: int, epochs: int, lr: float, sampling: str, seed: int, schedule: str = "official"
+) -> dict:
+    """schedule: "official" gives the Trainer our decay (albert.optim, the official code's), "linear" its own."""
     import torch
     import transformers
 
     import albert
+    from albert.optim import build_schedule
+
+    class OfficialDecayTrainer(transformers.Trainer):
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            if self.lr_scheduler is None:  # our warmup steps: int(0.1 × total), as albert.finetune counts them
+                opt = optimizer or self.optimizer
+                self.lr_scheduler = build_schedule(opt, int(0.1 * num_training_steps), num_training_steps)
+                self._created_lr_scheduler = True
+            return self.lr_scheduler
+
     from albert.tasks.classification import read_examples
 
     tok = albert.AlbertTokenizer.from_pretrained(folder / "tok")
@@ -191,7 +204,8 @@ def run_trainer(folder: Path, max_length: int, epochs: int, lr: float, sampling:
             disable_tqdm=True,
             train_sampling_strategy=sampling,  # group_by_length reads each row's input_ids length
         )
-        trainer = transformers.Trainer(model=model, args=args, train_dataset=train, data_collator=collate)
+        kind = OfficialDecayTrainer if schedule == "official" else transformers.Trainer
+        trainer = kind(model=model, args=args, train_dataset=train, data_collator=collate)
         start = time.perf_counter()
         trainer.train()
         predictions = trainer.predict(dev)
@@ -216,7 +230,7 @@ def checkpointing_step(on: bool) -> dict:
     return {"seconds": time.perf_counter() - start}
 
 
-def worker(kind: str, folder: Path, max_length: int, epochs: int, lr: float, seed: int) -> None:
+def worker(kind: str, folder: Path, max_length: int, epochs: int, lr: float, seed: int, schedule: str) -> None:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -226,7 +240,7 @@ def worker(kind: str, folder: Path, max_length: int, epochs: int, lr: float, see
         result = run_ours(folder, max_length, epochs, lr, seed)
     else:
         sampling = "group_by_length" if kind.endswith("group-by-length") else "random"
-        result = run_trainer(folder, max_length, epochs, lr, sampling, seed)
+        result = run_trainer(folder, max_length, epochs, lr, sampling, seed, schedule)
     result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(json.dumps(result))
 
@@ -243,7 +257,14 @@ def welch_p(ours: list[float], theirs: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--worker", nargs=6, metavar=("KIND", "FOLDER", "MAX_LENGTH", "EPOCHS", "LR", "SEED"))
+    parser.add_argument("--worker", nargs=7, metavar=("KIND", "FOLDER", "MAX_LENGTH", "EPOCHS", "LR", "SEED", "DECAY"))
+    parser.add_argument(
+        "--trainer-schedule",
+        choices=["official", "linear"],
+        default="official",
+        help="the Trainer's decay after warmup: ours (the official code's lr × (1 − step/total)) or its own linear "
+        "one, 1.11× ours after 10 %% warmup (the entries before 2026-12-06 were measured with linear)",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="rounds of all contenders, each with its own seed")
     parser.add_argument("--contenders", nargs="+", default=["albert-lite", "transformers"], choices=CONTENDERS)
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
@@ -253,8 +274,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "finetune.json"))
     args = parser.parse_args()
     if args.worker:
-        kind, folder, max_length, epochs, lr, seed = args.worker
-        worker(kind, Path(folder), int(max_length), int(epochs), float(lr), int(seed))
+        kind, folder, max_length, epochs, lr, seed, schedule = args.worker
+        worker(kind, Path(folder), int(max_length), int(epochs), float(lr), int(seed), schedule)
         return
     import albert
 
@@ -274,13 +295,16 @@ def main() -> None:
             write_model(folder, albert.AlbertTokenizer.from_pretrained(folder / "tok").vocab_size)
             with open(folder / "train.csv", encoding="utf-8") as f:
                 n = sum(1 for _ in f) - 1
-            entry = {"max_length": max_length, "train_examples": n, "epochs": epochs, "learning_rate": lr, "runs": {}}
+            entry = {"max_length": max_length, "train_examples": n, "epochs": epochs, "learning_rate": lr}
+            entry |= {"trainer_schedule": args.trainer_schedule, "runs": {}}
             rounds: dict[str, list[dict]] = {kind: [] for kind in args.contenders}
             for repeat in range(args.repeats):  # contenders alternate, so a slow spell of the machine hits all
                 for kind in args.contenders:
                     seed = str(42 + repeat)
                     cmd = [sys.executable, __file__, "--worker", kind, str(folder), str(max_length), str(epochs)]
-                    done = subprocess.run([*cmd, str(lr), seed], capture_output=True, text=True, check=False)
+                    done = subprocess.run(
+                        [*cmd, str(lr), seed, args.trainer_schedule], capture_output=True, text=True, check=False
+                    )
                     if done.returncode != 0:
                         raise SystemExit(f"{kind} on {name} failed:\n{done.stderr[-3000:]}")
                     run = json.loads(done.stdout.strip().splitlines()[-1])
@@ -306,7 +330,7 @@ def main() -> None:
     if not args.no_checkpointing:  # albert-large, 2 × 512 tokens, one training step: peak RSS off vs on
         results["gradient_checkpointing"] = {}
         for kind in ("checkpointing-off", "checkpointing-on"):
-            cmd = [sys.executable, __file__, "--worker", kind, "-", "0", "0", "0", "0"]
+            cmd = [sys.executable, __file__, "--worker", kind, "-", "0", "0", "0", "0", "-"]
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
             results["gradient_checkpointing"][kind.split("-")[1]] = json.loads(done.stdout.strip().splitlines()[-1])
             print(kind, results["gradient_checkpointing"][kind.split("-")[1]], flush=True)
