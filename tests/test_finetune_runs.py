@@ -411,3 +411,98 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) == len(list(model.parameters()))
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_the_loop_takes_the_same_steps_as_transformers_trainer(reviews, tmp_path):
+    """Given the same batches in the same order and no dropout, `albert finetune`'s loop (length-sorted passes inside
+    each step, per-example loss weights, AdamW, clipping, warmup + the official linear decay) and transformers'
+    Trainer (the same schedule handed to it) log the same loss and gradient norm at every step and end with the same
+    weights: any accuracy difference between the two in benchmarks/finetune.py comes from the random draws."""
+    pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate (the [bench] extra)")
+    transformers = pytest.importorskip("transformers")
+    from albert.optim import build_schedule
+    from albert.tasks.classification import read_examples
+
+    config = albert.AlbertConfig.from_json_file(reviews / "model.json").to_dict()
+    config |= {"num_labels": 2, "id2label": {0: "neg", 1: "pos"}, "label2id": {"neg": 0, "pos": 1}}
+    config |= {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "classifier_dropout_prob": 0.0}
+    torch.manual_seed(0)
+    start = tmp_path / "start"  # one set of weights, written by transformers, that both begin from
+    transformers.AlbertForSequenceClassification(transformers.AlbertConfig(**config)).save_pretrained(start)
+    steps_per_epoch, seed, rate = 160 // 16, 3, 1e-3
+    ours_out = tmp_path / "ours"
+    train(
+        FinetuneConfig(
+            train=str(reviews / "train.csv"),
+            init=str(start),
+            tokenizer=str(reviews / "tok"),
+            out=str(ours_out),
+            epochs=2,
+            batch_size=16,
+            learning_rate=rate,
+            max_seq_length=64,
+            classifier_dropout=0.0,
+            dropout=0.0,
+            seed=seed,
+            progress=False,
+        )
+    )
+    ours = [json.loads(line) for line in (ours_out / "log.jsonl").read_text().splitlines()[1:]]
+
+    tok = albert.AlbertTokenizer.from_pretrained(reviews / "tok")
+    examples = read_examples(reviews / "train.csv")
+    encoded = tok([e.text for e in examples], max_length=64, truncation=True)
+    rows = [
+        {"input_ids": ids, "token_type_ids": types, "labels": config["label2id"][e.label]}
+        for ids, types, e in zip(encoded["input_ids"], encoded["token_type_ids"], examples, strict=True)
+    ]
+    order = [r for epoch in range(2) for step in batching.epoch_steps([1] * 160, epoch, seed, 16, False) for r in step]
+
+    def collate(batch):
+        width = max(len(r["input_ids"]) for r in batch)
+        out = {
+            "input_ids": [r["input_ids"] + [tok.pad_token_id] * (width - len(r["input_ids"])) for r in batch],
+            "token_type_ids": [r["token_type_ids"] + [0] * (width - len(r["input_ids"])) for r in batch],
+            "attention_mask": [[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in batch],
+            "labels": [r["labels"] for r in batch],
+        }
+        return {k: torch.tensor(v) for k, v in out.items()}
+
+    class InOrder(transformers.Trainer):  # our two epochs' order, one pass; our schedule over the same steps
+        def _get_train_sampler(self, *args, **kwargs):
+            return torch.utils.data.SequentialSampler(self.train_dataset)
+
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            if self.lr_scheduler is None:
+                warmup = int(0.1 * num_training_steps)
+                self.lr_scheduler = build_schedule(optimizer or self.optimizer, warmup, num_training_steps)
+                self._created_lr_scheduler = True
+            return self.lr_scheduler
+
+    model = transformers.AlbertForSequenceClassification.from_pretrained(start)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "trainer"),
+        per_device_train_batch_size=16,
+        num_train_epochs=1,
+        learning_rate=rate,
+        weight_decay=0.01,
+        adam_epsilon=1e-6,
+        max_grad_norm=1.0,
+        save_strategy="no",
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    trainer = InOrder(model=model, args=args, train_dataset=[rows[i] for i in order], data_collator=collate)
+    trainer.train()
+    theirs = [h for h in trainer.state.log_history if "loss" in h]
+
+    assert len(ours) == len(theirs) == 2 * steps_per_epoch
+    for a, b in zip(ours, theirs, strict=True):  # the Trainer rounds what it logs to 4 significant digits
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-4), (a, b)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3), (a, b)
+    assert ours[-1]["loss"] < ours[0]["loss"]  # it trained (so equal steps are not two runs that did nothing)
+    final = load_file(ours_out / "model.safetensors")
+    for name, weight in model.state_dict().items():
+        assert torch.allclose(final[name], weight, atol=1e-5), name
