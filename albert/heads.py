@@ -64,7 +64,7 @@ class AlbertForSequenceClassification(AlbertPreTrainedModel):
     def forward(
         self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None
     ) -> ClassifierOutput:
-        pooled = self.albert(input_ids, attention_mask, token_type_ids, position_ids).pooler_output
+        pooled = self.albert(input_ids, attention_mask, token_type_ids, position_ids, pooled_only=True).pooler_output
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         loss = None
         if labels is not None:
@@ -153,7 +153,7 @@ class AlbertForMultipleChoice(AlbertPreTrainedModel):
             return None if t is None else t.reshape(B * C, T)
 
         pooled = self.albert(
-            flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids)
+            flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids), pooled_only=True
         ).pooler_output
         logits = self.classifier(self.dropout(pooled)).view(B, C)
         loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))

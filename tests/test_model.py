@@ -67,6 +67,30 @@ def test_every_parameter_gets_a_gradient(cls, name):
         assert p.grad.abs().sum() > 0, f"{pname} got an all-zero gradient"
 
 
+@pytest.mark.parametrize("name", list(ALL_STRUCTURES))
+@pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "gradient-checkpointing"])
+def test_pooled_only_gives_the_full_pass_pooled_vector_and_gradients(name, checkpointing):
+    """Classification and multiple choice read only the pooled [CLS] vector, so their last layer computes that row
+    alone (pooled_only): the pooled vector and every parameter's gradient must be the full pass's, padding included."""
+    cfg = tiny_config(**ALL_STRUCTURES[name], hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    model = albert.AlbertModel(cfg).train()  # train mode, so that gradient checkpointing really runs
+    model.gradient_checkpointing = checkpointing
+    batch = make_batch(cfg)
+    pooled, grads = {}, {}
+    for only in (False, True):
+        model.zero_grad()
+        out = model(**batch, pooled_only=only)
+        assert out.last_hidden_state.shape[1] == (1 if only else batch["input_ids"].shape[1])
+        out.pooler_output.pow(2).sum().backward()
+        pooled[only] = out.pooler_output.detach()
+        grads[only] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    torch.testing.assert_close(pooled[True], pooled[False], rtol=1e-5, atol=1e-6)
+    assert grads[True].keys() == grads[False].keys() == {n for n, _ in model.named_parameters()}
+    for n, g in grads[False].items():
+        torch.testing.assert_close(grads[True][n], g, rtol=1e-4, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")
+
+
 def test_parameter_count_does_not_grow_with_depth():
     counts = {n: albert.AlbertModel(tiny_config(num_hidden_layers=n)).num_parameters() for n in (1, 4, 12)}
     assert len(set(counts.values())) == 1, counts
