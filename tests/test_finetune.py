@@ -59,6 +59,22 @@ def _cfg(root, out, **kw):
     return FinetuneConfig(**{**base, **kw})
 
 
+@pytest.mark.parametrize("kind", ["sentencepiece", "wordpiece"])
+def test_over_long_texts_get_the_tokenizers_own_cut(realdata, brown_tokenizer, kind):
+    """Over-long single texts are cut from their one full encoding ([CLS] + the first pieces + [SEP]) instead of
+    being encoded again: the ids and types must be what the tokenizer's own truncation gives, on real long texts."""
+    vocab = realdata.minilm_dir() / "vocab.txt"
+    tok = brown_tokenizer if kind == "sentencepiece" else albert.AlbertTokenizer.from_pretrained(vocab)
+    texts = [" ".join(e["text"].split())[:2000] for e in realdata.spam_emails()[:40]] + ["short", ""]
+    examples = [task.Example(text=t, pair=None, label=None, line=i) for i, t in enumerate(texts)]
+    full = tok(texts)["input_ids"]
+    for max_length in (4, 64, 256):
+        encoded = task.Encoded(tok, examples, max_length, None)
+        cut = tok(texts, max_length=max_length, truncation=True)
+        assert encoded.ids == cut["input_ids"] and encoded.types == cut["token_type_ids"]
+        assert encoded.truncated == sum(len(ids) > max_length for ids in full) > 0
+
+
 def test_finetune_learns_and_every_entry_point_agrees(reviews, tmp_path):
     result = train(_cfg(reviews, tmp_path / "clf", epochs=6))
     rows = [r for r in map(json.loads, (tmp_path / "clf" / "log.jsonl").read_text().splitlines()) if "step" in r]

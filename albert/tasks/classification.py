@@ -156,7 +156,11 @@ class Encoded:
         self.ids, self.types, self.y, self.pad = enc["input_ids"], enc["token_type_ids"], y, tok.pad_token_id
         long = [i for i, ids in enumerate(self.ids) if len(ids) > max_length]
         self.truncated = len(long)
-        if long:  # only the over-long rows are encoded again, with truncation
+        if long and pairs is None:  # one segment: [CLS] + the first max_length - 2 pieces + [SEP], the tokenizer's cut
+            for i in long:
+                self.ids[i] = self.ids[i][: max_length - 1] + self.ids[i][-1:]
+                self.types[i] = self.types[i][:max_length]
+        elif long:  # pairs: only the over-long rows are encoded again, cut by the tokenizer's longest-first rule
             cut = tok(
                 [texts[i] for i in long],
                 [pairs[i] for i in long] if pairs else None,
