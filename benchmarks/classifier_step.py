@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import albert  # noqa: E402
+from albert.cliflags import COUNT  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHAPES = {  # name: (config overrides of albert-base-v2's, batch, tokens)
@@ -88,7 +89,8 @@ def measure(overrides: dict, B: int, T: int, repeats: int) -> dict:
 
     entry = {"batch": B, "tokens": T, "layers": config.num_hidden_layers, "hidden": config.hidden_size}
     with torch.inference_mode():  # before any step: the same weights in all three
-        ours.eval(), theirs.eval()
+        ours.eval()
+        theirs.eval()
         reference = theirs(**batch).logits
         entry["max_abs_logit_diff"] = {
             k: float((fn() - reference).abs().max()) for k, (_, fn) in contenders.items() if k != "transformers"
@@ -108,9 +110,10 @@ def measure(overrides: dict, B: int, T: int, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=COUNT, default=7)
     parser.add_argument("--out", default=str(RESULTS / "classifier_step.json"))
     args = parser.parse_args()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # before the measurements, not after them
     torch.set_num_threads(os.cpu_count() or 1)
     results = {"threads": torch.get_num_threads(), "repeats": args.repeats, "shapes": {}}
     for name, (overrides, B, T) in SHAPES.items():

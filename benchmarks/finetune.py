@@ -49,6 +49,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "examples")]
+from albert.cliflags import COUNT  # noqa: E402  (every worker imports albert anyway)
 
 CONTENDERS = ("albert-lite", "transformers", "transformers-group-by-length", "albert-lite-full-pass")
 DEFAULT_CONTENDERS = ["albert-lite", "transformers"]
@@ -158,6 +159,7 @@ def run_trainer(
     import transformers
 
     import albert
+    from albert.collate import as_tensors, encoder_inputs
     from albert.optim import build_schedule
 
     class OfficialDecayTrainer(transformers.Trainer):
@@ -184,14 +186,8 @@ def run_trainer(
         ]
 
     def collate(rows):  # DataCollatorWithPadding: pad to the batch's longest row
-        width = max(len(r["input_ids"]) for r in rows)
-        batch = {"input_ids": [], "token_type_ids": [], "attention_mask": []}
-        for r in rows:
-            pad = width - len(r["input_ids"])
-            batch["input_ids"].append(r["input_ids"] + [tok.pad_token_id] * pad)
-            batch["token_type_ids"].append(r["token_type_ids"] + [0] * pad)
-            batch["attention_mask"].append([1] * len(r["input_ids"]) + [0] * pad)
-        return {**{k: torch.tensor(v) for k, v in batch.items()}, "labels": torch.tensor([r["labels"] for r in rows])}
+        padded = encoder_inputs([r["input_ids"] for r in rows], [r["token_type_ids"] for r in rows], tok.pad_token_id)
+        return {**as_tensors(padded), "labels": torch.tensor([r["labels"] for r in rows])}
 
     train, dev = encode("train"), encode("dev")
     with tempfile.TemporaryDirectory() as out:
@@ -286,11 +282,11 @@ def main() -> None:
         help="the Trainer's decay after warmup: ours (the official code's lr × (1 − step/total)) or its own linear "
         "one, 1.11× ours after 10 %% warmup (the entries before 2026-12-06 were measured with linear)",
     )
-    parser.add_argument("--repeats", type=int, default=2, help="rounds of all contenders, each with its own seed")
+    parser.add_argument("--repeats", type=COUNT, default=2, help="rounds of all contenders, each with its own seed")
     parser.add_argument("--contenders", nargs="+", default=DEFAULT_CONTENDERS, choices=CONTENDERS)
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--no-checkpointing", action="store_true", help="skip the gradient-checkpointing figure")
-    parser.add_argument("--train-examples", type=int, help="override each data set's training examples")
+    parser.add_argument("--train-examples", type=COUNT, help="override each data set's training examples")
     parser.add_argument("--learning-rate", type=float, help="override each data set's rate (entry named NAME-lrRATE)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "finetune.json"))
     args = parser.parse_args()
@@ -301,6 +297,7 @@ def main() -> None:
     import albert
 
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)  # before the runs, not after the first data set's minutes
     # what this run does not measure is kept from the last one (--datasets spam replaces that entry only)
     results: dict = json.loads(out.read_text()) if out.is_file() else {}
     results.update({"batch_size": BATCH, "threads": os.cpu_count()})

@@ -41,6 +41,7 @@ import realdata  # noqa: E402
 from pretrain_learning import MODEL  # noqa: E402
 
 from albert import spm  # noqa: E402
+from albert.cliflags import COUNT  # noqa: E402
 from albert.data import PrepareConfig, prepare  # noqa: E402
 from albert.finetune import FinetuneConfig  # noqa: E402
 from albert.finetune import train as finetune_train  # noqa: E402
@@ -128,13 +129,6 @@ def finetune(work: Path, init: str, name: str, seed: int, length: int) -> dict:
     return metrics
 
 
-def _positive(value: str) -> int:
-    """argparse type: an integer of at least 1 (a negative one would slice from the end of the training split)."""
-    if not value.lstrip("-").isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
-    return int(value)
-
-
 def _pretrained_steps(work: Path) -> int | None:
     """The steps of the finished pretraining run in work/, or None."""
     config, model = work / "pretrain" / "run_config.json", work / "pretrain" / "model" / "model.safetensors"
@@ -184,8 +178,8 @@ def plot_by_label_count(task: str) -> Path | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=sorted(TASKS), default="brown-genre")
-    parser.add_argument("--pretrain-steps", type=_positive, default=300)
-    parser.add_argument("--train-examples", type=_positive, default=2000, help="labelled training examples")
+    parser.add_argument("--pretrain-steps", type=COUNT, default=300)
+    parser.add_argument("--train-examples", type=COUNT, default=2000, help="labelled training examples")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="fine-tuning seeds (one run each)")
     parser.add_argument(
         "--reuse-pretraining",

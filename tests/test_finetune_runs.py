@@ -420,6 +420,7 @@ def test_the_loop_takes_the_same_steps_as_transformers_trainer(reviews, tmp_path
     weights: any accuracy difference between the two in benchmarks/finetune.py comes from the random draws."""
     pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate (the [bench] extra)")
     transformers = pytest.importorskip("transformers")
+    from albert.collate import as_tensors, encoder_inputs
     from albert.optim import build_schedule
     from albert.tasks.classification import read_examples
 
@@ -458,15 +459,9 @@ def test_the_loop_takes_the_same_steps_as_transformers_trainer(reviews, tmp_path
     ]
     order = [r for epoch in range(2) for step in batching.epoch_steps([1] * 160, epoch, seed, 16, False) for r in step]
 
-    def collate(batch):
-        width = max(len(r["input_ids"]) for r in batch)
-        out = {
-            "input_ids": [r["input_ids"] + [tok.pad_token_id] * (width - len(r["input_ids"])) for r in batch],
-            "token_type_ids": [r["token_type_ids"] + [0] * (width - len(r["input_ids"])) for r in batch],
-            "attention_mask": [[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in batch],
-            "labels": [r["labels"] for r in batch],
-        }
-        return {k: torch.tensor(v) for k, v in out.items()}
+    def collate(batch):  # padded to the batch's longest row, as DataCollatorWithPadding does
+        padded = encoder_inputs([r["input_ids"] for r in batch], [r["token_type_ids"] for r in batch], tok.pad_token_id)
+        return {**as_tensors(padded), "labels": torch.tensor([r["labels"] for r in batch])}
 
     class InOrder(transformers.Trainer):  # our two epochs' order, one pass; our schedule over the same steps
         def _get_train_sampler(self, *args, **kwargs):
