@@ -149,9 +149,9 @@ class Layer(nn.Module):
         to every position as before (every key and value is still computed) but skips the other rows' query,
         output projection and FFN, which nothing reads when only the pooled [CLS] vector is used."""
         if self.pre_ln:
-            h = self.attention_norm(x)
-            x = x[:, :1] if first_only else x
-            x = x + self.dropout(self.attention_out(self.attend(h, mask, h[:, :1] if first_only else h)))
+            h = self.attention_norm(x)  # keys and values need every row
+            rows, x = (h[:, :1], x[:, :1]) if first_only else (h, x)
+            x = x + self.dropout(self.attention_out(self.attend(h, mask, rows)))
             return x + self.dropout(self.ffn_out(self.act(self.ffn_in(self.ffn_norm(x)))))
         rows = x[:, :1] if first_only else x
         x = self.attention_norm(rows + self.dropout(self.attention_out(self.attend(x, mask, rows))))
