@@ -2,7 +2,9 @@
 
 - One route, the model's task's (albert/tasks): ``POST /predict`` (classification: label and probabilities), ``/ner``
   (entity spans), ``/qa`` (answer spans), ``/choose`` (multiple choice), ``/summarize`` (extractive summaries),
-  ``/similarity`` (sentence pairs), ``/embed`` (an encoder's vectors); ``GET /health``; OpenAPI at ``/docs``.
+  ``/similarity`` (sentence pairs), ``/embed`` (an encoder's vectors); ``GET /health``; OpenAPI at
+  ``/openapi.json``, browsable at ``/docs`` (Swagger UI) and ``/redoc``, whose scripts and styles come from the
+  fastapi-offline package and are served by this server: the pages work with no network.
 - Micro-batching: concurrent requests wait in a short queue; one worker thread takes up to ``max_batch`` texts and
   runs them as one call, its texts sorted by length and cut into forward passes where that saves padding
   (engines.plan_passes). Requests that queued while the model ran go at once; only when the model was idle does the
@@ -11,8 +13,17 @@
   or non-UTF-8 bodies (400); every error body is ``{"error": ..., "details": [...]}`` and the server keeps serving.
   An oversized body is read and thrown away (up to ``drain_bytes``) before the 413, so a client that sends its whole
   body before reading (urllib, most) gets the answer instead of a reset; a client that asked ``Expect:
-  100-continue`` (curl) gets it before sending anything. A body not received within ``body_timeout`` seconds gets
-  408, more than ``max_connections`` requests at once get 503, and every 503 says ``Retry-After``.
+  100-continue`` (curl) gets it before sending anything. A request head (request line and headers) not received
+  within ``header_timeout`` seconds gets 408 and the connection closes (a connection that sends nothing is closed);
+  a body not received within ``body_timeout`` seconds gets 408.
+- Overload: more than ``max_connections`` requests at once get 503, as does a full queue and a request still running
+  when ``graceful_timeout`` has passed after SIGTERM; every 503 is JSON with ``Retry-After``. ``GET /health`` and
+  ``GET /metrics`` are not counted, so a probe never fails because the model is busy. uvicorn's own
+  ``limit_concurrency`` is not used: it answered plain-text 503s without Retry-After, and counted idle connections.
+- An unexpected error (a bug, a predictor that raises) is a JSON 500 ``internal error (request id X)``; the
+  traceback is on the server log under the same id, and every answer carries its id in ``X-Request-ID``.
+- The port is bound before the model loads: a busy port is one line (``--port N on HOST: already in use``), at once.
+  The log says where the model loads from, then ``ready on http://HOST:PORT``.
 - ``GET /``: a playground page (albert/playground.html: plain HTML and JavaScript, nothing fetched from elsewhere) with
   a form for the model's task and its answer drawn: label probabilities as bars, entities marked in the text, the
   answer marked in the context, an encoder's nearest texts. ``--no-playground`` leaves it out.
@@ -26,7 +37,9 @@
 # No `from __future__ import annotations`: FastAPI reads the route signatures at runtime, with local models.
 
 import asyncio
+import errno
 import logging
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -34,10 +47,18 @@ from typing import Annotated, Any, ClassVar
 
 from albert.errors import AlbertError
 from albert.extras import require
-from albert.fields import AT_LEAST_1, NON_NEGATIVE, PORT, POSITIVE, Range, coerce_fields
+from albert.fields import AT_LEAST_1, NON_NEGATIVE, PORT, POSITIVE, THREADS, Range, coerce_fields
 from albert.hub import HubOptions
 from albert.infer import Predictor
-from albert.servehttp import RETRY_AFTER_SECONDS, BodyGuard, CountingForward, ServeMetrics, access_log
+from albert.servehttp import (
+    RETRY_AFTER_SECONDS,
+    BodyGuard,
+    CountingForward,
+    ServeMetrics,
+    access_log,
+    header_timeout_protocol,
+    server_log,
+)
 
 
 @dataclass
@@ -53,6 +74,7 @@ class ServeConfig:
     max_text_chars: int = 20000  # most characters per text (more: 422)
     max_body_bytes: int = 2_000_000  # largest request body (more: 413)
     drain_bytes: int = 128_000_000  # an oversized body is read and discarded up to this size, so the client gets 413
+    header_timeout: float = 10.0  # seconds a client gets to send its request line and headers (slower: 408, closed)
     body_timeout: float = 30.0  # seconds a client gets to send its request body (slower: 408)
     max_connections: int = 256  # requests handled at once (more: 503 with Retry-After)
     max_length: int | None = None  # tokens per text, longer ones are cut (default: 128 or the model's positions)
@@ -72,10 +94,11 @@ class ServeConfig:
         "max_text_chars": AT_LEAST_1,
         "max_body_bytes": AT_LEAST_1,
         "drain_bytes": NON_NEGATIVE,
+        "header_timeout": POSITIVE,
         "body_timeout": POSITIVE,
         "max_connections": AT_LEAST_1,
         "max_length": Range(4),
-        "threads": AT_LEAST_1,
+        "threads": THREADS,
         "graceful_timeout": NON_NEGATIVE,
     }
 
@@ -91,6 +114,10 @@ class QueueFull(Exception):
     pass
 
 
+class ShuttingDown(Exception):
+    """The batcher has been told to stop: new requests are refused (503), queued ones are still answered."""
+
+
 class MicroBatcher:
     """Gathers concurrent requests of one kind into single calls of ``run(kind, items) -> results``."""
 
@@ -103,6 +130,7 @@ class MicroBatcher:
         self.batches = 0
         self.pending: set[asyncio.Future] = set()  # every request not yet answered
         self.failure: BaseException | None = None  # why the batching loop stopped, if it did
+        self.stopping = False
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop())
@@ -110,6 +138,8 @@ class MicroBatcher:
     async def submit(self, kind: str, items: list) -> list:
         if self.failure is not None:
             raise RuntimeError(f"the batching loop has stopped ({self.failure!r})")
+        if self.stopping:  # the loop is about to be cancelled: a request queued now would wait forever
+            raise ShuttingDown
         if self.waiting + len(items) > self.max_queue:
             raise QueueFull
         future = asyncio.get_running_loop().create_future()
@@ -172,6 +202,7 @@ class MicroBatcher:
                     self.metrics.texts.inc(len(flat))
 
     async def stop(self) -> None:
+        self.stopping = True
         while not self.queue.empty() and self.failure is None:  # anything queued is still answered
             await asyncio.sleep(0.01)
         if self.task is not None:
@@ -183,8 +214,12 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
     from contextlib import asynccontextmanager
 
     require("fastapi", "serving")
-    from fastapi import FastAPI
     from fastapi.responses import HTMLResponse, PlainTextResponse
+
+    try:  # /docs and /redoc with their scripts and styles from this package, not from a CDN: they work offline
+        from fastapi_offline import FastAPIOffline
+    except ImportError:
+        raise AlbertError("serving needs fastapi-offline (the /docs page): pip install 'albert-lite[serve]'") from None
 
     predictor = predictor or Predictor(
         cfg.model,
@@ -193,6 +228,7 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
         threads=cfg.threads,
         hub_options=HubOptions(cfg.revision, cfg.cache_dir, None, cfg.local_files_only),
         length_flag="--max-length",
+        model_flag="--model",
     )
     metrics = ServeMetrics()
     predictor.forward = CountingForward(predictor.forward, metrics)
@@ -207,7 +243,7 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
         yield
         await batcher.stop()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="albert-lite",
         version=__import__("albert").__version__,
         description=f"{predictor.architecture} from {cfg.model} ({'onnxruntime' if cfg.onnx else 'PyTorch'})",
@@ -282,7 +318,7 @@ def _add_task_route(app, cfg: ServeConfig, task, batcher: MicroBatcher) -> None:
 
     request_model = _request_model(cfg, task)
     response_model = create_model(f"{task.route.title()}Response", **{task.response: (list[task.result], ...)})
-    errors = {code: {"model": Error} for code in (400, 413, 422, 503)}
+    errors = {code: {"model": Error} for code in (400, 408, 413, 422, 500, 503)}
 
     async def endpoint(body: request_model, request: Request):  # FastAPI reads the annotation at runtime
         items = body.texts if task.item is str else [item.model_dump() for item in body.items]
@@ -292,6 +328,10 @@ def _add_task_route(app, cfg: ServeConfig, task, batcher: MicroBatcher) -> None:
         except QueueFull:
             raise StarletteHTTPException(
                 503, "the server is at capacity; retry shortly", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+            ) from None
+        except ShuttingDown:
+            raise StarletteHTTPException(
+                503, "the server is shutting down; retry shortly", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
             ) from None
         return {task.response: results}
 
@@ -306,7 +346,8 @@ def _add_task_route(app, cfg: ServeConfig, task, batcher: MicroBatcher) -> None:
 
 
 def _add_error_handlers(app) -> None:
-    """Every error is {"error": ..., "details": [...]}: malformed JSON 400, invalid fields 422, AlbertError 422."""
+    """Every error is {"error": ..., "details": [...]}: malformed JSON 400, invalid fields 422, AlbertError 422, any
+    other exception 500 with the request's id (BodyGuard logs its traceback under that id)."""
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -336,27 +377,95 @@ def _add_error_handlers(app) -> None:
     async def albert_error(request: Request, exc: AlbertError):
         return JSONResponse({"error": str(exc), "details": []}, status_code=422)
 
+    @app.exception_handler(Exception)  # Starlette answers with this, then re-raises to BodyGuard, which logs it
+    async def internal_error(request: Request, exc: Exception):
+        request_id = (request.scope.get("state") or {}).get("request_id", "-")
+        return JSONResponse({"error": f"internal error (request id {request_id})", "details": []}, status_code=500)
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for every address ``host`` resolves to, as asyncio's create_server would bind them for
+    uvicorn. Bound before the model loads, so that a busy port is one clear line at once, not uvicorn's log line
+    after a minute of loading."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise AlbertError(f"--host {host}: cannot be resolved ({err.strerror})") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait out TIME_WAIT
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio does: "::" is IPv6 only
+            sock.bind(address)
+            sock.listen(2048)  # uvicorn's backlog; clients that connect while the model loads wait for it
+    except OSError as err:
+        for sock in sockets:
+            sock.close()
+        what = "already in use" if err.errno == errno.EADDRINUSE else "cannot listen"
+        raise AlbertError(f"--port {port} on {host}: {what} ({err.strerror})") from None
+    return sockets
+
 
 def serve(cfg: ServeConfig) -> None:
     """Run uvicorn until SIGINT/SIGTERM; in-flight requests get ``graceful_timeout`` seconds to finish."""
     try:
         import uvicorn
+        from uvicorn.logging import DefaultFormatter
     except ImportError:
         raise AlbertError("serving needs FastAPI and uvicorn: pip install 'albert-lite[serve]'") from None
     if not cfg.model:
         raise AlbertError("--model is required: a fine-tuned model directory")
-    handler = logging.StreamHandler()
+    sockets = listen(cfg.host, cfg.port)
+    handler = logging.StreamHandler()  # stderr; removed again when serve() returns (it may be called again)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    access_log.addHandler(handler)
-    access_log.setLevel(logging.INFO)
-    access_log.propagate = False
-    app = create_app(cfg)
-    uvicorn.run(
-        app,
-        host=cfg.host,
-        port=cfg.port,
-        access_log=False,  # ours is structured
-        timeout_graceful_shutdown=cfg.graceful_timeout,
-        limit_concurrency=2 * cfg.max_connections,  # a backstop: BodyGuard answers 503 with Retry-After first
-        log_level="info",
-    )
+    progress = logging.StreamHandler()
+    progress.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))  # uvicorn's own look
+    try:
+        access_log.addHandler(handler)
+        access_log.setLevel(logging.INFO)
+        access_log.propagate = False
+        server_log.addHandler(progress)
+        server_log.setLevel(logging.INFO)
+        server_log.propagate = False
+        engine = f"onnxruntime, {cfg.onnx}" if cfg.onnx else "PyTorch"
+        server_log.info("loading the model from %s (%s)", cfg.model, engine)
+        app = create_app(cfg)
+        port = sockets[0].getsockname()[1]  # the one the system chose, with --port 0
+        url = f"http://{f'[{cfg.host}]' if ':' in cfg.host else cfg.host}:{port}"
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets=None):
+                await super().startup(sockets)
+                if self.started:  # uvicorn says nothing of sockets it did not bind itself
+                    server_log.info("ready on %s", url)
+
+            async def shutdown(self, sockets=None):
+                await super().shutdown(sockets)
+                # Requests still running at --graceful-timeout were cancelled, and answer 503 as they unwind
+                # (BodyGuard); let them, before uvicorn re-raises SIGTERM and the process is gone.
+                running = [task for task in self.server_state.tasks if not task.done()]
+                if running:
+                    await asyncio.wait(running, timeout=1)
+
+        config = uvicorn.Config(
+            app,
+            access_log=False,  # ours is structured
+            timeout_graceful_shutdown=cfg.graceful_timeout,
+            # No limit_concurrency: BodyGuard counts requests and answers 503 in JSON with Retry-After; uvicorn's
+            # answered in plain text and counted idle keep-alive connections and /health alike.
+            http=header_timeout_protocol(cfg.header_timeout),
+            ws="none",  # no WebSocket routes; an upgrade request is answered as plain HTTP
+            log_level="info",
+        )
+        server = Server(config)
+        server.run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+        access_log.removeHandler(handler)
+        server_log.removeHandler(progress)
+    if not server.started:  # as uvicorn.run: the app's startup failed, and uvicorn has logged why
+        raise SystemExit(3)

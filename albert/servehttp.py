@@ -9,7 +9,13 @@ BodyGuard reads each request body itself, before the app sees it, so that every 
 - not received within ``body_timeout`` seconds: 408 (a slow client holds its own request only, never the model).
 - more than ``max_connections`` requests at once: 503 with ``Retry-After``, after the body is drained as above.
 - not UTF-8: 400. Whatever the Content-Type, the body is handed on as JSON (``curl -d`` says form data).
+- an exception the app did not answer: JSON 500 ``internal error (request id X)``; the traceback goes to the server
+  log (``albert.serve``) under the same id, never into the body. Every answer carries its id in ``X-Request-ID``.
+- still running when uvicorn gives up waiting after SIGTERM (``--graceful-timeout``): 503 with ``Retry-After``.
+``GET /health`` and ``GET /metrics`` are outside the ``max_connections`` count: a busy model never makes a probe fail.
 It also writes the structured access log and counts requests, latency and statuses for ``GET /metrics``.
+
+``header_timeout_protocol`` bounds the time a client takes to send its request head, which uvicorn does not.
 """
 
 # No `from __future__ import annotations`: this module is imported with FastAPI's runtime-read routes.
@@ -18,12 +24,40 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 
 from albert.extras import require
 
 access_log = logging.getLogger("albert.access")
+server_log = logging.getLogger("albert.serve")  # model loading, readiness, and the tracebacks of 500s
 
 RETRY_AFTER_SECONDS = 1  # what a 503 tells the client: the queue drains in well under a second at normal load
+UNCAPPED = ("/health", "/metrics")  # probes: cheap, and must not fail because the model is busy
+
+
+def log_access(client, method: str, path: str, status: int, seconds: float, bytes_in: int, **more) -> None:
+    """One JSON line on the access log."""
+    entry = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+        "client": (client or ["-"])[0],
+        "method": method,
+        "path": path,
+        "status": status,
+        "ms": round(seconds * 1000, 2),
+        "bytes_in": bytes_in,
+    }
+    access_log.info(json.dumps({**entry, **more}))
+
+
+def json_error(code: int, message: str, retry_after: bool = False, close: bool = False) -> tuple[list, bytes]:
+    """The headers and body of an error answer, {"error": message, "details": []}."""
+    payload = json.dumps({"error": message, "details": []}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    if retry_after:
+        headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+    return headers, payload
 
 
 class ServeMetrics:
@@ -109,12 +143,15 @@ class BodyGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        started, status = time.perf_counter(), {"code": 500}
+        started, status = time.perf_counter(), {"code": 500, "sent": False}
         deadline = started + self.body_timeout
+        request_id = uuid.uuid4().hex[:12]
+        scope.setdefault("state", {})["request_id"] = request_id  # for the app's 500 handler
 
         async def logged_send(message):
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status["code"], status["sent"] = message["status"], True
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
             await send(message)
 
         body, size = b"", 0
@@ -122,10 +159,11 @@ class BodyGuard:
         declared = headers.get(b"content-length")
         declared = int(declared) if declared is not None and declared.isdigit() else None
         waits = headers.get(b"expect", b"").lower() == b"100-continue"  # the client sends only once we read
-        self.in_flight += 1
+        capped = scope["path"] not in UNCAPPED
+        self.in_flight += capped
         try:
             reading = scope["method"] in ("POST", "PUT", "PATCH")
-            if self.in_flight > self.max_in_flight:
+            if capped and self.in_flight > self.max_in_flight:
                 if reading and not waits:
                     await self._drain(receive, 0, deadline)
                 return await self._reject(
@@ -171,26 +209,34 @@ class BodyGuard:
                 await self.app(scope, replay, logged_send)
             else:
                 await self.app(scope, receive, logged_send)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs once --graceful-timeout has passed after SIGTERM. The client gets told
+            # to retry (elsewhere); the request ends here, answered, so the cancellation has done its work.
+            if not status["sent"]:
+                await self._reject(logged_send, 503, "the server is shutting down; retry shortly", retry_after=True)
+        except Exception:  # noqa: BLE001 - a bug: logged with its traceback and id; the client gets the id only
+            # The app's own handler has usually answered 500 already (Starlette answers, then re-raises to the
+            # server); answering here too covers errors outside it. Not re-raised: uvicorn would log it twice.
+            server_log.exception("request %s (%s %s) failed", request_id, scope["method"], scope["path"])
+            if not status["sent"]:
+                await self._reject(logged_send, 500, f"internal error (request id {request_id})")
         finally:
-            self.in_flight -= 1
+            self.in_flight -= capped
             seconds = time.perf_counter() - started
             if self.metrics is not None:
                 route = self._route(scope["path"])
                 self.metrics.requests.labels(route, str(status["code"])).inc()
                 self.metrics.latency.labels(route).observe(seconds)
-            access_log.info(
-                json.dumps(
-                    {
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
-                        "client": (scope.get("client") or ["-"])[0],
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status["code"],
-                        "ms": round(seconds * 1000, 2),
-                        "bytes_in": size,
-                        "items": (scope.get("state") or {}).get("items"),
-                    }
-                )
+            items = (scope.get("state") or {}).get("items")
+            log_access(
+                scope.get("client"),
+                scope["method"],
+                scope["path"],
+                status["code"],
+                seconds,
+                size,
+                items=items,
+                request_id=request_id,
             )
 
     @staticmethod
@@ -214,11 +260,65 @@ class BodyGuard:
 
     @staticmethod
     async def _reject(send, code: int, message: str, retry_after: bool = False) -> None:
-        payload = json.dumps({"error": message, "details": []}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        if code in (408, 413):  # the rest of the body (if any) will not be read: the connection cannot be reused
-            headers.append((b"connection", b"close"))
-        if retry_after:
-            headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+        # 408 and 413: the rest of the body (if any) will not be read, so the connection cannot be reused
+        headers, payload = json_error(code, message, retry_after=retry_after, close=code in (408, 413))
         await send({"type": "http.response.start", "status": code, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+def header_timeout_protocol(seconds: float) -> type:
+    """uvicorn's HTTP protocol (h11, or httptools where installed) with a bound on the time a client takes to send
+    its request head: the request line and headers. uvicorn has none (h11 waits for the rest of a head forever, and
+    its keep-alive timer starts only after a first response), so a client that opens connections and trickles bytes
+    would hold them for as long as it likes. The clock starts when a connection opens and at the first byte of each
+    further request on it, and stops once the head is complete; the body has BodyGuard's ``body_timeout``. Past
+    ``seconds`` a client that sent part of a head gets a JSON 408 and the connection closes; one that sent nothing
+    is closed without a word, as uvicorn closes an idle keep-alive connection."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    class HeaderTimeoutProtocol(AutoHTTPProtocol):
+        head_timer: asyncio.TimerHandle | None = None
+        head_bytes = 0  # of the head being received
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._start_clock()
+
+        def data_received(self, data: bytes) -> None:
+            if self._awaiting_head():
+                self.head_bytes += len(data)
+                self._start_clock()
+            super().data_received(data)
+            if not self._awaiting_head():  # the head is in: a request is being answered
+                self._stop_clock()
+                self.head_bytes = 0
+
+        def connection_lost(self, exc):
+            self._stop_clock()
+            super().connection_lost(exc)
+
+        def _awaiting_head(self) -> bool:  # no request yet, or the last one answered
+            return self.cycle is None or self.cycle.response_complete
+
+        def _start_clock(self) -> None:
+            if self.head_timer is None:
+                self.head_timer = self.loop.call_later(seconds, self._head_timeout)
+
+        def _stop_clock(self) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+
+        def _head_timeout(self) -> None:
+            self.head_timer = None
+            if not self._awaiting_head() or self.transport.is_closing():
+                return
+            if self.head_bytes:  # the parser holds a partial head: answer in raw bytes, then close
+                message = f"request head not received within {seconds:g} s"
+                headers, payload = json_error(408, message, close=True)
+                head = b"HTTP/1.1 408 Request Timeout\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in headers)
+                self.transport.write(head + b"\r\n" + payload)
+                log_access(self.client, "-", "-", 408, seconds, self.head_bytes, error=message)
+            self.transport.close()
+
+    return HeaderTimeoutProtocol

@@ -15,11 +15,17 @@ from conftest import free_port
 
 
 class Server:
-    def __init__(self, model_dir, *flags: str):
+    def __init__(self, model_dir, *flags: str, prelude: str = ""):
+        """``prelude``: Python run in the server's process before `albert serve` starts (to break things in it)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        entry = (
+            ["-c", f"{prelude}\nimport sys\nfrom albert.cli import main\nsys.exit(main())"]
+            if prelude
+            else ["-m", "albert"]
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "albert", "serve", "--model", str(model_dir), "--port", str(self.port), *flags],
+            [sys.executable, *entry, "serve", "--model", str(model_dir), "--port", str(self.port), *flags],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -4,6 +4,7 @@ concurrent load, micro-batching, the OpenAPI contract (schemathesis), graceful s
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 import time
@@ -72,8 +73,20 @@ def test_unknown_route_and_health(server):
     assert server.post("/ner", {"texts": ["a"]})[0] == 404  # a classifier serves /predict only
     code, health = server.get("/health")
     assert code == 200 and health["routes"] == ["predict"] and health["labels"] == ["neg", "pos", "neutral"]
-    with urllib.request.urlopen(server.url + "/docs", timeout=30) as resp:  # the interactive OpenAPI page
-        assert resp.status == 200 and b"swagger" in resp.read().lower()
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_openapi_pages_load_everything_from_this_server(server, page):
+    """/docs (Swagger UI) and /redoc work offline: every script, style, icon and spec they reference is a path on
+    this server, and it answers."""
+    with urllib.request.urlopen(server.url + page, timeout=30) as resp:
+        html = resp.read().decode()
+    urls = re.findall(r'(?:src|href|spec-url)="([^"]+)"', html) + re.findall(r"url: '([^']+)'", html)
+    assert len(urls) >= 3 and "/openapi.json" in urls, urls
+    for url in urls:
+        assert url.startswith("/") and not url.startswith("//"), url  # nothing from a CDN
+        with urllib.request.urlopen(server.url + url, timeout=30) as resp:
+            assert resp.status == 200 and len(resp.read()) > 100, url
 
 
 def _same(got: dict, want: dict) -> bool:
@@ -234,7 +247,7 @@ def test_each_head_gets_its_route_and_offline_answers(models, brown_texts, kind)
 def test_micro_batcher_merges_requests_keeps_their_order_and_refuses_past_its_queue():
     import asyncio
 
-    from albert.serve import MicroBatcher, QueueFull
+    from albert.serve import MicroBatcher, QueueFull, ShuttingDown
 
     calls = []
 
@@ -251,6 +264,8 @@ def test_micro_batcher_merges_requests_keeps_their_order_and_refuses_past_its_qu
         with pytest.raises(QueueFull):
             await batcher.submit("predict", list(range(7)))  # more than the queue may hold
         await batcher.stop()
+        with pytest.raises(ShuttingDown):  # refused at once, not queued where nobody will take it
+            await batcher.submit("predict", [8])
         return results
 
     results = asyncio.run(scenario())
