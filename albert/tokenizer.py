@@ -45,7 +45,7 @@ class AlbertTokenizer:
         from albert import hub
 
         options = hub.options_from(kwargs)
-        if not Path(path).exists() and not hub.looks_like_repo_id(str(path)):
+        if hub.is_local_path(path) and not hub.expanded(path).exists():  # a typo'd path is not a hub id
             raise TokenizerError(f"{path}: no such tokenizer file or directory")
         path = hub.local_or_hub(path, "tokenizer", options)
         if path.is_file():

@@ -11,6 +11,9 @@ What it implements, as the Hub answers them:
   ``GatedRepo`` for a gated repository without an allowed token; 401 ``RepoNotFound`` for a private one.
 - Renamed repositories answer 307 with a relative ``Location``, as the Hub does for ``albert-base-v2``.
 Every request is recorded in ``hub.requests`` as (method, path) so tests can check what was fetched.
+``hub.on_file(method, repo_id, filename)``, when set, runs as a file is served, after its commit was chosen and before
+its bytes are sent, so whatever it changes is in place for the client's next request: a test pushes a commit there to
+play a push that lands between two downloads.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,6 +42,7 @@ class FakeHub:
         self.repos: dict[str, Repo] = {}
         self.redirects: dict[str, str] = {}
         self.requests: list[tuple[str, str]] = []
+        self.on_file: Callable[[str, str, str], None] | None = None
         self._server: ThreadingHTTPServer | None = None
 
     # -- content ---------------------------------------------------------------------------------------------------
@@ -159,6 +164,8 @@ class _Handler(BaseHTTPRequestHandler):
             end = int(end_text) if end_text else len(body) - 1
             headers["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
             body, status = body[start : end + 1], 206
+        if self.hub.on_file is not None:
+            self.hub.on_file("HEAD" if head else "GET", repo_id, filename)
         self._send(status, body, headers, head)
 
     def _tree(self, repo_id: str, rest: str, head: bool) -> None:

@@ -246,6 +246,7 @@ def test_a_model_transformers_downloaded_loads_offline(loaded, hub):
     out = _run(code, env)
     np.testing.assert_allclose(out["clf"], theirs["clf"], atol=1e-5)
     assert "not in the cache" in out["missing"] and "HF_HUB_OFFLINE=1" in out["missing"]
+    assert out["missing"].startswith("org/never-downloaded: no such local directory, and ")  # it could be either
 
 
 def test_no_network_and_not_cached_says_so(tmp_path):
@@ -259,6 +260,7 @@ def test_no_network_and_not_cached_says_so(tmp_path):
     """
     out = _run(code, {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path), "HF_HUB_ETAG_TIMEOUT": "2"})
     assert out["error"] and "cannot reach http://127.0.0.1:9" in out["error"], out
+    assert out["error"].startswith("albert/albert-base-v2: no such local directory, and cannot reach"), out
 
 
 def test_cli_predict_finetune_and_convert_by_hub_id(hub, tmp_path, realdata):
@@ -296,3 +298,34 @@ def test_cli_predict_finetune_and_convert_by_hub_id(hub, tmp_path, realdata):
     start = time.perf_counter()
     assert _cli(["predict", "--model", "org/clf", "--revision", "v1", "x"], dead).returncode == 0
     assert time.perf_counter() - start < 15
+
+
+def test_a_push_between_two_downloads_does_not_mix_commits(hub, tmp_path):
+    """The first file fetched pins the commit main pointed to; main moves on after config.json was served (a push),
+    and the weights still come from the first commit, asked for by its hash."""
+    server, dirs = hub
+    first = server.add("org/moving", dirs["clf_v1"])
+    pushed: list[str] = []
+
+    def push(method: str, repo_id: str, filename: str) -> None:
+        if method == "GET" and repo_id == "org/moving" and filename == "config.json" and not pushed:
+            pushed.append(server.add("org/moving", dirs["clf_main"]))
+
+    code = f"""
+    import json, torch
+    from albert import AlbertForSequenceClassification as Clf
+    ids, mask = torch.tensor({IDS}), torch.tensor({MASK})
+    names = ["org/moving", {str(dirs["clf_v1"])!r}]  # by hub id, and the first commit's files on disk
+    with torch.no_grad():
+        print(json.dumps([Clf.from_pretrained(name)(ids, mask).logits.tolist() for name in names]))
+    """
+    server.on_file = push
+    try:
+        loaded, first_commit = _run(code, {"HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path)})
+    finally:
+        server.on_file = None
+    assert pushed and server.repos["org/moving"].branches["main"] == pushed[0] != first  # main moved mid-load
+    assert loaded == first_commit  # bit for bit: the first commit's weights, not the pushed ones
+    asked = [path for _, path in server.requests if path.startswith("/org/moving/resolve/")]
+    later = [path for path in asked if not path.endswith("/config.json")]
+    assert later and all(path.startswith(f"/org/moving/resolve/{first}/") for path in later), asked
