@@ -66,18 +66,21 @@ class TextClassifier:
         texts: Sequence[str],
         labels: Sequence[Any],
         eval: tuple[Sequence[str], Sequence[Any]] | None = None,
+        progress: bool = True,
         **config: Any,
     ) -> dict[str, Any]:
-        """Fine-tune in place (FinetuneConfig fields as keywords, e.g. epochs=3, learning_rate=3e-5)."""
+        """Fine-tune in place (FinetuneConfig fields as keywords, e.g. epochs=3, learning_rate=3e-5); ``progress``:
+        a bar over the training steps (and the range test's, with learning_rate="auto") on stderr."""
 
-        def examples(xs, ys):
+        def examples(xs, ys, name):
             return [
                 task.Example(
                     str(x),
                     None,
                     [str(v) for v in y]
                     if self.task == "multi_label"
-                    else (float(y) if self.task == "regression" else str(y)),
+                    # a NaN target would surface as a "not finite" loss at step 1, blaming the learning rate
+                    else (task.regression_target(y, f"{name}[{n}]") if self.task == "regression" else str(y)),
                     n + 1,
                 )
                 for n, (x, y) in enumerate(zip(xs, ys, strict=True))
@@ -85,7 +88,8 @@ class TextClassifier:
 
         if isinstance(texts, str):
             raise TypeError("fit() takes a list of texts (one string is one text: wrap it in a list)")
-        settings = {"progress": False, "max_seq_length": self.max_length, **config}  # a keyword overrides the default
+        # a keyword overrides the default length (a FinetuneConfig field); the bar is fit()'s own argument
+        settings = {"max_seq_length": self.max_length, **config, "progress": progress}
         self.max_length = settings["max_seq_length"]
         # the user's label list keeps its order (probability columns follow it), unless labels come from the data
         keep = self.labels if self.user_labels and self.task != "regression" else None
@@ -93,7 +97,9 @@ class TextClassifier:
             self.model.save_pretrained(Path(tmp) / "init")
             self.tokenizer.save_pretrained(Path(tmp) / "init")
             cfg = FinetuneConfig(init=str(Path(tmp) / "init"), out=str(Path(tmp) / "out"), task=self.task, **settings)
-            result = fit_examples(cfg, examples(texts, labels), examples(*eval) if eval else None, keep)
+            result = fit_examples(
+                cfg, examples(texts, labels, "labels"), examples(*eval, "eval labels") if eval else None, keep
+            )
             trained = TextClassifier.from_pretrained(Path(tmp) / "out", max_length=self.max_length)
         self.model, self.labels = trained.model, trained.labels
         return result

@@ -54,14 +54,20 @@ class RangeTest:
         plt.close(fig)
 
 
-def range_test(model: torch.nn.Module, optimizer, run_step: Callable[[int], float], steps: int) -> RangeTest:
+def range_test(
+    model: torch.nn.Module, optimizer, run_step: Callable[[int], float], steps: int, progress: bool = False
+) -> RangeTest:
     """``run_step(k)``: the forward and backward passes of step k, returning its loss (agreed by all processes);
-    this function sets the rate, clips, steps the optimizer and restores the model and random state at the end."""
+    this function sets the rate, clips, steps the optimizer and restores the model and random state at the end.
+    ``progress``: a bar on stderr (the test takes a minute on a CPU; a silent minute looks like a hang)."""
+    from tqdm import tqdm
+
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
     rates, smoothed, raw = [], [], []
     average = 0.0
+    bar = tqdm(total=steps, disable=not progress, desc="learning-rate range test")
     for k in range(steps):
         rate = LOW * (HIGH / LOW) ** (k / max(steps - 1, 1))
         for group in optimizer.param_groups:
@@ -77,8 +83,11 @@ def range_test(model: torch.nn.Module, optimizer, run_step: Callable[[int], floa
         rates.append(rate)
         raw.append(loss)
         smoothed.append(average / (1 - SMOOTHING ** (k + 1)))
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{rate:.1e}", refresh=False)
         if k > 10 and smoothed[-1] > DIVERGED * min(smoothed):
             break
+    bar.close()
     model.load_state_dict(initial)
     torch.set_rng_state(rng)
     if cuda_rng is not None:
@@ -126,7 +135,8 @@ def choose_rate(cfg, model, run_step, out: Path, dist) -> float:
         if dist.is_main:
             log.warning("learning rate %g (the default for hidden size %d)", rate, model.config.hidden_size)
         return rate
-    test = range_test(model, build_optimizer(model, "adamw", 1.0, cfg.weight_decay), run_step, cfg.find_lr_steps)
+    optimizer = build_optimizer(model, "adamw", 1.0, cfg.weight_decay)
+    test = range_test(model, optimizer, run_step, cfg.find_lr_steps, progress=cfg.progress and dist.is_main)
     if dist.is_main:
         test.save(out)
         log.warning(

@@ -7,6 +7,7 @@ against the training set before any training starts, so a run never dies hours i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +53,11 @@ def read_examples(
     examples = []
     for number, row in rows:
         for column in filter(None, (text_column, pair_column, label_column)):
-            if column not in row or row[column] is None:
+            if column not in row:
                 found = ", ".join(map(str, row)) or "none"
                 raise TaskDataError(f"{path}:{number}: no field '{column}' (fields found: {found})")
+            if row[column] is None:  # JSONL null: the field is there, its value is not
+                raise TaskDataError(f"{path}:{number}: field '{column}' is null")
         text = str(row[text_column])
         if not text.strip():
             raise TaskDataError(f"{path}:{number}: field '{text_column}' is empty")
@@ -63,15 +66,27 @@ def read_examples(
     return examples
 
 
+def regression_target(value: Any, where: str) -> float:
+    """A regression target as a finite float, or an error naming ``where`` (file:line and field). float() reads
+    "nan" and "inf" (and JSON reads NaN and Infinity): one such target made the first step's loss NaN, reported as
+    a learning-rate problem with no file or line."""
+    if isinstance(value, str) and not value.strip():
+        raise TaskDataError(f"{where} is empty")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TaskDataError(f"{where} must be a number, found {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise TaskDataError(f"{where} must be a finite number, found {value!r}")
+    return number
+
+
 def _parse_label(value: Any, kind: str, path: Path, number: int, column: str) -> Any:
     if kind == "regression":
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise TaskDataError(f"{path}:{number}: field '{column}' must be a number, found {value!r}") from None
+        return regression_target(value, f"{path}:{number}: field '{column}'")
     if kind == "multi_label":
         labels = value if isinstance(value, list) else [v for v in str(value).split("|") if v.strip()]
-        return sorted({str(v).strip() for v in labels})
+        return sorted({str(v).strip() for v in labels} - {""})  # a JSON list's "" is no label, as in a|b||c
     label = str(value).strip()
     if not label:
         raise TaskDataError(f"{path}:{number}: field '{column}' is empty")
@@ -87,16 +102,21 @@ def label_list(examples: list[Example], kind: str) -> list[str]:
     return sorted(labels, key=lambda x: (not x.lstrip("-").isdigit(), int(x) if x.lstrip("-").isdigit() else 0, x))
 
 
-def check_labels(examples: list[Example], labels: list[str], kind: str, path: str | Path) -> None:
+def check_labels(
+    examples: list[Example],
+    labels: list[str],
+    kind: str,
+    path: str | Path,
+    unknown: str = "never occurs in the training data",
+) -> None:
+    """Every label of ``examples`` (read from ``path``, the file the user gave) is one of ``labels``."""
     if kind == "regression":
         return
     known = set(labels)
     for e in examples:
         for label in e.label if kind == "multi_label" else [e.label]:
             if label not in known:
-                raise TaskDataError(
-                    f"{path}:{e.line}: label {label!r} never occurs in the training data (known: {', '.join(labels)})"
-                )
+                raise TaskDataError(f"{path}:{e.line}: label {label!r} {unknown} (known: {', '.join(labels)})")
 
 
 def targets(examples: list[Example], labels: list[str], kind: str) -> np.ndarray:
@@ -276,8 +296,8 @@ class Classification(Task):
     def labels(self, train, dev, cfg, given=None) -> list[str]:
         if given is None:
             given = label_list(train, self.name)
-        else:
-            check_labels(train, given, self.name, "the training labels")
+        else:  # the model's labels: `albert evaluate` passes its --data (cfg.eval) as train, fit() a Python list
+            check_labels(train, given, self.name, cfg.train or cfg.eval or "labels", "is not one of the model's labels")
         if dev is not None:
             check_labels(dev, given, self.name, cfg.eval or "eval")
         return given

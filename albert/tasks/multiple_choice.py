@@ -8,7 +8,6 @@ the second segment (a "_" blank in the question is filled with the option) and t
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing_extensions import TypedDict
 
 from albert.collate import encoder_inputs
 from albert.engines import plan_batches
-from albert.readers import read_text
+from albert.readers import json_object, read_text
 from albert.tasks.base import Task
 from albert.tasks.classification import TaskDataError
 from albert.tokenizer import AlbertTokenizer
@@ -62,10 +61,7 @@ def read_questions(path: str | Path) -> list[Question]:
         )
         for number, raw in records:
             where = f"{file}:{number}"
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise TaskDataError(f"{where}: malformed JSON ({err.msg})") from None
+            record = json_object(raw, where)  # an object, or an error naming the line (a list broke `in` below)
             if "article" in record:  # RACE: one passage, several questions
                 try:
                     items = zip(record["questions"], record["options"], record["answers"], strict=True)
@@ -213,7 +209,9 @@ class MultipleChoice(Task):
     def labels(self, train, dev, cfg, given=None) -> list[str]:
         labels = [chr(ord("A") + i) for i in range(len(train[0].options))]
         if dev is not None and len(dev[0].options) != len(labels):
-            raise TaskDataError(f"{cfg.eval}: {len(dev[0].options)} options per question, training has {len(labels)}")
+            raise TaskDataError(
+                f"{dev[0].source}: {len(dev[0].options)} options per question, training has {len(labels)}"
+            )
         return labels
 
     def encode(self, tokenizer, examples, labels, cfg) -> EncodedChoices:

@@ -44,7 +44,7 @@ def read_sentences(path: str | Path, labelled: bool = True) -> list[Sentence]:
                 tokens, tags = [str(t) for t in record["tokens"]], record.get("tags")
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise TaskDataError(f'{path}:{number}: expected a JSON object with "tokens" (and "tags")') from None
-            if labelled and (tags is None or len(tags) != len(tokens)):
+            if labelled and (not isinstance(tags, list) or len(tags) != len(tokens)):
                 raise TaskDataError(f"{path}:{number}: 'tags' must list one tag per token ({len(tokens)} tokens)")
             sentences.append(Sentence(tokens, [str(t) for t in tags] if labelled else None, number))
     else:

@@ -44,27 +44,38 @@ class QAExample:
 def read_squad(path: str | Path) -> list[QAExample]:
     """SQuAD v1.1 / v2.0 JSON ({"data": [{"paragraphs": [{"context", "qas": [...]}]}]})."""
     path = Path(path)
+    source = read_text(path)
     try:
-        data = json.loads(read_text(path))["data"]
+        data = json.loads(source)["data"]
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise TaskDataError(f'{path}: not SQuAD JSON (expected {{"data": [...]}}: {err})') from None
     examples = []
-    for article in data:
-        for paragraph in article.get("paragraphs", []):
-            context = paragraph["context"]
-            for qa in paragraph.get("qas", []):
-                answers = [(a["text"], int(a["answer_start"])) for a in qa.get("answers", [])]
-                for text, start in answers:
-                    if context[start : start + len(text)] != text:
-                        raise TaskDataError(
-                            f"{path}: question {qa['id']}: answer {text!r} is not at {start} in its context"
-                        )
-                examples.append(
-                    QAExample(str(qa["id"]), qa["question"], context, answers, qa.get("is_impossible", False))
-                )
+    try:
+        for article in data:
+            for paragraph in article.get("paragraphs", []):
+                for qa in paragraph.get("qas", []):
+                    examples.append(_question(qa, paragraph["context"], path, source))
+    except TaskDataError:  # (a ValueError too: not to be caught below)
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # a missing key or a value of the wrong type
+        raise TaskDataError(
+            f'{path}: not SQuAD JSON (each paragraph needs "context" and "qas", each question "id", "question" and '
+            f'"answers" of "text" and "answer_start"; {type(err).__name__}: {err})'
+        ) from None
     if not examples:
         raise TaskDataError(f"{path}: no questions found")
     return examples
+
+
+def _question(qa: dict, context: str, path: Path, source: str) -> QAExample:
+    answers = [(a["text"], int(a["answer_start"])) for a in qa.get("answers", [])]
+    for text, start in answers:
+        if context[start : start + len(text)] != text:
+            # the file is one JSON object (no positions from json.loads): the line is the one the id is on
+            at = source.find(json.dumps(str(qa["id"])))
+            where = f"{path}:{source.count(chr(10), 0, at) + 1}" if at >= 0 else str(path)
+            raise TaskDataError(f"{where}: question {qa['id']}: answer {text!r} is not at {start} in its context")
+    return QAExample(str(qa["id"]), qa["question"], context, answers, qa.get("is_impossible", False))
 
 
 class QAFeatures:
