@@ -19,7 +19,8 @@ from albert.cliflags import (
     config_from_args,
     hub_options,
 )
-from albert.fields import Range
+from albert.fields import THREADS, Range
+from albert.outputs import working_directory
 from albert.readers import json_file
 
 
@@ -99,7 +100,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     base = None
     if args.resume_dir:  # `--resume DIR` continues DIR with the configuration it was started with
-        saved = Path(args.resume_dir) / "run_config.json"
+        saved = working_directory(args.resume_dir, resumable=True) / "run_config.json"  # or a killed --overwrite's
         if not saved.is_file():
             raise albert.AlbertError(f"{args.resume_dir}: nothing to resume (no run_config.json)")
         base = {k: v for k, v in json_file(saved).items() if k != "world_size"}
@@ -115,7 +116,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     base = None
     if args.resume_dir:  # `--resume DIR` continues DIR with the configuration it was started with
-        saved = Path(args.resume_dir) / "finetune_config.json"
+        saved = working_directory(args.resume_dir, resumable=True) / "finetune_config.json"  # or a killed --overwrite's
         if not saved.is_file():
             raise albert.AlbertError(f"{args.resume_dir}: nothing to resume (no finetune_config.json)")
         base = {**json_file(saved), "out": args.resume_dir, "resume": True}
@@ -129,10 +130,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     confusion-matrix PNG for classification)."""
     from albert.finetune import evaluate_directory
     from albert.hub import local_or_hub
+    from albert.outputs import PNG, check_output_file
 
-    model_dir = local_or_hub(args.model, "all", hub_options(args))  # a hub id → its snapshot directory
+    figure = None
+    if args.confusion_png:  # checked before any work; nothing is written into the model directory unless asked
+        figure = check_output_file(args.confusion_png, "--confusion-png", PNG, [args.model, args.data], args.overwrite)
+    model_dir = local_or_hub(args.model, "all", hub_options(args), flag="--model")  # a hub id → its snapshot
     columns = {"text_column": args.text_column, "pair_column": args.pair_column, "label_column": args.label_column}
-    figure = Path(args.confusion_png or model_dir / "confusion.png")
     result, count, drawn = evaluate_directory(
         model_dir, args.data, figure=figure, max_seq_length=args.max_seq_length, **columns
     )
@@ -154,14 +158,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from albert import infer
-    from albert.outputs import atomic_output
+    from albert.outputs import PREDICTIONS, atomic_output, check_output_file, terminate_as_interrupt
     from albert.readers import stdin_lines
 
     if args.input and not Path(args.input).is_file():  # before the model loads, and before any output is touched
         what = "is a directory; expected a file" if Path(args.input).is_dir() else "no such input file"
         raise albert.AlbertError(f"--input {args.input}: {what}")
-    if args.output and Path(args.output).is_dir():
-        raise albert.AlbertError(f"--output {args.output}: is a directory; expected a file name")
+    if args.output:
+        inputs = [args.model, args.input, args.onnx]
+        check_output_file(args.output, "--output", PREDICTIONS, inputs, args.overwrite)
     predictor = infer.Predictor(
         args.model,
         args.onnx,
@@ -170,6 +175,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         args.max_batch,
         args.threads,
         hub_options=hub_options(args),
+        model_flag="--model",
     )
     fields = predictor.family.fields()  # what one record holds: ("text",), or e.g. ("question", "context")
     if fields != ("text",):
@@ -185,12 +191,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:  # every line is a text, blank ones too: output line n answers input line n
         records = ({"text": line} for line in stdin_lines())
     # a file output is written under a temporary name and renamed at the end: a bad input line leaves it untouched
+    # SIGTERM unwinds as Ctrl-C does, so the unfinished output is dropped and the old file kept
     out = atomic_output(args.output) if args.output else contextlib.nullcontext(sys.stdout)
     shown = args.output is not None and not args.quiet
-    with out as stream, tqdm(desc="predict", unit=" rows", disable=not shown, delay=1) as bar:
+    with terminate_as_interrupt(), out as stream, tqdm(desc="predict", unit=" rows", disable=not shown, delay=1) as bar:
+        progress = infer.RowProgress(predictor.forward, bar, predictor.family.item is str)
+        predictor.forward = progress  # the bar moves with each model call, not each chunk of --chunk rows
         for record, result in infer.predict_stream(predictor, records, chunk=args.chunk):
             print(json.dumps({**record, **result}, ensure_ascii=False), file=stream)
-            bar.update()
+            progress.wrote()
     return 0
 
 
@@ -208,7 +217,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     onnxruntime, optionally quantise to int8."""
     from albert.export import export_onnx
 
-    report = export_onnx(args.model, args.onnx, int8=args.int8, opset=args.opset, hub_options=hub_options(args))
+    report = export_onnx(
+        args.model, args.onnx, int8=args.int8, opset=args.opset, hub_options=hub_options(args), overwrite=args.overwrite
+    )
     print(json.dumps(report, indent=1))
     return 0
 
@@ -359,7 +370,7 @@ def _prediction_commands(sub, full: dict[str, bool]) -> None:
     evaluate = command(sub, "evaluate", cmd_evaluate, "evaluate")
     evaluate.add_argument("--model", required=True, help="fine-tuned model directory or hub id")
     evaluate.add_argument("--data", required=True, help="labelled CSV/TSV/JSONL (NER: CoNLL or JSONL)")
-    evaluate.add_argument("--confusion-png", help="where to draw the confusion matrix (default: MODEL/confusion.png)")
+    evaluate.add_argument("--confusion-png", help="draw the confusion matrix (classification) to this .png file")
     predict = command(sub, "predict", cmd_predict, "predict")
     predict.add_argument("--model", required=True, help="fine-tuned model directory or hub id")
     predict.add_argument("texts", nargs="*", help="texts to predict (else --input, else stdin lines)")
@@ -372,11 +383,14 @@ def _prediction_commands(sub, full: dict[str, bool]) -> None:
     predict.add_argument("--onnx", help="run this `albert export` file with onnxruntime instead of PyTorch")
     predict.add_argument("--max-tokens", type=COUNT, help="token budget per batch, rows × longest (1024 on CPU)")
     predict.add_argument("--max-batch", type=COUNT, default=256, help="most rows per batch")
-    predict.add_argument("--threads", type=COUNT, help="CPU threads (default: the engine's own choice)")
+    predict.add_argument(
+        "--threads", type=bounded(int, THREADS), help=f"CPU threads, at most {THREADS.high:g} (default: the engine's)"
+    )
     predict.add_argument("--chunk", type=COUNT, default=4096, help="rows held in memory at once")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     for p in (evaluate, predict):
         add_hub_flags(p)
+        p.add_argument("--overwrite", action="store_true", help="replace an existing output file of another kind")
         p.add_argument("--text-column", help="CSV/JSONL field holding the text (default: as trained, else text)")
         p.add_argument(
             "--max-seq-length", type=SEQUENCE_LENGTH, help="tokens per text (default: 128 or the model's positions)"
@@ -394,6 +408,7 @@ def _prediction_commands(sub, full: dict[str, bool]) -> None:
     export.add_argument("--model", required=True, help="model directory")
     export.add_argument("--onnx", required=True, help="output .onnx file")
     export.add_argument("--int8", action="store_true", help="dynamic int8 quantisation (onnxruntime)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file that is not an export")
     export.add_argument(
         "--opset", type=bounded(int, Range(14, 20)), default=17, help="ONNX opset, 14 to 20 (what torch exports)"
     )
@@ -470,3 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     except albert.AlbertError as err:  # bad input: one clear line, no traceback
         print(f"albert: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`albert predict ... | head -1`): end quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the interpreter's final flush is silent
+        return 128 + 13  # what a shell reports for a command ended by SIGPIPE
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM where a command turns it into this: its outputs are cleaned up
+        print("albert: interrupted", file=sys.stderr)
+        return 130

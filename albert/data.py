@@ -27,7 +27,7 @@ from albert.errors import AlbertError
 from albert.extras import require
 from albert.fields import AT_LEAST_1, OneOf, coerce_fields
 from albert.masking import mask_ngrams, sop_spans
-from albert.outputs import check_directory, claim_directory, mark_complete
+from albert.outputs import check_directory, claim_directory, finish_directory
 from albert.readers import decoded_lines, json_object
 from albert.tokenizer import AlbertTokenizer, WordPieceTokenizer, is_cjk
 
@@ -175,7 +175,7 @@ def prepare(cfg: PrepareConfig, progress: bool = True) -> dict:
     check_directory(cfg.out, "--out", cfg.overwrite, inputs)
     files = input_files(cfg.input)
     tok = AlbertTokenizer.from_pretrained(cfg.tokenizer)
-    out = claim_directory(cfg.out, "--out", cfg.overwrite, inputs)
+    out = claim_directory(cfg.out, "--out", cfg.overwrite, inputs)  # a staging directory when replacing one
     writer = _ShardWriter(out, tok.vocab_size, cfg.shard_tokens)
     pending: list[list[str]] = []
     lines = 0
@@ -215,7 +215,7 @@ def prepare(cfg: PrepareConfig, progress: bool = True) -> dict:
     from albert.checkpoint import write_text
 
     write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    mark_complete(out)
+    finish_directory(cfg.out, out)
     return manifest
 
 

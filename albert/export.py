@@ -80,16 +80,19 @@ def export_onnx(
     opset: int = 17,
     check_texts: list[str] | None = None,
     hub_options: HubOptions | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Export ``model_dir`` to ``out``; returns a report with the max abs difference from PyTorch on check texts."""
+    """Export ``model_dir`` to ``out``; returns a report with the max abs difference from PyTorch on check texts.
+    ``out`` follows the output-file policy (albert/outputs.py): an existing file that is not an earlier export is
+    replaced only when ``overwrite``."""
+    from albert.outputs import ONNX, check_output_file
+
     try:
         import onnx  # noqa: F401 - checked here so a missing extra is named before any work
     except ImportError:
         raise AlbertError("ONNX export needs onnx and onnxruntime: pip install 'albert-lite[onnx]'") from None
-    out = Path(out)
-    if out.is_dir():
-        raise AlbertError(f"--onnx {out}: is a directory; expected a file name (model.onnx)")
-    predictor = Predictor(model_dir, hub_options=hub_options)
+    out = check_output_file(out, "--onnx", ONNX, [model_dir], overwrite)
+    predictor = Predictor(model_dir, hub_options=hub_options, model_flag="--model")
     if not predictor.family.exportable:
         raise AlbertError(f"{model_dir}: a {predictor.task} model is not exported to ONNX; it predicts with PyTorch")
     out.parent.mkdir(parents=True, exist_ok=True)  # a missing folder is created, as for every output

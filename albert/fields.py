@@ -12,6 +12,7 @@ being accepted silently. The CLI turns these errors into argparse errors naming 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -139,6 +140,8 @@ NON_NEGATIVE = Range(0)
 PROBABILITY = Range(0, 1)
 DROPOUT = Range(0, 1, high_open=True)  # 1 would drop everything
 PORT = Range(0, 65535)
+# CPU threads: more than the machine has only slows the model down, and a huge count crashes torch (rc 139)
+THREADS = Range(1, os.cpu_count() or 1)
 
 
 class FieldError(ConfigError):

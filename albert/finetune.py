@@ -24,6 +24,7 @@ import torch
 
 from albert import batching, hub, lrfind, plot, runs, tasks
 from albert import dist as distributed
+from albert.checkpoint import write_text
 from albert.config import PRESETS, AlbertConfig, read_json_dict
 from albert.dist import choose_device
 from albert.errors import AlbertError
@@ -41,7 +42,14 @@ from albert.fields import (
     coerce_fields,
 )
 from albert.optim import build_optimizer, build_schedule
-from albert.outputs import INCOMPLETE, check_directory, claim_directory, mark_complete
+from albert.outputs import (
+    INCOMPLETE,
+    absolute_if_local,
+    check_directory,
+    claim_directory,
+    finish_directory,
+    working_directory,
+)
 from albert.tokenizer import AlbertTokenizer
 
 log = logging.getLogger("albert")
@@ -143,7 +151,7 @@ def load_tokenizer(cfg: FinetuneConfig) -> AlbertTokenizer:
         return AlbertTokenizer.from_pretrained(cfg.tokenizer, **vars(hub_options(cfg)))
     if cfg.init.startswith(RANDOM_PREFIX):
         raise AlbertError(f"--init {cfg.init} has no tokenizer: pass --tokenizer DIR (spiece.model or vocab.txt)")
-    path = Path(cfg.init)
+    path = hub.local_or_hub(cfg.init, "all", hub_options(cfg), flag="--init")  # the model's name first: a typo says so
     if path.is_dir():
         if any(path.glob("*.model")) or (path / "vocab.txt").is_file():
             return AlbertTokenizer.from_pretrained(path)
@@ -200,28 +208,44 @@ def train(cfg: FinetuneConfig) -> dict[str, Any]:
     if cfg.resume:
         check_resumable(cfg)
     check_directory(cfg.out, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume)
+    cfg = absolute_paths(cfg)  # the run config records them so, and --resume works from any folder
     train_examples = family.read(cfg.train, cfg)
     eval_examples = family.read(cfg.eval, cfg) if cfg.eval else None
     return fit_examples(cfg, train_examples, eval_examples)
 
 
 def check_resumable(cfg: FinetuneConfig) -> None:
-    """``out`` holds an unfinished run of this configuration (RESUMABLE_CHANGES aside)."""
+    """``out`` (or the staging directory of an ``--overwrite`` run into it) holds an unfinished run of this
+    configuration (RESUMABLE_CHANGES aside)."""
     out = Path(cfg.out)
-    saved_path = out / "finetune_config.json"
+    saved_path = working_directory(out, resumable=True) / "finetune_config.json"
     if not saved_path.is_file():
         raise AlbertError(f"{out}: nothing to resume (no finetune_config.json)")
-    if not (out / INCOMPLETE).exists():
+    if not (saved_path.parent / INCOMPLETE).exists():
         raise AlbertError(f"{out}: this run is complete; nothing to resume (fine-tune into a new --out to train more)")
     saved = read_json_dict(saved_path)
+    saved.update({k: absolute_if_local(saved[k]) for k in PATH_FIELDS if isinstance(saved.get(k), str)})
+    current = absolute_paths(cfg)
     changed = [
-        f"{f.name}: {saved.get(f.name)!r} → {getattr(cfg, f.name)!r}"
-        for f in dataclasses.fields(cfg)
-        if f.name not in RESUMABLE_CHANGES and f.name in saved and saved[f.name] != getattr(cfg, f.name)
+        f"{f.name}: {saved.get(f.name)!r} → {getattr(current, f.name)!r}"
+        for f in dataclasses.fields(current)
+        if f.name not in RESUMABLE_CHANGES and f.name in saved and saved[f.name] != getattr(current, f.name)
     ]
     if changed:
         listed = "; ".join(changed)
         raise AlbertError(f"{out} was run with another configuration; resuming would not continue it: {listed}")
+
+
+PATH_FIELDS = ("train", "eval", "init", "tokenizer", "cache_dir", "out")
+
+
+def absolute_paths(cfg: FinetuneConfig) -> FinetuneConfig:
+    """cfg with its local paths absolute (hub ids, presets and missing paths as given), so that a saved run config
+    means the same files from any working folder."""
+    changes = {name: absolute_if_local(getattr(cfg, name), always=name == "out") for name in PATH_FIELDS}
+    if cfg.init.startswith(RANDOM_PREFIX):  # random:config.json names a file, random:albert-base-v2 a preset
+        changes["init"] = absolute_if_local(cfg.init, RANDOM_PREFIX)
+    return dataclasses.replace(cfg, **changes)
 
 
 def _inputs(cfg: FinetuneConfig) -> list[str | None]:
@@ -260,13 +284,18 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     total = cfg.max_steps or max(1, int(cfg.epochs * plan.steps_per_epoch))
     eval_every = cfg.eval_every or plan.steps_per_epoch
     save_every = cfg.save_every or eval_every
-    out = Path(cfg.out)
+    target = Path(cfg.out)  # where the model ends up; out: where this run writes (a staging directory when replacing)
+    out = Path(dist.broadcast(str(working_directory(target, cfg.overwrite, cfg.resume)) if dist.is_main else None))
     resuming = cfg.resume and runs.latest_checkpoint(out) is not None
+    if cfg.resume and not resuming and dist.is_main:
+        log.warning("%s holds no checkpoint yet (the run stopped before its first): starting over from step 0", target)
     ddp = model
     if dist.enabled:  # unused parameters (a pooler a token head ignores) must not stall the gradient all-reduce
         ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
     if dist.is_main:  # every rank has checked out and built its model: now claim the directory
-        claim_directory(out, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume)
+        claim_directory(target, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume, work=out)
+        # at once, so that a run killed at any later moment can be resumed (or says it starts over)
+        write_text(out / "finetune_config.json", json.dumps(dataclasses.asdict(absolute_paths(cfg)), indent=2) + "\n")
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if dist.device.type == "cuda" and cfg.bf16
@@ -281,8 +310,8 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     if cfg.find_lr:
         distributed.teardown(dist)
         if dist.is_main:
-            mark_complete(out)
-        return {"suggested_learning_rate": rate, "curve": str(out / "lr_find.png")}
+            finish_directory(target, out)
+        return {"suggested_learning_rate": rate, "curve": str(target / "lr_find.png")}
     optimizer = build_optimizer(model, "adamw", rate or 1.0, cfg.weight_decay)
     schedule = build_schedule(optimizer, int(cfg.warmup_ratio * total), total, power=1.0)
     state: dict[str, Any] = {"step": 0, "best": None, "best_step": 0, "stale": 0, "learning_rate": rate}
@@ -292,7 +321,6 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
         if dist.is_main:
             log.warning("resuming %s at step %d of %d", out, state["step"], total)
     if dist.is_main:
-        (out / "finetune_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
         if not resuming:
             weights = "random" if cfg.init.startswith(RANDOM_PREFIX) else "pretrained"
             header = {
@@ -302,7 +330,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
                 "world_size": dist.world_size,
                 "learning_rate": rate,
             }
-            (out / "log.jsonl").write_text(json.dumps(header) + "\n")
+            write_text(out / "log.jsonl", json.dumps(header) + "\n")
     reporter = runs.Reporter(out, cfg.report_to, dist.is_main, resumed_step=state["step"] if resuming else None)
     stop = runs.StopFlag()
     from tqdm import tqdm
@@ -372,7 +400,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     if stopping and step < total:
         distributed.teardown(dist)
         if dist.is_main:
-            log.warning("interrupted at step %d: continue with `albert finetune --resume %s`", step, out)
+            log.warning("interrupted at step %d: continue with `albert finetune --resume %s`", step, target)
         return {**result, "interrupted": True}
     if dist.is_main:
         if dev is None:
@@ -381,7 +409,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
             log.warning(one_label_warning(rate, best, len(labels)))
         plot.finetune_curves(reporter.path, out / "curves.png", metric)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the run is complete: its model is out itself
-        mark_complete(out)
+        finish_directory(target, out)
     distributed.teardown(dist)
     return result
 

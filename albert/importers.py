@@ -30,7 +30,7 @@ from albert import hub, sbert
 from albert.config import AlbertConfig, read_json_dict
 from albert.errors import CheckpointError, ConfigError
 from albert.hub import HubOptions
-from albert.outputs import check_directory, claim_directory, mark_complete
+from albert.outputs import check_directory, claim_directory, finish_directory
 from albert.tflayouts import ImportReport, build_config, detect_layout, map_names
 
 log = logging.getLogger("albert")
@@ -324,6 +324,7 @@ def convert(
     ``source`` may be a release archive (.tar.gz, .zip, …) or a hub id of a transformers BERT repository. ``out``
     must be missing or empty unless ``overwrite`` (albert/outputs.py)."""
     from albert import archives
+    from albert.tfcheckpoint import is_tf_checkpoint
 
     inputs = [source, config, tokenizer]
     check_directory(out, "--out", overwrite, inputs)  # before reading a 500 MB checkpoint
@@ -335,7 +336,7 @@ def convert(
             report.notes = [n.replace(f"{root}/", f"{source}:") for n in report.notes]
             report.notes.insert(0, f"{source}: converted {inner.relative_to(root)}")
         return report
-    if kind in ("auto", "bert") and hub.is_remote(source):
+    if kind == "bert" or (kind == "auto" and not is_tf_checkpoint(source)):
         source = hub.local_or_hub(source, "all", hub_options)
     kind = source_kind(source) if kind == "auto" else kind
     if kind == "tf":
@@ -371,11 +372,11 @@ def convert(
     else:
         tok = None
         report.notes.append("no tokenizer found next to the checkpoint: pass --tokenizer to include one")
-    claim_directory(out, "--out", overwrite, inputs)
+    work = claim_directory(out, "--out", overwrite, inputs)  # a staging directory when replacing one
     if tok is not None:
-        tok.save_pretrained(out)
-    model.save_pretrained(out)
-    mark_complete(out)
+        tok.save_pretrained(work)
+    model.save_pretrained(work)
+    finish_directory(out, work)
     return report
 
 

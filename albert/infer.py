@@ -92,12 +92,17 @@ class Predictor:
         device: str = "cpu",
         hub_options: HubOptions | None = None,
         length_flag: str = "--max-seq-length",  # how the caller's user names max_length, for the error message
+        model_flag: str | None = None,  # how the caller's user names model_dir (--model), for the error message
     ):
         from albert import checkpoint, hub
         from albert.config import AlbertConfig, read_json_dict
+        from albert.fields import THREADS
         from albert.tokenizer import AlbertTokenizer
 
-        self.model_dir = hub.local_or_hub(model_dir, "all", hub_options)
+        if threads is not None and not THREADS.allows(threads):  # before any work: torch crashes on a huge count
+            raise AlbertError(f"threads {threads}: this machine has {THREADS.high:g} CPUs; use 1 to {THREADS.high:g}")
+
+        self.model_dir = hub.local_or_hub(model_dir, "all", hub_options, flag=model_flag)
         data = checkpoint.read_config_dict(self.model_dir)
         self.config = AlbertConfig.from_dict(data, source=str(self.model_dir / "config.json"))
         self.architecture = (self.config.architectures or ["AlbertModel"])[0]
@@ -185,6 +190,34 @@ class Predictor:
     def _require(self, route: str) -> None:
         if route not in self.routes:
             raise AlbertError(f"a {self.architecture} cannot serve '{route}' (it serves: {', '.join(self.routes)})")
+
+
+class RowProgress:
+    """A forward that moves a progress bar as each model call finishes, so `albert predict --input` shows progress
+    within a chunk of thousands of rows. Where a record is one model row (a text) the bar counts rows as the model
+    runs them; elsewhere (QA windows, a summary's sentences) it counts records written (``wrote``)."""
+
+    def __init__(self, inner, bar, rows_are_records: bool):
+        self.inner, self.bar, self.rows_are_records = inner, bar, rows_are_records
+        self.rows = self.written = 0
+
+    def __call__(self, inputs):
+        outputs = self.inner(inputs)
+        self.rows += len(inputs["input_ids"])
+        self._show()
+        return outputs
+
+    def wrote(self) -> None:
+        self.written += 1
+        self._show()
+
+    def _show(self) -> None:
+        done = max(self.rows, self.written) if self.rows_are_records else self.written
+        if done > self.bar.n:
+            self.bar.update(done - self.bar.n)
+
+    def __getattr__(self, name):  # .model, .kind, .token_outputs, ... of the engine
+        return getattr(self.inner, name)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,24 +1,42 @@
-"""Where commands write: one policy for output directories and files, so that no command loses a user's work.
+"""Where commands write: one policy for every output directory and file, so that no command loses a user's work.
 
-- A command that writes a directory (prepare, pretrain, finetune, convert, tokenizer train) claims it first with
-  ``claim_directory``: a missing or empty directory is fine; a non-empty one is refused unless the command may
-  resume it (a pretraining run) or the user passed ``--overwrite``, which empties it first. A directory that holds
-  (or is) one of the command's own inputs is refused even then: ``--out`` = ``--init`` would destroy the pretrained
-  weights before they were read.
-- While it runs, the directory holds an ``INCOMPLETE`` marker, removed when the command finishes; loading a model
+Directories (prepare, pretrain, finetune, convert, tokenizer train), ``claim_directory`` / ``finish_directory``:
+
+- A missing or empty directory is written in place. A non-empty one is refused unless the command may resume it or
+  the user passed ``--overwrite``; a directory that holds (or is) one of the command's own inputs is refused even
+  then (``--out`` = ``--init`` would destroy the pretrained weights before they were read).
+- ``--overwrite`` never leaves the user with nothing: the new run writes into ``NAME.incoming`` beside the old
+  directory, and ``finish_directory`` swaps the two in one atomic rename (Linux ``renameat2(RENAME_EXCHANGE)``)
+  once the new one is complete, then deletes the old. Killed at any moment, ``NAME`` holds either the old model or
+  the complete new one; a killed ``--overwrite`` run is continued by ``--resume NAME`` (it finds ``NAME.incoming``)
+  and replaced by the next ``--overwrite``.
+- While a command runs, its directory holds an ``INCOMPLETE`` marker, removed when it finishes; loading a model
   from such a directory warns that it is from a run that did not finish (``warn_if_incomplete``).
-- A command that writes a file (predict --output) writes a temporary file beside it and renames it into place only
-  when everything succeeded (``atomic_output``), so a bad input line leaves the old file as it was.
+
+Files (predict --output, export --onnx, evaluate --confusion-png), ``check_output_file`` before any work:
+
+- refused when the path is a directory, has another suffix than the command writes, is one of the command's
+  inputs, or lies inside a model, run or data directory (one holding a config and weights, a run's config, an
+  INCOMPLETE marker or a prepared corpus): a file written there would be taken for part of the model;
+- an existing file is replaced only when it is the command's own kind of output (predictions, an ONNX graph that
+  `albert export` wrote, a PNG) or the user passed ``--overwrite``;
+- ``atomic_output`` writes the file under no name at all (Linux ``O_TMPFILE``; elsewhere a temporary name beside
+  it) and gives it its name only when everything succeeded: a bad input line, Ctrl-C or SIGTERM leaves the old
+  file as it was and nothing else behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import json
 import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -27,18 +45,53 @@ from albert.errors import AlbertError
 log = logging.getLogger("albert")
 
 INCOMPLETE = "INCOMPLETE"
+STAGING_SUFFIX = ".incoming"  # where an --overwrite run writes until it replaces the old directory
 
 
 def file_mode() -> int:
     """The mode open() gives a new file (0666 less the umask); mkstemp's 0600 would keep other accounts (a service
     running `albert serve`) from reading a model one user trained."""
-    mask = os.umask(0o022)  # the only portable way to read the umask is to set it; put it straight back
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it (since 4.7); setting it to read it races with other threads
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only portable way to read the umask is to set it; put it straight back
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def absolute_if_local(value: str | None, prefix: str = "", always: bool = False) -> str | None:
+    """``value`` with its local path made absolute (after ``prefix``, e.g. "random:"), so a run config read from
+    another working folder names the same files; hub ids, presets and missing paths are kept as given unless
+    ``always`` (an output that does not exist yet)."""
+    if not value or not value.startswith(prefix):
+        return value
+    path = Path(value.removeprefix(prefix)).expanduser()
+    return prefix + str(path.resolve()) if always or path.exists() else value
 
 
 def _inside(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Output directories
+# ------------------------------------------------------------------------------------------------------------------
+def staging_directory(out: str | Path) -> Path:
+    """Where a run that replaces ``out`` writes until it is complete."""
+    out = Path(out).expanduser()
+    return out.with_name(out.name + STAGING_SUFFIX)
+
+
+def _contents(directory: Path) -> list[str]:
+    names = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+    return [name for name in names if name != INCOMPLETE]
 
 
 def check_directory(
@@ -51,15 +104,16 @@ def check_directory(
     """Refuse ``out`` (AlbertError) where the policy above says so, changing nothing; returns what it holds.
     ``inputs`` are the command's own input paths (files or directories; hub ids and preset names are skipped);
     ``resumable``: the caller continues the run that ``out`` holds, so its contents are kept."""
-    out = Path(out)
+    out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise AlbertError(f"{flag} {out}: is a file; expected a directory (missing or empty)")
+    if out.name.endswith(STAGING_SUFFIX):
+        raise AlbertError(f"{flag} {out}: names a run's staging directory; pass {out.name[: -len(STAGING_SUFFIX)]}")
     resolved = out.resolve()
     for given in inputs:
-        if given and Path(given).exists() and _inside(Path(given).resolve(), resolved):
+        if given and Path(given).expanduser().exists() and _inside(Path(given).expanduser().resolve(), resolved):
             raise AlbertError(f"{flag} {out}: holds this command's input {given}; writing there would destroy it")
-    contents = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    contents = [name for name in contents if name != INCOMPLETE]
+    contents = _contents(out)
     if contents and not resumable:
         if not overwrite:
             shown = ", ".join(contents[:4]) + (f" and {len(contents) - 4} more" if len(contents) > 4 else "")
@@ -67,8 +121,25 @@ def check_directory(
                 f"{flag} {out}: is not empty (holds {shown}); choose a new directory, or pass --overwrite to replace it"
             )
         if resolved in (Path.home().resolve(), Path(resolved.anchor), Path.cwd().resolve()):
-            raise AlbertError(f"{flag} {out}: --overwrite would empty the home, root or current folder; name another")
+            raise AlbertError(f"{flag} {out}: --overwrite would replace the home, root or current folder; name another")
+        staging = staging_directory(out)
+        if staging.exists() and not (staging.is_dir() and (not _contents(staging) or (staging / INCOMPLETE).exists())):
+            raise AlbertError(
+                f"{flag} {out}: --overwrite writes the new run into {staging} first, which holds something else; "
+                "move it away"
+            )
     return contents
+
+
+def working_directory(out: str | Path, overwrite: bool = False, resumable: bool = False) -> Path:
+    """Where a command that claims ``out`` writes: ``out`` itself, or its staging directory when the command
+    replaces a non-empty ``out`` (``--overwrite``) or resumes a killed ``--overwrite`` run. Decide it before any
+    process writes (every rank of a distributed run must agree; rank 0 broadcasts it)."""
+    out = Path(out).expanduser()
+    staging = staging_directory(out)
+    if resumable:
+        return staging if (staging / INCOMPLETE).is_file() else out
+    return staging if overwrite and _contents(out) else out
 
 
 def claim_directory(
@@ -77,21 +148,55 @@ def claim_directory(
     overwrite: bool = False,
     inputs: Iterable[str | Path | None] = (),
     resumable: bool = False,
+    work: Path | None = None,
 ) -> Path:
-    """``check_directory``, then make ``out`` ready to write into: emptied when overwriting, created, and marked
-    INCOMPLETE until ``mark_complete``."""
-    out = Path(out)
-    contents = check_directory(out, flag, overwrite, inputs, resumable)
-    if contents and not resumable:  # only reached with overwrite
-        for name in contents:
-            path = out / name
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / INCOMPLETE).write_text("written by a command that has not finished (or was interrupted)\n")
-    return out
+    """``check_directory``, then make the working directory (``working_directory``, or ``work`` as the caller
+    decided it) ready to write into, marked INCOMPLETE until ``finish_directory``; returns it. The old ``out`` is
+    not touched."""
+    out = Path(out).expanduser()
+    check_directory(out, flag, overwrite, inputs, resumable)
+    work = work or working_directory(out, overwrite, resumable)
+    if work != out and not resumable and work.exists():  # a killed --overwrite run's leftovers (checked as ours)
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / INCOMPLETE).write_text("written by a command that has not finished (or was interrupted)\n")
+    return work
+
+
+def finish_directory(out: str | Path, work: str | Path | None = None) -> None:
+    """The command wrote everything into ``work``: mark it complete and, where it is a staging directory, put it in
+    ``out``'s place in one step and delete the old directory."""
+    out = Path(out).expanduser()
+    work = Path(work).expanduser() if work is not None else out
+    mark_complete(work)
+    if work == out:
+        return
+    if not out.exists():
+        os.replace(work, out)
+    elif _exchange(work, out):
+        shutil.rmtree(work)  # now the old directory
+    else:  # no atomic exchange here (not Linux, or a filesystem without it): the shortest window two renames allow
+        old = out.with_name(out.name + ".replaced")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(work, out)
+        shutil.rmtree(old)
+    log.info("replaced %s with the new run", out)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
 
 
 def mark_complete(out: str | Path) -> None:
@@ -110,17 +215,133 @@ def warn_if_incomplete(directory: str | Path) -> bool:
     return False
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# Output files
+# ------------------------------------------------------------------------------------------------------------------
+# Files that make a folder a model directory (with a config.json), a run or a prepared corpus.
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_TOKENIZER = ("spiece.model", "vocab.txt")
+_RUN_FILES = (INCOMPLETE, "finetune_config.json", "run_config.json", "log.jsonl", "manifest.json")
+
+
+def protected_directory(folder: Path) -> Path | None:
+    """The nearest of ``folder`` and its parents that is a model, tokenizer, run or data directory, if any."""
+    for candidate in (folder, *folder.parents):
+        if any((candidate / name).is_file() for name in _RUN_FILES):
+            return candidate
+        if (candidate / "config.json").is_file() and any((candidate / n).is_file() for n in _WEIGHTS + _TOKENIZER):
+            return candidate
+        if (candidate / "spiece.model").is_file():
+            return candidate
+    return None
+
+
+def _is_png(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _is_albert_onnx(path: Path) -> bool:
+    try:
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not ONNX at all (onnx raises protobuf's DecodeError, among others)
+        return False
+    return any(p.key == "albert_class" for p in proto.metadata_props)
+
+
+# A record of `albert predict` holds at least one of these (what a prediction has and a labelled example has not).
+PREDICTION_KEYS = ("probabilities", "probability", "entities", "embedding", "sentences", "choice")
+
+
+def _is_predictions(path: Path) -> bool:
+    if path.stat().st_size == 0:
+        return True
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = f.readline()
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return False
+    if not isinstance(record, dict):
+        return False
+    return any(k in record for k in PREDICTION_KEYS) or {"answer", "score", "start", "end"} <= record.keys()
+
+
+@dataclass(frozen=True)
+class FileKind:
+    what: str  # "predictions", "an ONNX graph", "a PNG image"
+    suffixes: tuple[str, ...]  # what the file may be called (the first is suggested)
+    ours: object  # Path -> bool: whether an existing file is this kind of output (so replacing it loses nothing)
+
+
+PREDICTIONS = FileKind("predictions (JSONL)", (".jsonl", ".ndjson", ".json", ".txt"), _is_predictions)
+ONNX = FileKind("an ONNX graph written by `albert export`", (".onnx",), _is_albert_onnx)
+PNG = FileKind("a PNG image", (".png",), _is_png)
+
+
+def check_output_file(
+    path: str | Path,
+    flag: str,
+    kind: FileKind,
+    inputs: Iterable[str | Path | None] = (),
+    overwrite: bool = False,
+) -> Path:
+    """Refuse (AlbertError naming ``flag``) an output file the policy above forbids; returns the path. Call it before
+    any work, with every path the command reads in ``inputs`` (files or directories; hub ids are skipped)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise AlbertError(f"{flag} {path}: is a directory; expected a file name (e.g. out{kind.suffixes[0]})")
+    resolved = path.resolve()
+    for given in inputs:
+        if not given or not Path(given).expanduser().exists():
+            continue
+        source = Path(given).expanduser().resolve()
+        same = path.exists() and source.is_file() and os.path.samefile(path, source)
+        if same or _inside(resolved, source):
+            raise AlbertError(f"{flag} {path}: is this command's input {given}; writing there would destroy it")
+    protected = protected_directory(resolved.parent)
+    if protected is not None:
+        levels = len(resolved.relative_to(protected).parts)  # name it as the user did, where the path says it
+        if levels < len(path.parts):
+            protected = Path(*path.parts[: len(path.parts) - levels])
+        raise AlbertError(
+            f"{flag} {path}: lies inside {protected}, a model, run or data directory; write it somewhere else"
+        )
+    if path.suffix.lower() not in kind.suffixes:
+        wanted = " or ".join(kind.suffixes)
+        raise AlbertError(f"{flag} {path}: the file is {kind.what}; its name must end in {wanted}")
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise AlbertError(f"{flag} {path}: exists and is not a regular file")
+        if not overwrite and not kind.ours(path):
+            raise AlbertError(
+                f"{flag} {path}: exists and is not {kind.what}; pass --overwrite to replace it, or name another file"
+            )
+    return path
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path, flag: str = "--output") -> Iterator[IO[str]]:
-    """A text file open for writing under a temporary name beside ``path``; renamed to ``path`` when the block
-    ends without an error, deleted otherwise. A missing parent folder is created."""
-    path = Path(path)
+    """A text file open for writing; it takes the name ``path`` only when the block ends without an error. On Linux
+    it has no name until then (O_TMPFILE), so even SIGKILL leaves nothing behind; elsewhere it is a temporary file
+    beside ``path``, deleted on an error, Ctrl-C or SIGTERM (see ``terminate_as_interrupt``). A missing parent folder
+    is created."""
+    path = Path(path).expanduser()
     if path.is_dir():
         raise AlbertError(f"{flag} {path}: is a directory; expected a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise AlbertError(f"{flag} {path}: cannot create its folder ({err.strerror})") from None
+    fd = _unnamed_file(path.parent)
+    if fd is not None:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yield f
+            f.flush()
+            _link_into_place(f.fileno(), path)
+        return
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -130,3 +351,51 @@ def atomic_output(path: str | Path, flag: str = "--output") -> Iterator[IO[str]]
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _unnamed_file(folder: Path) -> int | None:
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not Path("/proc/self/fd").is_dir():
+        return None
+    try:
+        return os.open(folder, flag | os.O_WRONLY, file_mode())
+    except OSError:  # a filesystem without it (EOPNOTSUPP, EISDIR on old kernels)
+        return None
+
+
+def _link_into_place(fd: int, path: Path) -> None:
+    """Give the unnamed file ``fd`` a temporary name beside ``path`` (linkat through /proc), then rename it over
+    ``path``: the rename is atomic, so readers see the old file or the whole new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    at_fdcwd, at_symlink_follow = -100, 0x400  # os.link calls link(), which would link the /proc symlink itself
+    linkat = ctypes.CDLL(None, use_errno=True).linkat
+    if linkat(at_fdcwd, os.fsencode(f"/proc/self/fd/{fd}"), at_fdcwd, os.fsencode(tmp), at_symlink_follow) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), str(path))
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt inside the block (as Ctrl-C does), so ``atomic_output`` and ``finally``
+    clauses clean up before the process ends; the previous handler comes back afterwards."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -24,7 +24,7 @@ import torch
 
 from albert import dist as distributed
 from albert import plot, runs
-from albert.checkpoint import read_weights
+from albert.checkpoint import read_weights, write_text
 from albert.config import PRESETS, AlbertConfig
 from albert.data import PretrainData
 from albert.fields import (
@@ -40,7 +40,7 @@ from albert.fields import (
 )
 from albert.model import AlbertForPreTraining
 from albert.optim import build_optimizer, build_schedule
-from albert.outputs import check_directory, claim_directory, mark_complete
+from albert.outputs import absolute_if_local, check_directory, claim_directory, finish_directory, working_directory
 from albert.readers import json_file
 from albert.runs import REPORT_TO, Reporter, RunError, StopFlag, latest_checkpoint, rng_state
 
@@ -232,21 +232,30 @@ def model_config(cfg: PretrainConfig, vocab_size: int) -> tuple[AlbertConfig, Pa
     return config, weights
 
 
-def _check_run_dir(cfg: PretrainConfig, out: Path) -> None:
-    """Before anything is read: a new run needs a free --out, a resumed one a run to resume."""
-    saved_path = out / "run_config.json"
-    if cfg.resume and not saved_path.is_file():
-        raise RunError(f"{out}: nothing to resume (no run_config.json)")
+def _check_run_dir(cfg: PretrainConfig, target: Path, out: Path) -> None:
+    """Before anything is read: a new run needs a free --out, a resumed one a run to resume (in ``out``: the
+    target itself or the staging directory of a killed --overwrite run)."""
+    if cfg.resume and not (out / "run_config.json").is_file():
+        raise RunError(f"{target}: nothing to resume (no run_config.json)")
     if not cfg.resume:
-        if saved_path.is_file() and not cfg.overwrite:
-            raise RunError(f"{out} already holds a run; pass --resume {out} to continue it, or choose another --out")
-        check_directory(out, "--out", cfg.overwrite, _inputs(cfg))
+        if (target / "run_config.json").is_file() and not cfg.overwrite:
+            raise RunError(
+                f"{target} already holds a run; pass --resume {target} to continue it, or choose another --out"
+            )
+        check_directory(target, "--out", cfg.overwrite, _inputs(cfg))
+
+
+def absolute_paths(cfg: PretrainConfig) -> PretrainConfig:
+    """cfg with its local paths absolute (a preset name or hub id as given)."""
+    data, model = absolute_if_local(cfg.data), absolute_if_local(cfg.model)
+    return dataclasses.replace(cfg, data=data, out=absolute_if_local(cfg.out, always=True), model=model)
 
 
 def _check_resume(cfg: PretrainConfig, out: Path, world_size: int) -> None:
     """A resumed run's settings (resolved) must be the saved run's, or it would not continue it."""
     saved_path = out / "run_config.json"
     saved = _resolved_record(json_file(saved_path, RunError))
+    saved.update(data=absolute_if_local(saved.get("data")), model=absolute_if_local(saved.get("model")))
     changed = [f"{k}: {saved.get(k)!r} → {getattr(cfg, k)!r}" for k in _IDENTITY if saved.get(k) != getattr(cfg, k)]
     if saved.get("world_size", 1) != world_size:
         changed.append(f"world_size: {saved.get('world_size')} → {world_size}")
@@ -386,8 +395,12 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         raise RunError("pretraining needs data (a prepared directory) and out (the run directory)")
     plot.check_available()  # the curves at the end need the [train] extra: say so now, not after the run
     dist = distributed.setup(cfg.device)
-    out = Path(cfg.out)
-    _check_run_dir(cfg, out)
+    target = Path(cfg.out)  # where the run ends up; out: where it writes (a staging directory when replacing one)
+    # decided by every rank before any writes (rank 0 claims only after DDP's construction has synchronised them)
+    out = working_directory(target, cfg.overwrite, cfg.resume)
+    _check_run_dir(cfg, target, out)
+    cfg = absolute_paths(cfg)  # run_config.json records them so, and --resume works from any folder
+    target, out = Path(cfg.out), Path(absolute_if_local(str(out), always=True))
     cfg = resolve_masking(_inherit_saved(cfg, out), dist.world_size)
     data = pretrain_data(cfg, "train")
     eval_data = pretrain_data(cfg, "eval") if cfg.eval_fraction > 0 else None
@@ -408,11 +421,13 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     step = 0
     if cfg.resume and latest_checkpoint(out) is not None:
         step = runs.resume(out, model, optimizer, schedule, dist.rank)["step"]
+    elif cfg.resume and dist.is_main:
+        log.warning("%s holds no checkpoint yet (the run stopped before its first): starting over from step 0", target)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
     if dist.is_main:  # every rank has checked out (DDP's construction above synchronised them): now claim it
-        claim_directory(out, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume)
+        claim_directory(target, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume, work=out)
         record = {**dataclasses.asdict(cfg), "world_size": dist.world_size}
-        (out / "run_config.json").write_text(json.dumps(record, indent=2) + "\n")
+        write_text(out / "run_config.json", json.dumps(record, indent=2) + "\n")
     reporter = Reporter(out, cfg.report_to, dist.is_main, resumed_step=step)
     stop = StopFlag()
     autocast = (
@@ -479,5 +494,5 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         plot.pretrain_curves(reporter.path, out / "curves.png")
     distributed.teardown(dist)
     if dist.is_main and step >= cfg.max_steps:
-        mark_complete(out)
+        finish_directory(target, out)
     return {**last, "step": step, "interrupted": step < cfg.max_steps}

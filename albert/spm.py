@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from albert.outputs import check_directory, claim_directory, file_mode, mark_complete
+from albert.outputs import check_directory, claim_directory, file_mode, finish_directory
 from albert.readers import decoded_lines, json_object
 from albert.tokenizer import AlbertTokenizer, TokenizerError
 
@@ -345,12 +345,13 @@ def train(
             if count == 0:
                 raise TokenizerError(f"no text found in {', '.join(map(str, inputs))} (all files empty?)") from None
             raise TokenizerError(f"SentencePiece training failed on {count} lines: {err}") from None
-        claim_directory(out, "--out", overwrite, inputs)
-        shutil.move(f"{tmp}/spiece.model", out / "spiece.model")
-        os.chmod(out / "spiece.model", file_mode())
+        work = claim_directory(out, "--out", overwrite, inputs)  # a staging directory when replacing one
+        shutil.move(f"{tmp}/spiece.model", work / "spiece.model")
+        os.chmod(work / "spiece.model", file_mode())
+    tok = SentencePieceTokenizer(work / "spiece.model", do_lower_case=do_lower_case, keep_accents=keep_accents)
+    tok.save_pretrained(work)
+    finish_directory(out, work)
     tok = SentencePieceTokenizer(out / "spiece.model", do_lower_case=do_lower_case, keep_accents=keep_accents)
-    tok.save_pretrained(out)
-    mark_complete(out)
     if too_long:
         log.warning(
             f"{too_long} of {count} lines are longer than {max_sentence_length} bytes and were left out of training "

@@ -46,7 +46,11 @@ def work(models, brown_tokenizer, tmp_path_factory):
     (root / "latin1.csv").write_bytes("text,label\ncaf\xe9,pos\n".encode("latin-1"))
     (root / "bad.jsonl").write_text('{"text": "one"}\n{"text": "two"}\n{"text": 3\n')
     (root / "texts.txt").write_text("a fine day\n\nanother one\n")
-    (root / "keep.jsonl").write_text('{"text": "an earlier result"}\n')  # a previous output that must survive
+    # a previous output of `albert predict`, which a failed run must leave as it was
+    (root / "keep.jsonl").write_text('{"text": "an earlier result", "label": "pos", "probabilities": {"pos": 1.0}}\n')
+    (root / "notes.jsonl").write_text('{"text": "a user\'s own records", "label": "pos"}\n')  # not an output
+    (root / "old.onnx").write_bytes(b"not an onnx graph")
+    (root / "photo.png").write_bytes(b"GIF89a not a png")
     (root / "run").mkdir()  # someone's earlier fine-tuning run
     (root / "run" / "log.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
     (root / "run" / "config.json").write_text("{}\n")
@@ -150,7 +154,7 @@ FLAG_CASES = [
             ("--max-text-chars", "0", ">= 1"),
             ("--max-body-bytes", "0", ">= 1"),
             ("--max-length", "1", ">= 4"),
-            ("--threads", "0", ">= 1"),
+            ("--threads", "0", "in [1,"),
             ("--graceful-timeout", "-1", ">= 0"),
         ]
     ],
@@ -159,7 +163,7 @@ FLAG_CASES = [
         for flag, value, expected in [
             ("--max-tokens", "0", ">= 1"),
             ("--max-batch", "0", ">= 1"),
-            ("--threads", "-2", ">= 1"),
+            ("--threads", "-2", "in [1,"),
             ("--chunk", "0", ">= 1"),
             ("--max-seq-length", "0", ">= 4"),
         ]
@@ -244,8 +248,34 @@ FILE_CASES = [
     ("convert-out-not-empty", ["convert", "model", "--from", "bert", "--out", "run"], "--out run: is not empty"),
 ]
 
+# The output-file policy (albert/outputs.py): every flag that names a file to write, against a model, a run, the
+# command's own input, a user's file of another kind and a wrong suffix; checked before any work.
+EVALUATE = ["evaluate", "--model", "model", "--data", "train.csv"]
+EXPORT = ["export", "--model", "model"]
+OUTPUT_CASES = [
+    ("predict-output-model-weights", [*PREDICT, "x", "--output", "model/model.safetensors"], "this command's input"),
+    ("predict-output-in-model", [*PREDICT, "x", "--output", "model/preds.jsonl"], "this command's input model"),
+    ("predict-output-is-input", [*PREDICT, "--input", "texts.txt", "--output", "texts.txt"], "input texts.txt"),
+    ("predict-output-is-csv-input", [*PREDICT, "--input", "train.csv", "--output", "train.csv"], "input train.csv"),
+    ("predict-output-in-run", [*PREDICT, "x", "--output", "run/preds.jsonl"], "lies inside run, a model, run"),
+    ("predict-output-users-file", [*PREDICT, "x", "--output", "notes.jsonl"], "exists and is not predictions"),
+    ("predict-output-csv", [*PREDICT, "x", "--output", "preds.csv"], "its name must end in .jsonl"),
+    ("predict-output-tokenizer", [*PREDICT, "x", "--output", "tok/spiece.jsonl"], "lies inside tok"),
+    ("export-onnx-model-weights", [*EXPORT, "--onnx", "model/model.safetensors"], "this command's input model"),
+    ("export-onnx-csv", [*EXPORT, "--onnx", "train.csv"], "--onnx train.csv: the file is an ONNX graph"),
+    ("export-onnx-in-run", [*EXPORT, "--onnx", "run/m.onnx"], "--onnx run/m.onnx: lies inside run"),
+    ("export-onnx-not-ours", [*EXPORT, "--onnx", "old.onnx"], "--onnx old.onnx: exists and is not an ONNX graph"),
+    ("evaluate-png-csv", [*EVALUATE, "--confusion-png", "out.csv"], "its name must end in .png"),
+    ("evaluate-png-in-model", [*EVALUATE, "--confusion-png", "model/c.png"], "this command's input model"),
+    ("evaluate-png-not-png", [*EVALUATE, "--confusion-png", "photo.png"], "photo.png: exists and is not a PNG"),
+    ("evaluate-png-is-data", [*EVALUATE, "--confusion-png", "train.csv"], "is this command's input train.csv"),
+    ("finetune-out-staging", [*FINETUNE[:-1], "new.incoming"], "names a run's staging directory; pass new"),
+    ("predict-threads-huge", [*PREDICT, "--threads", "100000", "x"], "argument --threads: must be in [1,"),
+    ("serve-threads-huge", [*SERVE, "--threads", "100000"], "argument --threads: must be in [1,"),
+]
 
-CASES = [pytest.param(argv, expected, id=case) for case, argv, expected in FLAG_CASES + FILE_CASES]
+
+CASES = [pytest.param(argv, expected, id=case) for case, argv, expected in FLAG_CASES + FILE_CASES + OUTPUT_CASES]
 if NO_CUDA:  # on a machine with a GPU this is not an error
     CASES.append(pytest.param([*FINETUNE, "--device", "cuda"], "CUDA is not available", id="finetune-cuda"))
 
@@ -262,7 +292,8 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(work, monkeypatch, 
     err = capsys.readouterr().err
     assert status == 2, err
     assert "Traceback" not in err, err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
+    # progress lines ("INFO: loading the model from ...") may come first; the error is one line after them
+    lines = [line for line in err.strip().splitlines() if line.strip() and not line.startswith("INFO:")]
     assert expected in lines[-1], err
     if lines[-1].startswith("albert: error:"):  # ours: one line, nothing before it
         assert len(lines) == 1, err
@@ -276,8 +307,10 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(work, monkeypatch, 
 def test_a_failed_prediction_leaves_the_old_output_and_a_good_one_replaces_it(work, monkeypatch):
     monkeypatch.chdir(work)
     target = work / "out-texts.jsonl"
-    target.write_text("old\n")
-    assert cli.main([*PREDICT, "--input", "texts.txt", "--output", str(target), "--quiet"]) == 0
+    target.write_text("old\n")  # not predictions: replaced only when asked
+    assert cli.main([*PREDICT, "--input", "texts.txt", "--output", str(target), "--quiet"]) == 2
+    assert target.read_text() == "old\n"
+    assert cli.main([*PREDICT, "--input", "texts.txt", "--output", str(target), "--quiet", "--overwrite"]) == 0
     lines = [json.loads(line) for line in target.read_text().splitlines()]
     assert [r["text"] for r in lines] == ["a fine day", "", "another one"]  # a blank line is a text: aligned output
     assert stat.S_IMODE(target.stat().st_mode) == file_mode()  # what open() would give it, not mkstemp's 0600

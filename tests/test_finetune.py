@@ -133,6 +133,8 @@ def test_finetune_learns_and_every_entry_point_agrees(reviews, tmp_path):
             str(reviews / "test.csv"),
             "--max-seq-length",
             "64",
+            "--confusion-png",
+            str(tmp_path / "figures" / "confusion.png"),
         ],
         capture_output=True,
         text=True,
@@ -142,7 +144,8 @@ def test_finetune_learns_and_every_entry_point_agrees(reviews, tmp_path):
         "classification", task.targets(test, clf.labels, "classification"), np.log(clf.predict_proba(texts))
     )
     assert f"accuracy     {expected['accuracy']:.4f}" in out.stdout
-    assert (tmp_path / "clf" / "confusion.png").exists()
+    assert (tmp_path / "figures" / "confusion.png").read_bytes().startswith(b"\x89PNG")
+    assert not (tmp_path / "clf" / "confusion.png").exists()  # a reading command writes nothing into the model
 
 
 def test_a_run_that_learned_only_the_label_prior_says_so(reviews, tmp_path, caplog):
