@@ -20,7 +20,7 @@ from albert.cliflags import (
     hub_options,
 )
 from albert.fields import THREADS, Range
-from albert.outputs import working_directory
+from albert.outputs import strict_json, working_directory
 from albert.readers import json_file
 
 
@@ -102,11 +102,11 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if args.resume_dir:  # `--resume DIR` continues DIR with the configuration it was started with
         saved = working_directory(args.resume_dir, resumable=True) / "run_config.json"  # or a killed --overwrite's
         if not saved.is_file():
-            raise albert.AlbertError(f"{args.resume_dir}: nothing to resume (no run_config.json)")
+            raise albert.AlbertError(f"{args.resume_dir}: nothing to resume (no run_config.json in {saved.parent})")
         base = {k: v for k, v in json_file(saved).items() if k != "world_size"}
         base.update(out=args.resume_dir, resume=True)
     result = train(config_from_args(PretrainConfig, args, base))
-    print(json.dumps(result, indent=2))
+    print(strict_json(result, indent=2))
     return 130 if result.get("interrupted") else 0
 
 
@@ -118,10 +118,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.resume_dir:  # `--resume DIR` continues DIR with the configuration it was started with
         saved = working_directory(args.resume_dir, resumable=True) / "finetune_config.json"  # or a killed --overwrite's
         if not saved.is_file():
-            raise albert.AlbertError(f"{args.resume_dir}: nothing to resume (no finetune_config.json)")
+            raise albert.AlbertError(
+                f"{args.resume_dir}: nothing to resume (no finetune_config.json in {saved.parent})"
+            )
         base = {**json_file(saved), "out": args.resume_dir, "resume": True}
     result = train(config_from_args(FinetuneConfig, args, base))
-    print(json.dumps(result, indent=2))
+    print(strict_json(result, indent=2))
     return 130 if result.get("interrupted") else 0
 
 
@@ -137,10 +139,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         figure = check_output_file(args.confusion_png, "--confusion-png", PNG, [args.model, args.data], args.overwrite)
     model_dir = local_or_hub(args.model, "all", hub_options(args), flag="--model")  # a hub id → its snapshot
     columns = {"text_column": args.text_column, "pair_column": args.pair_column, "label_column": args.label_column}
+    if args.tune and model_dir != Path(args.model).expanduser():
+        raise albert.AlbertError(f"--tune writes into the model directory; {args.model} is a hub id: download it first")
     result, count, drawn = evaluate_directory(
-        model_dir, args.data, figure=figure, max_seq_length=args.max_seq_length, **columns
+        model_dir, args.data, figure=figure, tune=args.tune, max_seq_length=args.max_seq_length, **columns
     )
     _print_metrics(result, count, args.data)
+    if args.tune:
+        print(f"tuned on {args.data} → {Path(model_dir) / 'decoding.json'}")
     if drawn:
         print(f"confusion matrix → {drawn}")
     return 0
@@ -198,7 +204,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         progress = infer.RowProgress(predictor.forward, bar, predictor.family.item is str)
         predictor.forward = progress  # the bar moves with each model call, not each chunk of --chunk rows
         for record, result in infer.predict_stream(predictor, records, chunk=args.chunk):
-            print(json.dumps({**record, **result}, ensure_ascii=False), file=stream)
+            print(strict_json({**record, **result}, ensure_ascii=False), file=stream)
             progress.wrote()
     return 0
 
@@ -220,7 +226,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     report = export_onnx(
         args.model, args.onnx, int8=args.int8, opset=args.opset, hub_options=hub_options(args), overwrite=args.overwrite
     )
-    print(json.dumps(report, indent=1))
+    print(strict_json(report, indent=1))
     return 0
 
 
@@ -371,6 +377,11 @@ def _prediction_commands(sub, full: dict[str, bool]) -> None:
     evaluate.add_argument("--model", required=True, help="fine-tuned model directory or hub id")
     evaluate.add_argument("--data", required=True, help="labelled CSV/TSV/JSONL (NER: CoNLL or JSONL)")
     evaluate.add_argument("--confusion-png", help="draw the confusion matrix (classification) to this .png file")
+    evaluate.add_argument(
+        "--tune",
+        action="store_true",
+        help="save what this file tunes for prediction into the model (QA: the null threshold of best_f1)",
+    )
     predict = command(sub, "predict", cmd_predict, "predict")
     predict.add_argument("--model", required=True, help="fine-tuned model directory or hub id")
     predict.add_argument("texts", nargs="*", help="texts to predict (else --input, else stdin lines)")
@@ -485,7 +496,12 @@ def main(argv: list[str] | None = None) -> int:
     except albert.AlbertError as err:  # bad input: one clear line, no traceback
         print(f"albert: error: {err}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # the reader went away (`albert predict ... | head -1`): end quietly, as Unix tools do
+    except (
+        BrokenPipeError
+    ) as err:  # the reader went away (`albert predict ... | head -1`): end quietly, as Unix tools do
+        if err.filename is not None:  # a file, not our stdout: an error like any other
+            print(f"albert: error: {err.filename}: {err.strerror}", file=sys.stderr)
+            return 2
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the interpreter's final flush is silent
         return 128 + 13  # what a shell reports for a command ended by SIGPIPE
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM where a command turns it into this: its outputs are cleaned up

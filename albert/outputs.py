@@ -76,6 +76,24 @@ def absolute_if_local(value: str | None, prefix: str = "", always: bool = False)
     return prefix + str(path.resolve()) if always or path.exists() else value
 
 
+def strict_json(value, **dumps_options) -> str:
+    """JSON text that every parser reads: a NaN or infinite number (a metric of constant predictions, a range
+    test's last loss) is written as null, never as the bare NaN / Infinity Python's json module allows."""
+    return json.dumps(_finite(value), allow_nan=False, **dumps_options)
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy or torch scalar
+        return _finite(value.item())
+    return value
+
+
 def _inside(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
@@ -122,13 +140,25 @@ def check_directory(
             )
         if resolved in (Path.home().resolve(), Path(resolved.anchor), Path.cwd().resolve()):
             raise AlbertError(f"{flag} {out}: --overwrite would replace the home, root or current folder; name another")
-        staging = staging_directory(out)
-        if staging.exists() and not (staging.is_dir() and (not _contents(staging) or (staging / INCOMPLETE).exists())):
-            raise AlbertError(
-                f"{flag} {out}: --overwrite writes the new run into {staging} first, which holds something else; "
-                "move it away"
-            )
+        _check_replaceable(out, flag)
     return contents
+
+
+def _check_replaceable(out: Path, flag: str) -> None:
+    """What --overwrite needs to replace ``out`` by a directory written beside it: a plain directory (not a link or
+    a mount point) in a folder this process may write, and a free staging name."""
+    if out.is_symlink():
+        raise AlbertError(f"{flag} {out}: is a symbolic link; --overwrite replaces directories: name {out.resolve()}")
+    if os.path.ismount(out):
+        raise AlbertError(f"{flag} {out}: is a mount point, which --overwrite cannot replace; name a folder inside it")
+    if not os.access(out.resolve().parent, os.W_OK | os.X_OK):
+        raise AlbertError(f"{flag} {out}: --overwrite writes the new run beside it, and {out.parent} is not writable")
+    staging = staging_directory(out)
+    if staging.exists() and not (staging.is_dir() and (not _contents(staging) or (staging / INCOMPLETE).exists())):
+        raise AlbertError(
+            f"{flag} {out}: --overwrite writes the new run into {staging} first, which holds something else "
+            "(a finished run that was not swapped in, if a command was killed at its very end); move it away"
+        )
 
 
 def working_directory(out: str | Path, overwrite: bool = False, resumable: bool = False) -> Path:
@@ -156,8 +186,11 @@ def claim_directory(
     out = Path(out).expanduser()
     check_directory(out, flag, overwrite, inputs, resumable)
     work = work or working_directory(out, overwrite, resumable)
-    if work != out and not resumable and work.exists():  # a killed --overwrite run's leftovers (checked as ours)
-        shutil.rmtree(work)
+    staging = staging_directory(out)
+    if not resumable and (staging / INCOMPLETE).is_file():  # a killed --overwrite run's leftovers: a new run starts
+        shutil.rmtree(staging)
+    elif work == staging and not resumable and staging.exists():  # empty (checked as ours above)
+        shutil.rmtree(staging)
     work.mkdir(parents=True, exist_ok=True)
     (work / INCOMPLETE).write_text("written by a command that has not finished (or was interrupted)\n")
     return work
@@ -171,17 +204,28 @@ def finish_directory(out: str | Path, work: str | Path | None = None) -> None:
     mark_complete(work)
     if work == out:
         return
-    if not out.exists():
-        os.replace(work, out)
-    elif _exchange(work, out):
-        shutil.rmtree(work)  # now the old directory
-    else:  # no atomic exchange here (not Linux, or a filesystem without it): the shortest window two renames allow
-        old = out.with_name(out.name + ".replaced")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(work, out)
-        shutil.rmtree(old)
+    try:
+        replace_directory(work, out)
+    except OSError as err:
+        raise AlbertError(
+            f"the new run is complete in {work} but could not take the place of {out} ({err.strerror}); move it there "
+            "yourself"
+        ) from None
     log.info("replaced %s with the new run", out)
+
+
+def replace_directory(new: Path, old: Path) -> None:
+    """Put directory ``new`` at ``old``'s path in one step (a reader sees the old directory or the new one, never
+    none) and delete the old one."""
+    if not old.exists():
+        os.replace(new, old)
+    elif _exchange(new, old):
+        shutil.rmtree(new)  # now the old directory
+    else:  # no atomic exchange here (not Linux, or a filesystem without it): the shortest window two renames allow
+        aside = Path(tempfile.mkdtemp(prefix=f".{old.name}.replaced-", dir=old.parent))
+        os.replace(old, aside / old.name)
+        os.replace(new, old)
+        shutil.rmtree(aside)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -194,7 +238,7 @@ def _exchange(a: Path, b: Path) -> bool:
     if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
         return True
     err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EXDEV):
         return False
     raise OSError(err, os.strerror(err), str(a))
 
@@ -237,8 +281,10 @@ def protected_directory(folder: Path) -> Path | None:
 
 
 def _is_png(path: Path) -> bool:
+    """A PNG that matplotlib drew (it names itself in a tEXt chunk near the start), not any picture."""
     with open(path, "rb") as f:
-        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+        head = f.read(512)
+    return head.startswith(b"\x89PNG\r\n\x1a\n") and b"Matplotlib" in head
 
 
 def _is_albert_onnx(path: Path) -> bool:
@@ -251,11 +297,22 @@ def _is_albert_onnx(path: Path) -> bool:
     return any(p.key == "albert_class" for p in proto.metadata_props)
 
 
-# A record of `albert predict` holds at least one of these (what a prediction has and a labelled example has not).
-PREDICTION_KEYS = ("probabilities", "probability", "entities", "embedding", "sentences", "choice")
+# The fields a record of `albert predict` has and no input or labelled example has, one set per kind of result:
+# label probabilities (classification, multi-label, multiple choice), a vector, a summary with its sentence scores,
+# an answer span with its score.
+PREDICTION_FIELDS = (
+    {"probabilities"},
+    {"probability"},
+    {"embedding"},
+    {"summary", "sentences", "scores"},
+    {"answer", "score", "start", "end"},
+)
+ENTITY_FIELDS = {"type", "start", "end", "text"}  # NER: a non-empty list of entity spans as predict writes them
 
 
 def _is_predictions(path: Path) -> bool:
+    """The first record is one `albert predict` wrote (similarity and regression scores cannot be told from a
+    labelled file: those outputs are replaced only with --overwrite)."""
     if path.stat().st_size == 0:
         return True
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -266,7 +323,14 @@ def _is_predictions(path: Path) -> bool:
         return False
     if not isinstance(record, dict):
         return False
-    return any(k in record for k in PREDICTION_KEYS) or {"answer", "score", "start", "end"} <= record.keys()
+    entities = record.get("entities")
+    if (
+        isinstance(entities, list)
+        and entities
+        and all(isinstance(e, dict) and e.keys() == ENTITY_FIELDS for e in entities)
+    ):
+        return True
+    return any(fields <= record.keys() for fields in PREDICTION_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -278,7 +342,7 @@ class FileKind:
 
 PREDICTIONS = FileKind("predictions (JSONL)", (".jsonl", ".ndjson", ".json", ".txt"), _is_predictions)
 ONNX = FileKind("an ONNX graph written by `albert export`", (".onnx",), _is_albert_onnx)
-PNG = FileKind("a PNG image", (".png",), _is_png)
+PNG = FileKind("a PNG figure drawn by albert-lite (matplotlib)", (".png",), _is_png)
 
 
 def check_output_file(

@@ -25,7 +25,9 @@ def check_available() -> None:
 
 
 def _rows(log_path: Path) -> list[dict]:
-    return [json.loads(line) for line in log_path.read_text().splitlines() if line]
+    """The log's records; a null (a metric that was NaN, written as strict JSON) is NaN again: a gap in the curve."""
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line]
+    return [{k: float("nan") if v is None else v for k, v in row.items()} for row in rows]
 
 
 def _finish(plt, fig, axes, png: Path) -> None:
@@ -34,8 +36,7 @@ def _finish(plt, fig, axes, png: Path) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    Path(png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=100)
+    _save(fig, png)
     plt.close(fig)
 
 
@@ -75,6 +76,12 @@ def confusion_png(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str], png
         y_true, y_pred, labels=range(len(labels)), display_labels=labels, ax=ax, colorbar=False
     )
     fig.tight_layout()
-    Path(png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=100)
+    _save(fig, png)
     plt.close(fig)
+
+
+def _save(fig, png) -> None:
+    """Written under a temporary name and renamed: a kill leaves the previous figure, not half of a new one."""
+    from albert.checkpoint import atomic_write
+
+    atomic_write(png, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))

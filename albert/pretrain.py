@@ -455,7 +455,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
             distributed.teardown(dist)
             raise RunError(
                 f"step {step + 1}: the gradient is not finite (loss {sums.get('loss', float('nan')):.4g}); lower "
-                f"--learning-rate (now {cfg.learning_rate:g}) and --resume from the last checkpoint in {out}"
+                f"--learning-rate (now {cfg.learning_rate:g}) and --resume from the last checkpoint in {target}"
             )
         optimizer.step()
         schedule.step()

@@ -20,6 +20,7 @@ from albert.checkpoint import read_weights, write_text
 from albert.data import copy_tokenizer
 from albert.errors import AlbertError, CheckpointError
 from albert.extras import require
+from albert.outputs import replace_directory, strict_json
 
 log = logging.getLogger("albert")
 
@@ -69,11 +70,7 @@ def save_checkpoint(
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(final, staging, ignore=shutil.ignore_patterns("trainer.pt"))
     copy_tokenizer(data_dir, staging)
-    old = out / ".old-model"
-    if (out / "model").exists():
-        os.replace(out / "model", old)
-    os.replace(staging, out / "model")
-    shutil.rmtree(old, ignore_errors=True)
+    replace_directory(staging, out / "model")  # one atomic swap: a kill leaves the previous model/ or this one
 
 
 class DamagedCheckpoint(RunError):
@@ -173,7 +170,7 @@ class Reporter:
         if not self.is_main:
             return
         with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(strict_json(record) + "\n")
         if self.writer is not None and "step" in record:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):

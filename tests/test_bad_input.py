@@ -32,9 +32,10 @@ NO_CUDA = not torch.cuda.is_available()
 def work(models, brown_tokenizer, tmp_path_factory):
     """A folder with everything the cases point at (paths relative to it; each case runs with it as cwd)."""
     root = tmp_path_factory.mktemp("bad-input")
-    (root / "model").mkdir()
-    for f in Path(models["clf"]).iterdir():
-        (root / "model" / f.name).write_bytes(f.read_bytes())
+    for name in ("model", "other-model"):  # the command's model, and another model that is no input of it
+        (root / name).mkdir()
+        for f in Path(models["clf"]).iterdir():
+            (root / name / f.name).write_bytes(f.read_bytes())
     brown_tokenizer.save_pretrained(root / "tok")
     rows = ["text,label"] + [
         f"review number {i} was {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}" for i in range(40)
@@ -258,6 +259,9 @@ OUTPUT_CASES = [
     ("predict-output-is-input", [*PREDICT, "--input", "texts.txt", "--output", "texts.txt"], "input texts.txt"),
     ("predict-output-is-csv-input", [*PREDICT, "--input", "train.csv", "--output", "train.csv"], "input train.csv"),
     ("predict-output-in-run", [*PREDICT, "x", "--output", "run/preds.jsonl"], "lies inside run, a model, run"),
+    ("predict-output-other-model", [*PREDICT, "x", "--output", "other-model/p.jsonl"], "lies inside other-model"),
+    ("export-onnx-other-model", [*EXPORT, "--onnx", "other-model/m.onnx"], "--onnx other-model/m.onnx: lies inside"),
+    ("evaluate-png-other-model", [*EVALUATE, "--confusion-png", "other-model/c.png"], "lies inside other-model"),
     ("predict-output-users-file", [*PREDICT, "x", "--output", "notes.jsonl"], "exists and is not predictions"),
     ("predict-output-csv", [*PREDICT, "x", "--output", "preds.csv"], "its name must end in .jsonl"),
     ("predict-output-tokenizer", [*PREDICT, "x", "--output", "tok/spiece.jsonl"], "lies inside tok"),

@@ -108,7 +108,7 @@ def _old_model(work: Path, name: str) -> tuple[Path, dict[str, str]]:
 
 STAGING_POINTS = {
     "config written": lambda staging: (staging / "finetune_config.json").is_file(),
-    "first checkpoint": lambda staging: any((staging / "checkpoints").glob("*/model.safetensors")),
+    "first checkpoint": lambda staging: any((staging / "checkpoints").glob("step-*/trainer.pt")),
     "tenth step logged": lambda staging: (
         (staging / "log.jsonl").is_file() and len((staging / "log.jsonl").read_text().splitlines()) > 10
     ),
@@ -118,6 +118,7 @@ STAGING_POINTS = {
 @pytest.mark.parametrize("point", list(STAGING_POINTS))
 def test_overwrite_killed_at_any_point_keeps_the_old_model_and_resume_replaces_it(work, point, tmp_path):
     target, before = _old_model(work, f"sigkill-{point.replace(' ', '-')}")
+    folder_before = sorted(os.listdir(work))
     staging = outputs.staging_directory(target)
     argv = [*_finetune(target), "--overwrite", "--max-steps", "30", "--save-every", "5"]
     process = _start(argv, work)
@@ -145,6 +146,8 @@ def test_overwrite_killed_at_any_point_keeps_the_old_model_and_resume_replaces_i
     saved = json.loads((target / "finetune_config.json").read_text())
     assert Path(saved["train"]).is_absolute() and Path(saved["tokenizer"]).is_absolute()
     assert json.loads((target / "log.jsonl").read_text().splitlines()[-1])["step"] == 30
+    assert sorted(os.listdir(work)) == folder_before  # nothing left beside it
+    assert sorted(os.listdir(tmp_path)) == []  # nor in the folder the run was resumed from
 
 
 def test_a_finished_overwrite_replaces_the_whole_directory(work, monkeypatch):
@@ -161,7 +164,7 @@ def test_sigterm_mid_run_keeps_the_old_model(work):
     target, before = _old_model(work, "sigterm")
     staging = outputs.staging_directory(target)
     process = _start([*_finetune(target), "--overwrite", "--max-steps", "400", "--save-every", "5"], work)
-    assert _wait_for(process, lambda: any((staging / "checkpoints").glob("*/model.safetensors")))
+    assert _wait_for(process, lambda: any((staging / "checkpoints").glob("step-*/trainer.pt")))
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
@@ -220,7 +223,6 @@ def test_every_directory_command_replaces_only_a_complete_output(work, prepared,
     make_argv, product = DIRECTORY_COMMANDS[command]
     argv = make_argv(target)
     assert cli.main(argv) == 0, capsys.readouterr().err
-    before = _hashes(target)
     (target / "from-the-old-run.txt").write_text("a file the new output does not have")
     before = _hashes(target)
 
@@ -251,6 +253,12 @@ def test_check_output_file_names_what_it_refuses(tmp_path):
     with pytest.raises(albert.AlbertError, match="exists and is not predictions"):
         outputs.check_output_file(tmp_path / "data.jsonl", "--output", outputs.PREDICTIONS)
     assert outputs.check_output_file(tmp_path / "data.jsonl", "--output", outputs.PREDICTIONS, overwrite=True)
+    (tmp_path / "summaries.jsonl").write_text('{"document": "A. B.", "sentences": ["A.", "B."], "summary": "A."}\n')
+    with pytest.raises(albert.AlbertError, match="exists and is not predictions"):  # a summarisation data set
+        outputs.check_output_file(tmp_path / "summaries.jsonl", "--output", outputs.PREDICTIONS)
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))  # a picture, not a figure we drew
+    with pytest.raises(albert.AlbertError, match="exists and is not a PNG figure drawn by albert-lite"):
+        outputs.check_output_file(tmp_path / "photo.png", "--confusion-png", outputs.PNG)
     link = tmp_path / "link.jsonl"
     link.symlink_to(tmp_path / "data.jsonl")
     with pytest.raises(albert.AlbertError, match="is this command's input"):  # the same file under another name
@@ -258,10 +266,15 @@ def test_check_output_file_names_what_it_refuses(tmp_path):
 
 
 def test_file_mode_reads_the_umask_without_changing_it(monkeypatch):
-    calls = []
-    monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or 0o022)
-    assert outputs.file_mode() == 0o644
-    assert calls == []  # read from /proc/self/status, not by setting it (which races with other threads)
+    mask = os.umask(0o027)  # whatever the runner's umask is, this one is known
+    try:
+        calls = []
+        monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or 0o022)
+        assert outputs.file_mode() == 0o640
+        assert calls == []  # read from /proc/self/status, not by setting it (which races with other threads)
+    finally:
+        monkeypatch.undo()
+        os.umask(mask)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -276,7 +289,7 @@ def many_texts(work):
 
 def test_a_closed_stdout_ends_predict_quietly(work, many_texts):
     pipeline = subprocess.run(
-        f"{sys.executable} -m albert predict --model old --input many.txt | head -1",
+        f"set -o pipefail; {sys.executable} -m albert predict --model old --input many.txt | head -1",
         shell=True,
         cwd=work,
         capture_output=True,
@@ -284,6 +297,7 @@ def test_a_closed_stdout_ends_predict_quietly(work, many_texts):
         executable="/bin/bash",
     )
     assert json.loads(pipeline.stdout)["text"] == "line 0 of a long file to predict"
+    assert pipeline.returncode == 141  # albert's status: what a shell reports for a command ended by SIGPIPE
     assert pipeline.stderr == ""  # no BrokenPipeError traceback, no "Exception ignored" note
 
 
@@ -295,7 +309,7 @@ def test_predict_stopped_midway_leaves_the_old_output_and_nothing_else(work, man
     target.write_text('{"text": "old", "label": "short", "probabilities": {"short": 1.0}}\n')
     before = _hashes(out_dir)
     process = _start(["predict", "--model", "old", "--input", "many.txt", "--output", str(target)], work)
-    _wait_for(process, lambda: "rows" in _peek(process), timeout=120)
+    assert _wait_for(process, lambda: "rows" in _peek(process), timeout=120), process.stderr.read()
     process.send_signal(how)
     _, err = process.communicate(timeout=60)
     assert process.returncode == (130 if how == signal.SIGTERM else -signal.SIGKILL), err
@@ -355,3 +369,47 @@ def test_pretrain_resumes_from_another_folder(work, prepared, tmp_path, monkeypa
     (work / "resumable" / outputs.INCOMPLETE).write_text("")  # as if it had been stopped: continue to step 3
     assert cli.main(["pretrain", "--resume", str(work / "resumable"), "--max-steps", "3", "--no-progress"]) == 0
     assert json.loads((work / "resumable" / "log.jsonl").read_text().splitlines()[-1])["step"] == 3
+
+
+def test_overwrite_refuses_what_it_cannot_replace_by_a_rename(tmp_path):
+    real = tmp_path / "real-run"
+    real.mkdir()
+    (real / "model.safetensors").write_text("weights")
+    link = tmp_path / "run-link"
+    link.symlink_to(real)
+    with pytest.raises(albert.AlbertError, match="is a symbolic link; --overwrite replaces directories"):
+        outputs.check_directory(link, overwrite=True)
+    (tmp_path / "real-run.incoming").mkdir()
+    (tmp_path / "real-run.incoming" / "mine.txt").write_text("a user's folder that happens to have this name")
+    with pytest.raises(albert.AlbertError, match="real-run.incoming first, which holds something else"):
+        outputs.check_directory(real, overwrite=True)
+    assert (real / "model.safetensors").read_text() == "weights"
+
+
+def test_pretrain_overwrite_killed_keeps_the_old_run_and_resume_replaces_it(work, prepared, tmp_path):
+    argv = [
+        *("pretrain", "--data", str(prepared), "--model", str(work / "model.json"), "--batch-size", "2"),
+        *("--max-seq-length", "32", "--eval-fraction", "0", "--save-every", "3", "--no-progress"),
+    ]
+    target = work / "pretrain-killed"
+    assert (
+        subprocess.run([sys.executable, "-m", "albert", *argv, "--out", str(target), "--max-steps", "2"]).returncode
+        == 0
+    )
+    before = _hashes(target)
+    staging = outputs.staging_directory(target)
+    process = _start([*argv, "--out", str(target), "--max-steps", "200", "--overwrite"], work)
+    reached = _wait_for(process, lambda: any((staging / "checkpoints").glob("step-*/trainer.pt")))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert reached, process.stderr.read()
+    assert _hashes(target) == before
+    done = subprocess.run(
+        [sys.executable, "-m", "albert", "pretrain", "--resume", str(target), "--max-steps", "9"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not staging.exists() and not (target / outputs.INCOMPLETE).exists()
+    assert json.loads((target / "log.jsonl").read_text().splitlines()[-1])["step"] == 9
