@@ -117,6 +117,9 @@ class OnnxForward:
         meta = self.session.get_modelmeta().custom_metadata_map
         self.kind = meta.get("albert_class", "")
         self.exported_config = json.loads(meta["albert_config"]) if "albert_config" in meta else {}
+        # which directory it was exported from (albert/checkpoint.py fingerprint); None: an older export, unchecked
+        self.fingerprint = meta.get("albert_fingerprint")
+        self.fingerprint_without_weights = meta.get("albert_fingerprint_without_weights")
         self.token_outputs = TOKEN_OUTPUTS.get(self.kind, ())
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]

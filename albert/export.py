@@ -98,6 +98,7 @@ def export_onnx(
     out.parent.mkdir(parents=True, exist_ok=True)  # a missing folder is created, as for every output
     torch_forward = predictor.forward
     proto, names, shared = _trace(torch_forward, predictor.tokenizer.pad_token_id or 0, out, opset)
+    _add_fingerprints(proto, predictor.model_dir)  # before int8: the quantised file keeps the same fingerprint
     if int8:
         proto = _quantize(proto, out)
     report = _check_and_place(proto, out, torch_forward, predictor.tokenizer, check_texts or CHECK_TEXTS, int8)
@@ -149,6 +150,16 @@ def _trace(torch_forward: TorchForward, pad_id: int, out: Path, opset: int):
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
     return proto, names, shared
+
+
+def _add_fingerprints(proto, model_dir: Path) -> None:
+    """Record which directory's weights, head and tokenizer the graph was made from (albert/checkpoint.py
+    ``fingerprint``): a prediction refuses the file with any other directory, even one of the same shape; the
+    second fingerprint, without the weights, checks a directory deployed without its weight files."""
+    from albert.checkpoint import fingerprint
+
+    proto.metadata_props.add(key="albert_fingerprint", value=fingerprint(model_dir))
+    proto.metadata_props.add(key="albert_fingerprint_without_weights", value=fingerprint(model_dir, weights=False))
 
 
 def _quantize(proto, out: Path):
