@@ -4,9 +4,14 @@ An epoch's order is a function of (seed, epoch) alone, so a resumed run sees exa
 one does. A step holds a random sample of the data (the effective batch the user asked for, batch_size × grad_accum
 × processes), as any trainer's random batches do. What saves the padding is inside the step: each process takes its
 share (every world_size-th example of the length-sorted step, so each gets similar work), sorts it by length and
-cuts it into forward passes where that saves more padding than a pass costs, within a token budget; each pass's
-loss is weighted by its share of the step's examples, so the gradient is the per-example mean over the step, exactly
-that of one padded batch (padding changes nothing), at a fraction of the padded tokens.
+cuts it into forward passes where that saves more padding than a pass costs, within a token budget. Each pass's
+loss (the head's mean over its loss units: examples; labelled tokens for NER; sentences for summarisation) is weighed
+by its share of the units of the whole step over all processes (albert/finetune.py's ``forward_backward``), so the
+step's gradient is exactly that of one padded batch of its examples (padding changes nothing), whatever the cut into
+passes and processes (up to floating-point rounding), at a fraction of the padded tokens. Span QA's start/end
+softmax runs over every position of the padded window, padding included (as transformers' heads do), so its passes
+are padded to the step's longest window (``QAFeatures.pad_to_step``): exact too, with QA's padding savings limited to
+steps of short windows.
 
 With ``group_by_length`` the steps themselves are also built from lengths, as transformers' group_by_length does:
 the shuffled examples are cut into windows of ``WINDOW_STEPS`` steps, each window sorted by length and cut into

@@ -22,10 +22,11 @@ def pad_rows(rows: Sequence[Sequence[float]], value: float = 0, dtype=np.int64, 
 
 
 def encoder_inputs(
-    ids: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, pad_id: int
+    ids: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, pad_id: int, width: int | None = None
 ) -> dict[str, np.ndarray]:
-    """input_ids, attention_mask (1 on real tokens) and token_type_ids (0 where ``types`` is None) as int64."""
-    input_ids = pad_rows(ids, pad_id)
+    """input_ids, attention_mask (1 on real tokens) and token_type_ids (0 where ``types`` is None) as int64, padded
+    to the longest row (or to ``width``)."""
+    input_ids = pad_rows(ids, pad_id, width=width)
     width = input_ids.shape[1]
     segments = pad_rows(types, width=width) if types is not None else np.zeros_like(input_ids)
     return {

@@ -50,13 +50,17 @@ class Dist:
         torch_dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def mean(self, value: float) -> float:
-        """The mean of a number over all processes (for logging)."""
+    def sum(self, value: float) -> float:
+        """The sum of a number over all processes (all must call)."""
         if not self.enabled:
             return value
         tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
         torch_dist.all_reduce(tensor)
-        return tensor.item() / self.world_size
+        return tensor.item()
+
+    def mean(self, value: float) -> float:
+        """The mean of a number over all processes (for logging)."""
+        return self.sum(value) / self.world_size
 
 
 def choose_device(name: str = "auto") -> torch.device:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from albert import batching, hub, lrfind, plot, runs, tasks
+from albert import batching, heads, hub, lrfind, plot, runs, tasks
 from albert import dist as distributed
 from albert.checkpoint import write_text
 from albert.config import PRESETS, AlbertConfig, read_json_dict
@@ -48,8 +48,10 @@ from albert.outputs import (
     check_directory,
     claim_directory,
     finish_directory,
+    strict_json,
     working_directory,
 )
+from albert.tasks.base import DECODING
 from albert.tokenizer import AlbertTokenizer
 
 log = logging.getLogger("albert")
@@ -304,7 +306,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     model.train()
 
     def run_step(k: int) -> float:
-        return forward_backward(ddp, train_data, *plan.passes(k, dist.rank), dist, autocast)
+        return forward_backward(ddp, train_data, plan.passes(k, dist.rank)[1], dist, autocast)
 
     rate = None if resuming else lrfind.choose_rate(cfg, model, run_step, out, dist)  # a resumed run: its checkpoint's
     if cfg.find_lr:
@@ -319,7 +321,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
         state = runs.resume(out, model, optimizer, schedule, dist.rank)
         rate = state["learning_rate"]
         if dist.is_main:
-            log.warning("resuming %s at step %d of %d", out, state["step"], total)
+            log.warning("resuming %s at step %d of %d", target, state["step"], total)
     if dist.is_main:
         if not resuming:
             weights = "random" if cfg.init.startswith(RANDOM_PREFIX) else "pretrained"
@@ -330,7 +332,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
                 "world_size": dist.world_size,
                 "learning_rate": rate,
             }
-            write_text(out / "log.jsonl", json.dumps(header) + "\n")
+            write_text(out / "log.jsonl", strict_json(header) + "\n")
     reporter = runs.Reporter(out, cfg.report_to, dist.is_main, resumed_step=state["step"] if resuming else None)
     stop = runs.StopFlag()
     from tqdm import tqdm
@@ -341,7 +343,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     while step < total:
         tick = time.perf_counter()
         rows, passes = plan.passes(step, dist.rank)
-        loss_value = forward_backward(ddp, train_data, rows, passes, dist, autocast)
+        loss_value = forward_backward(ddp, train_data, passes, dist, autocast)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         if not (math.isfinite(loss_value) and torch.isfinite(grad_norm)):  # both agreed by all processes
             best_note = f"the best model so far (step {best_step}) is in {out}" if best_step else "nothing was saved"
@@ -370,11 +372,13 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
             scores = dist.broadcast(family.evaluate(model, dev, labels, cfg, dist.device) if dist.is_main else None)
             model.train()
             record |= {f"eval_{k}": v for k, v in scores.items()}
+            metric = family.selection_metric(scores)  # SQuAD 2.0: best_f1, the F1 predictions at its threshold get
             bar.set_postfix(loss=f"{loss_value:.4f}", **{metric: f"{scores[metric]:.4f}"})
             if best is None or scores[metric] > best[metric]:
                 best, best_step, stale = scores, step, 0
                 if dist.is_main:
                     save_classifier(model, tok, out)
+                    save_decoding(family.decoding(scores), out)
             else:
                 stale += 1
         reporter.write(record)
@@ -414,20 +418,44 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     return result
 
 
-def forward_backward(ddp, data, rows: list[int], passes: list[list[int]], dist, autocast) -> float:
+def forward_backward(ddp, data, passes: list[list[int]], dist, autocast) -> float:
     """One optimizer step's forward and backward passes (gradients accumulate; DDP all-reduces them on the last
-    pass); returns the step's mean loss over every process's examples."""
+    pass); returns the step's mean loss over every process's examples.
+
+    Each pass's loss is the head's mean over its loss units (``loss_units``), weighed by the pass's share of the units
+    of the whole step, counted over all processes: the gradient is that of one padded batch of the step, however the
+    step is cut into passes and processes."""
+    if getattr(data, "pad_to_step", False):  # a loss that depends on padding (span QA): pad as one batch of the step
+        width = max(dist.gather_objects(max(len(data.ids[r]) for rows_k in passes for r in rows_k)))
+        batches = [data.batch(rows_k, width=width) for rows_k in passes]
+    else:
+        batches = [data.batch(rows_k) for rows_k in passes]
+    units = [loss_units(getattr(ddp, "module", ddp), batch) for batch in batches]
+    total = dist.sum(sum(units))  # DDP averages the processes' gradients, hence world_size below
     running = 0.0
-    for k, rows_k in enumerate(passes):
-        batch = {key: v.to(dist.device) for key, v in data.batch(rows_k).items()}
+    for k, (batch, units_k) in enumerate(zip(batches, units, strict=True)):
+        batch = {key: v.to(dist.device) for key, v in batch.items()}
         sync = ddp.no_sync() if dist.enabled and k < len(passes) - 1 else contextlib.nullcontext()
         with sync, autocast:
-            # each pass weighs its share of the step's examples: the gradient is the per-example mean of the
-            # whole step (DDP divides by the number of processes, hence world_size)
-            loss = ddp(**batch).loss * (len(rows_k) * dist.world_size / len(rows))
+            out = ddp(**batch)
+            # a pass without a labelled token (the head's mean is 0/0) adds nothing, but still goes backward, as DDP's
+            # last pass must
+            loss = out.loss * (units_k * dist.world_size / total) if units_k else out.logits.sum() * 0.0
             loss.backward()
         running += loss.item()
     return dist.mean(running)
+
+
+PER_LABEL_HEADS = (heads.AlbertForTokenClassification, heads.AlbertForExtractiveSummarization)
+
+
+def loss_units(model, batch: dict[str, torch.Tensor]) -> int:
+    """How many terms the head's loss in ``batch`` is the mean of: the labelled tokens of token classification and
+    the real sentences of summarisation (labels ≠ -100, as the heads' losses count them), otherwise the examples
+    (classification, multiple choice; QA windows, whose answer positions always lie inside the window)."""
+    if isinstance(model, PER_LABEL_HEADS):
+        return int((batch["labels"] != -100).sum())
+    return len(batch["input_ids"])
 
 
 def one_label_warning(rate: float, best: dict[str, float], n_labels: int) -> str:
@@ -444,13 +472,15 @@ MAX_LENGTH_KEY = "max_seq_length"  # config.json key of TextClassifier's max_len
 
 
 def evaluate_directory(
-    model_dir: str | Path, data: str, figure: Path | None = None, **overrides: Any
+    model_dir: str | Path, data: str, figure: Path | None = None, tune: bool = False, **overrides: Any
 ) -> tuple[dict[str, float], int, Path | None]:
     """Metrics of a fine-tuned directory on a labelled file, for any task, through the same Task methods that
     evaluated it during training; the settings it was trained with (finetune_config.json: sequence length, stride,
     columns; or the max_length a TextClassifier saved) apply unless ``overrides`` (FinetuneConfig fields) say
     otherwise. ``figure``: where the task's picture of the evaluation goes, if it has one (classification: a confusion
-    matrix). Returns (metrics, examples, the figure drawn or None)."""
+    matrix). ``tune``: save what the task tunes on this file for prediction (QA: the null threshold of best_f1) into
+    the model directory's decoding.json, replacing what fine-tuning tuned on its dev set. Returns (metrics, examples,
+    the figure drawn or None)."""
     model_dir = Path(model_dir)
     names = {f.name for f in dataclasses.fields(FinetuneConfig)}
     saved_path = model_dir / "finetune_config.json"
@@ -472,7 +502,20 @@ def evaluate_directory(
     encoded = family.encode(AlbertTokenizer.from_pretrained(model_dir), examples, labels, cfg)
     result = family.evaluate(model, encoded, labels, cfg, device)
     drawn = family.figure(model, encoded, labels, cfg, device, figure) if figure is not None else None
+    if tune:
+        tuned = family.decoding(result)
+        if tuned is None:
+            raise AlbertError(
+                f"--tune: a {family.name} model has nothing to tune on {data} (QA: unanswerable questions)"
+            )
+        save_decoding({**tuned, "tuned_on": str(Path(data).resolve())}, model_dir)
     return result, len(examples), drawn
+
+
+def save_decoding(settings: dict[str, Any] | None, out: Path) -> None:
+    """What the task tuned on dev for prediction (albert/tasks/base.py: DECODING), beside the model it was tuned for."""
+    if settings is not None:
+        write_text(out / DECODING, strict_json(settings, indent=2) + "\n")
 
 
 def save_classifier(model, tok: AlbertTokenizer, out: Path) -> None:

@@ -125,6 +125,178 @@ def test_passes_weighted_by_their_rows_give_the_gradient_of_one_padded_batch():
         torch.testing.assert_close(cut[name], whole[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
+def _features(kind, **arrays):
+    """A task's encoded features made from their arrays (what its encode builds from text), for its real batch()."""
+    data = object.__new__(kind)
+    data.__dict__.update(arrays, pad=0)
+    return data
+
+
+# span QA's cross-entropy runs over every position of the padded window (transformers' heads and BERT's run_squad
+# do the same), so fine-tuning pads every pass of a step to the step's longest window (QAFeatures.pad_to_step);
+# windows of different lengths (-ragged) check that
+STEP_TASKS = (
+    "classification",
+    "ner",
+    "summarization",
+    "qa",
+    "qa-answerability",
+    "qa-ragged",
+    "qa-answerability-ragged",
+    "multiple_choice",
+)
+
+
+def _step(task: str, n: int = 10):
+    """A tiny model (no dropout) and one step of ``n`` examples of ``task``, of different lengths and different
+    numbers of loss units (NER: 0 to 13 labelled tokens, one sentence none; summarisation: 1 to 5 sentences). QA
+    windows are all of one length unless the task's name ends in -ragged."""
+    from conftest import tiny_config
+
+    from albert import heads
+    from albert.tasks import classification, multiple_choice, ner, qa, summarization
+
+    rng = np.random.default_rng(0)
+
+    def pieces(k: int) -> list[int]:
+        return rng.integers(5, 97, int(k)).tolist()
+
+    cfg = tiny_config(num_labels=3, classifier_dropout_prob=0.0)  # dropout off: the same function in every split
+    lengths = rng.integers(2, 40, n)
+    if task == "classification":
+        ids = [[2, *pieces(k), 3] for k in lengths]
+        arrays = dict(ids=ids, types=[[0] * len(x) for x in ids], y=rng.integers(0, 3, n))
+        data, head = _features(classification.Encoded, **arrays), heads.AlbertForSequenceClassification
+    elif task == "ner":
+        ids = [[2, *pieces(k), 3] for k in lengths]
+        targets = [
+            [-100] + [int(t) if rng.random() < 0.4 else -100 for t in rng.integers(0, 3, k)] + [-100] for k in lengths
+        ]
+        targets[3] = [-100] * len(targets[3])  # a sentence with no labelled token (its words cut by truncation)
+        data, head = _features(ner.EncodedTokens, ids=ids, targets=targets), heads.AlbertForTokenClassification
+    elif task == "summarization":
+        ids, types, cls, labels = [], [], [], []
+        for _ in range(n):
+            row, kinds, starts = [], [], []
+            for i, k in enumerate(rng.integers(1, 10, rng.integers(1, 6))):
+                starts.append(len(row))
+                row += [2, *pieces(k), 3]
+                kinds += [i % 2] * (int(k) + 2)
+            ids.append(row)
+            types.append(kinds)
+            cls.append(starts)
+            labels.append(rng.integers(0, 2, len(starts)).astype(float).tolist())
+        arrays = dict(ids=ids, types=types, cls=cls, labels=labels)
+        data, head = _features(summarization.EncodedDocuments, **arrays), heads.AlbertForExtractiveSummarization
+    elif task.startswith("qa"):
+        questions = rng.integers(2, 6, n)
+        if not task.endswith("-ragged"):
+            lengths = 30 - questions
+        ids = [[2, *pieces(q), 3, *pieces(k + 1), 3] for q, k in zip(questions, lengths, strict=True)]
+        types = [[0] * (int(q) + 2) + [1] * (len(x) - int(q) - 2) for q, x in zip(questions, ids, strict=True)]
+        starts = [
+            0 if r % 3 == 0 else int(q) + 2 + int(rng.integers(0, k))
+            for r, (q, k) in enumerate(zip(questions, lengths, strict=True))
+        ]
+        ends = [s and min(s + 2, len(x) - 2) for s, x in zip(starts, ids, strict=True)]
+        answerability = task.startswith("qa-answerability")
+        arrays = dict(ids=ids, types=types, starts=starts, ends=ends, answerability=answerability)
+        data = _features(qa.QAFeatures, **arrays)
+        head = heads.AlbertForQuestionAnsweringWithAnswerability if answerability else heads.AlbertForQuestionAnswering
+    else:
+        ids = [[[2, *pieces(k), 3, *pieces(o), 3] for o in rng.integers(1, 6, 2)] for k in lengths]
+        types = [
+            [[0] * (int(k) + 2) + [1] * (len(x) - int(k) - 2) for x in options]
+            for k, options in zip(lengths, ids, strict=True)
+        ]
+        answers = rng.integers(0, 2, n).tolist()
+        arrays = dict(ids=ids, types=types, answers=answers, y=np.array(answers, dtype=np.int64))
+        data, head = _features(multiple_choice.EncodedChoices, **arrays), heads.AlbertForMultipleChoice
+    torch.manual_seed(0)
+    return head(cfg).train(), data
+
+
+def _gradients(model) -> dict[str, torch.Tensor]:
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("task", STEP_TASKS)
+def test_a_step_cut_into_passes_has_the_gradient_of_one_padded_batch(task):
+    """Whatever the cut of a step into forward passes, the loop's gradient and loss are those of one padded batch of
+    the step: the per-example mean, or for NER the mean over the step's labelled tokens and for summarisation over
+    its sentences (each pass weighed by its share of them, not of the examples)."""
+    import contextlib
+
+    from albert.dist import Dist
+    from albert.finetune import forward_backward
+
+    model, data = _step(task)
+    rows = list(range(len(data)))
+    model.zero_grad()
+    loss = model(**data.batch(rows)).loss  # one padded batch, the heads' (transformers') loss
+    loss.backward()
+    whole = _gradients(model)
+    cuts = batching.forward_passes(rows, batching.row_costs(data), 10**6, overhead=20)  # as training cuts
+    for passes in ([rows], cuts, [rows[:1], rows[1:4], rows[4:]], [[r] for r in rows]):
+        model.zero_grad()
+        step_loss = forward_backward(model, data, passes, Dist(), contextlib.nullcontext())
+        cut = _gradients(model)
+        assert cut.keys() == whole.keys()
+        for name in whole:
+            torch.testing.assert_close(
+                cut[name], whole[name], rtol=1e-5, atol=1e-6, msg=f"{len(passes)} passes: {name}"
+            )
+        assert step_loss == pytest.approx(loss.item(), rel=1e-5)
+
+
+_DDP_STEP = """
+import contextlib, sys
+import torch
+sys.path.insert(0, {tests!r})
+from test_finetune_runs import _step
+from albert import batching, dist as distributed
+from albert.finetune import forward_backward
+
+dist = distributed.setup("cpu")
+model, data = _step("ner")
+passes = batching.step_passes(range(len(data)), batching.row_costs(data), dist.rank, 2, 10**6, overhead=20)
+ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+loss = forward_backward(ddp, data, passes, dist, contextlib.nullcontext())
+if dist.is_main:
+    grads = {{name: p.grad for name, p in model.named_parameters() if p.grad is not None}}
+    torch.save({{"loss": loss, "passes": len(passes), "grads": grads}}, {out!r})
+distributed.teardown(dist)
+"""
+
+
+def test_two_processes_weigh_passes_by_the_labelled_tokens_of_both(tmp_path):
+    """Under DDP the token count that weighs each pass is the step's over every process (all-reduced), so two
+    processes with different numbers of labelled tokens give the gradient of one padded batch of the whole step."""
+    script, out = tmp_path / "step.py", tmp_path / "rank0.pt"
+    script.write_text(_DDP_STEP.format(tests=str(Path(__file__).parent), out=str(out)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
+    result = subprocess.run(
+        [*cmd, str(script)], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    two = torch.load(out)
+    assert two["passes"] >= 2
+    model, data = _step("ner")
+    rows = list(range(len(data)))
+    labelled = [
+        int((data.batch(batching.rank_share(rows, batching.row_costs(data), r, 2))["labels"] != -100).sum())
+        for r in (0, 1)
+    ]
+    assert labelled[0] != labelled[1]  # a per-process mean would weigh the processes' tokens differently
+    loss = model(**data.batch(rows)).loss
+    loss.backward()
+    whole = _gradients(model)
+    assert two["grads"].keys() == whole.keys()
+    for name in whole:
+        torch.testing.assert_close(two["grads"][name], whole[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert two["loss"] == pytest.approx(loss.item(), rel=1e-5)
+
+
 def test_multiple_choice_costs_count_every_option():
     class Choices:
         ids = [[[1] * 5, [1] * 9], [[1] * 3, [1] * 3, [1] * 4]]
