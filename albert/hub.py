@@ -44,6 +44,8 @@ CONFIG = ("config.json",)
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER = ("spiece.model", "vocab.txt")  # SentencePiece (English ALBERT) or WordPiece (Chinese, BERT)
 TOKENIZER_EXTRAS = ("tokenizer_config.json",)  # do_lower_case, keep_accents
+# How an albert-lite fine-tuned model was trained and tuned: prediction uses its windows and its null threshold.
+TRAINING_EXTRAS = ("finetune_config.json", "decoding.json")
 MODEL_TYPES = ("albert", "bert")
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)?$")
@@ -119,6 +121,9 @@ def download(name: str, want: str, options: HubOptions, flag: str | None = None)
     if want in ("tokenizer", "all"):
         directory = fetch.first(TOKENIZER, required=want == "tokenizer") or directory
         for extra in TOKENIZER_EXTRAS:
+            fetch.first((extra,), required=False)
+    if want == "all":
+        for extra in TRAINING_EXTRAS:
             fetch.first((extra,), required=False)
     if want == "all" and fetch.first(("modules.json",), required=False) is not None:
         from albert import sbert  # a sentence-transformers repository: its pooling config says how to embed

@@ -37,6 +37,7 @@ from albert.engines import (  # noqa: F401 - re-exported: infer.run_rows etc. ar
 from albert.errors import AlbertError, CheckpointError, ConfigError
 from albert.hub import HubOptions
 from albert.readers import records, stdin_lines  # noqa: F401 - infer.stdin_lines is public
+from albert.tasks.base import DECODING
 
 log = logging.getLogger("albert")
 
@@ -108,6 +109,8 @@ class Predictor:
         self.architecture = (self.config.architectures or ["AlbertModel"])[0]
         trained = self.model_dir / "finetune_config.json"  # the settings `albert finetune` trained it with
         self.trained = read_json_dict(trained) if trained.is_file() else {}
+        decoding = self.model_dir / DECODING  # what fine-tuning tuned on dev for prediction (QA: the null threshold)
+        self.decoding = read_json_dict(decoding) if decoding.is_file() else {}
         try:
             self.family = tasks.get(tasks.for_model(data, self.trained.get("task")))
         except ConfigError as err:
@@ -137,6 +140,8 @@ class Predictor:
         return TorchForward(loaded.to(device), device)
 
     def _onnx(self, onnx: str | Path, threads: int | None) -> OnnxForward:
+        from albert import checkpoint
+
         if not self.family.exportable:
             raise AlbertError(f"a {self.task} model predicts with PyTorch only (no ONNX export); drop --onnx")
         forward = OnnxForward(onnx, threads)
@@ -155,6 +160,25 @@ class Predictor:
             raise CheckpointError(
                 f"{onnx} was exported from another model than {self.model_dir} ({'; '.join(differ)}): pass the "
                 "directory it was exported from"
+            )
+        # Same shape is not same model: the export records its directory's fingerprint (weights, head, tokenizer;
+        # albert/checkpoint.py) and any other directory is refused. A directory without weight files (deployed with
+        # its ONNX file only) is checked on its head and tokenizer.
+        if forward.fingerprint is None:
+            log.warning(
+                "%s has no fingerprint (exported by an older albert-lite): it cannot be checked to come from %s; "
+                "export it again with `albert export` to have it checked",
+                onnx,
+                self.model_dir,
+            )
+            return forward
+        has_weights = any((self.model_dir / n).is_file() for n in checkpoint.WEIGHT_FILES + checkpoint.INDEX_FILES)
+        recorded = forward.fingerprint if has_weights else forward.fingerprint_without_weights
+        own = checkpoint.fingerprint(self.model_dir, weights=has_weights)
+        if recorded != own:
+            raise CheckpointError(
+                f"{onnx} was exported from another model than {self.model_dir} (fingerprint {recorded} vs {own}): "
+                f"export {self.model_dir} again with `albert export`"
             )
         return forward
 

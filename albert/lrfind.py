@@ -10,7 +10,6 @@ at the suggestion).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import torch
 
 from albert import plot
 from albert.optim import build_optimizer
+from albert.outputs import strict_json
 
 log = logging.getLogger("albert")
 
@@ -39,7 +39,7 @@ class RangeTest:
 
     def save(self, out: Path) -> None:
         """lr_find.json (the numbers) and lr_find.png (the curve, the suggestion marked)."""
-        (out / "lr_find.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+        (out / "lr_find.json").write_text(strict_json(asdict(self), indent=2) + "\n")
         plt = plot.pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(self.rates, self.raw_losses, alpha=0.3, label="loss")

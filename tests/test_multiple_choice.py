@@ -123,3 +123,40 @@ def test_multiple_choice_trains(numbers, brown_tokenizer, tmp_path):
         result["accuracy"], abs=0.02
     )
     assert all(r["answer"] == r["options"][r["choice"]] and len(r["probabilities"]) == 4 for r in rows)
+
+
+def test_no_row_is_longer_than_max_seq_length(brown_tokenizer, realdata):
+    """Whatever the lengths of passage, question and options and however small --max-seq-length is, every option row
+    fits it (a model with fewer positions failed in the forward pass); question + option keep their end, as
+    race_utils keeps them; the truncation count counts questions, not option rows."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    words = " ".join(realdata.brown_lines()[:300]).split()
+
+    def text(n: int, at: int) -> str:
+        return " ".join(words[at : at + n])
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        max_length=st.integers(4, 80),
+        passage=st.integers(0, 120),
+        question=st.integers(0, 60),
+        options=st.lists(st.integers(1, 50), min_size=2, max_size=5),
+        at=st.integers(0, 1000),
+    )
+    def check(max_length, passage, question, options, at):
+        q = mc.Question(
+            text(passage, at), text(question, at + 7), [text(n, at + 13 * k) for k, n in enumerate(options)], 0, "x"
+        )
+        encoded = mc.EncodedChoices(brown_tokenizer, [q, q], max_length)
+        rows = [row for question_rows in encoded.ids for row in question_rows]
+        assert all(len(row) <= max_length for row in rows)
+        assert all(len(r) == len(t) for r, t in zip(rows, [t for ts in encoded.types for t in ts], strict=True))
+        assert encoded.truncated in (0, 2)  # two questions, each counted once however many of its rows were cut
+        full, _ = brown_tokenizer.encode_batch([f"{q.question} {o}".strip() for o in q.options])
+        for row, pieces in zip(encoded.ids[0], full, strict=True):
+            second = row[row.index(brown_tokenizer.sep_token_id) + 1 : -1]
+            assert second == pieces[len(pieces) - len(second) :]  # the end of question + option survives
+
+    check()

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import TAGS, tiny_config
 from servers import Server
 
 pytest.importorskip("fastapi")
@@ -79,7 +80,10 @@ def submit(browser, values: dict[str, str], shot: str):
     for field, text in values.items():
         box = browser.find_element(By.ID, field)
         box.clear()
-        box.send_keys(text)
+        if text.isascii():
+            box.send_keys(text)
+        else:  # ChromeDriver types only the Basic Multilingual Plane, and composes combining marks: set by script
+            browser.execute_script("arguments[0].value = arguments[1]", box, text)
     browser.find_element(By.ID, "run").click()
     WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "answer") or d.find_element(By.ID, "error").text)
     assert browser.find_element(By.ID, "error").text == ""
@@ -146,6 +150,119 @@ def test_qa_page_marks_the_answer_in_the_context(browser, served):
     assert len(marks) == 1 and marks[0].get_attribute("textContent") == answer["answer"]
     assert context[answer["start"] : answer["end"]] == answer["answer"]
     assert browser.find_element(By.ID, "answer").text.startswith(f"answer: {answer['answer']} (score")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Offsets are code points (Python str indices) in the API and in the page, whose JavaScript strings are UTF-16: an
+# emoji (one code point, two UTF-16 units) before a span must not shift its mark.
+# ----------------------------------------------------------------------------------------------------------------
+def keyword_model(head, tokenizer, directory, rows: list[tuple[str, ...]], default: int | None, **config):
+    """A model whose output k fires on the pieces rows[k] wherever they stand, and output ``default`` on every other
+    piece (None: no output). Attention and feed-forward add nothing (zero output weights), positions and segments
+    embed to zero, so a position's last hidden vector depends on its own piece alone; output row k is that vector
+    for the pieces of rows[k] (all hidden vectors have the same norm, so row k is largest exactly there)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = head(tiny_config(vocab_size=tokenizer.vocab_size, max_position_embeddings=128, **config)).eval()
+    ids = [tokenizer.convert_tokens_to_ids(list(pieces)) for pieces in rows]
+    assert tokenizer.unk_token_id not in sum(ids, []), f"a piece of {rows} is not in the vocabulary"
+    with torch.no_grad():
+        for name, p in model.albert.named_parameters():
+            if "norm." in name:
+                p.fill_(1.0 if name.endswith("weight") else 0.0)
+            elif name.startswith(("embeddings.position", "embeddings.token_type")) or "_out." in name:
+                p.zero_()
+        word = model.albert.embeddings.word.weight
+        prototypes = torch.randn(len(rows) + 1, word.shape[1])
+        word[:] = prototypes[len(rows) if default is None else default]
+        for k, row in enumerate(ids):
+            word[row] = prototypes[k]
+        hidden = model.albert(torch.tensor([[row[0] for row in ids]])).last_hidden_state[0]
+        out = model.qa_outputs if hasattr(model, "qa_outputs") else model.classifier
+        out.weight.copy_(hidden)
+        out.bias.zero_()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def keyword_served(brown_tokenizer, tmp_path_factory):
+    """Servers of a tagger and a QA model that mark known words wherever they stand: Smith, Brown (B-PER), Jones
+    (I-PER), Atlanta, Café (B-LOC), London (I-LOC), and per character in text with CJK characters J (B-PER), K (I-PER),
+    W (B-LOC); the QA model answers from Smith to Atlanta."""
+    from albert.heads import AlbertForQuestionAnswering, AlbertForTokenClassification
+
+    root = tmp_path_factory.mktemp("keyword")
+    rows = {"O": ("▁the",), "B-PER": ("▁smith", "▁brown", "▁j"), "I-PER": ("▁jones", "▁k")}
+    rows |= {"B-LOC": ("▁atlanta", "▁cafe", "▁w"), "I-LOC": ("▁london",)}
+    ner = [rows[TAGS[k]] for k in range(len(TAGS))]
+    qa = [("▁smith",), ("▁atlanta",)]
+    started = {
+        "ner": Server(keyword_model(AlbertForTokenClassification, brown_tokenizer, root / "n", ner, 0, id2label=TAGS)),
+        "qa": Server(keyword_model(AlbertForQuestionAnswering, brown_tokenizer, root / "q", qa, None)),
+    }
+    yield started
+    for srv in started.values():
+        srv.stop()
+
+
+def astral_before(text: str, at: int) -> bool:
+    return any(ord(c) > 0xFFFF for c in text[:at])
+
+
+NER_TEXTS = [
+    "🙂 Mr. Smith Jones met 🙂🙂 the Cafe\u0301 jury in Atlanta London e\u0301 on Friday, Brown 🙂 e\u0301 Brown Jones",
+    "🙂 布朗 JK 先生 🙂 W 京e\u0301 W 🙂🙂 J",  # CJK: tagged per character
+]
+QA_ITEMS = [
+    ("Who met the jury?", "🙂 e\u0301 東京 Mr. Smith 🙂 met the Fulton County jury in Atlanta on Friday."),
+    ("Who was there?", "Mr. 🙂🙂 Cafe\u0301 布朗 🙂 Smith, e\u0301 of Atlanta 🙂 on Friday."),
+]
+
+
+def test_tagger_page_marks_entities_at_code_point_offsets(browser, keyword_served):
+    srv = keyword_served["ner"]
+    By = open_page(browser, srv, "ner")
+    for n, text in enumerate(NER_TEXTS):
+        submit(browser, {"text": text}, f"ner-code-points-{n}")
+        entities = srv.post("/ner", {"texts": [text]})[1]["entities"][0]
+        assert len(entities) >= 3 and all(astral_before(text, e["start"]) for e in entities[1:])
+        assert [e["text"] for e in entities] == [text[e["start"] : e["end"]] for e in entities]
+        marks = browser.find_elements(By.CSS_SELECTOR, "#result mark")
+        assert [(m.get_attribute("data-type"), m.get_attribute("textContent")) for m in marks] == [
+            (e["type"], text[e["start"] : e["end"]]) for e in entities
+        ]
+        assert browser.find_element(By.CSS_SELECTOR, "#result .text").get_attribute("textContent") == text
+
+
+def test_qa_page_marks_the_answer_at_code_point_offsets(browser, keyword_served):
+    srv = keyword_served["qa"]
+    By = open_page(browser, srv, "qa")
+    for n, (question, context) in enumerate(QA_ITEMS):
+        submit(browser, {"question": question, "context": context}, f"qa-code-points-{n}")
+        answer = srv.post("/qa", {"items": [{"question": question, "context": context}]})[1]["answers"][0]
+        assert answer["answer"].startswith("Smith") and answer["answer"].endswith("Atlanta")
+        assert astral_before(context, answer["start"]) and context[answer["start"] : answer["end"]] == answer["answer"]
+        marks = browser.find_elements(By.CSS_SELECTOR, "#result mark")
+        assert [m.get_attribute("textContent") for m in marks] == [answer["answer"]]
+        assert browser.find_element(By.CSS_SELECTOR, "#result .text").get_attribute("textContent") == context
+
+
+def test_the_api_gives_code_point_offsets_around_emoji_cjk_and_combining_marks(served):
+    """The fixture's random models (their spans fall where they fall): text[start:end] is what the API says."""
+    texts = [*NER_TEXTS, "🙂🙂 Cafe\u0301 東京 Mr. Brown 🙂 met the Fulton County jury in Atlanta on Friday."]
+    for text, entities in zip(texts, served("ner").post("/ner", {"texts": texts})[1]["entities"], strict=True):
+        assert entities and all(text[e["start"] : e["end"]] == e["text"] for e in entities)
+    items = [{"question": q, "context": c} for q, c in QA_ITEMS] + [
+        {"question": "Who met the jury?", "context": c} for c in texts
+    ]
+    for item, answer in zip(items, served("qa").post("/qa", {"items": items})[1]["answers"], strict=True):
+        context = item["context"]
+        if answer["answer"]:
+            assert context[answer["start"] : answer["end"]] == answer["answer"], (context, answer)
+        else:
+            assert answer["start"] == answer["end"] == -1, (context, answer)
 
 
 def test_encoder_page_ranks_texts_by_cosine_similarity(browser, served):

@@ -92,7 +92,10 @@ def test_official_em_and_f1():
     assert qa.squad_metrics(examples, {"1": "Broncos", "2": ""}) == {"exact_match": 100.0, "f1": 100.0}
     scored = {"1": ("Broncos", 2.0), "2": ("something", -1.0)}
     result = qa.evaluate(examples, scored)
-    assert result["f1"] == 50.0 and result["best_f1"] == 100.0 and result["f1_threshold"] == 2.0
+    # answer "1" (score 2.0), not "2" (-1.0): the threshold lies midway, so neither score is on the edge
+    assert result["f1"] == 50.0 and result["best_f1"] == 100.0 and result["f1_threshold"] == 0.5
+    nothing = qa.evaluate(examples, {"1": ("wrong", 2.0), "2": ("something", -1.0)})  # best: answer nothing
+    assert nothing["best_f1"] == 50.0 and nothing["f1_threshold"] > 2.0  # finite, above every score
 
 
 def test_bad_squad_files(tmp_path):
@@ -156,6 +159,47 @@ def test_answerability_batches_label_windows_without_their_answer(brown_tokenize
     assert "is_impossible" not in qa.QAFeatures(brown_tokenizer, examples[:5], max_length=64).batch([0])
 
 
+def predicted_f1(model_dir, dev_path, tmp_path) -> tuple[float, list[dict]]:
+    """`albert predict` on the dev questions (as a user would feed them), scored with the official v2.0 formulas."""
+    from albert import cli
+
+    examples = qa.read_squad(dev_path)
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps({"question": e.question, "context": e.context}) + "\n" for e in examples))
+    out = tmp_path / "answers.jsonl"
+    assert cli.main(["predict", "--model", str(model_dir), "--input", str(questions), "--output", str(out)]) == 0
+    answers = [json.loads(line) for line in out.read_text().splitlines()]
+    predictions = {e.id: a["answer"] for e, a in zip(examples, answers, strict=True)}
+    return qa.squad_metrics(examples, predictions)["f1"], answers
+
+
+def test_predict_gives_the_f1_evaluate_reports(span_qa, derived, tmp_path):
+    """What `albert evaluate` reports for a SQuAD 2.0 model (best_f1, at the null threshold tuned on dev) is what
+    `albert predict`'s answers score: fine-tuning saved the threshold with the model (decoding.json) and predict
+    windows questions as the model was trained (finetune_config.json)."""
+    out, _ = span_qa
+    threshold = json.loads((out / "decoding.json").read_text())["null_threshold"]
+    reported = cli_evaluate(out, derived / "dev.json")
+    f1, answers = predicted_f1(out, derived / "dev.json", tmp_path)
+    assert abs(f1 - reported["best_f1"]) < 1e-3, (f1, reported)
+    assert abs(f1 - reported["f1"]) > 1  # answering every question would score another F1
+    abstained = [a for a in answers if a["answer"] == ""]
+    assert abstained and all(a["start"] == a["end"] == -1 and a["score"] < threshold for a in abstained)
+    json.dumps(answers, allow_nan=False)  # strict JSON: no Infinity anywhere
+
+
+def test_evaluate_tune_saves_another_threshold(span_qa, derived, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(span_qa[0], model)
+    (model / "decoding.json").write_text('{"null_threshold": 1000.0}')  # abstains on everything
+    assert predicted_f1(model, derived / "dev.json", tmp_path)[0] == pytest.approx(no_answer_f1(derived / "dev.json"))
+    reported = cli_evaluate(model, derived / "dev.json", "--tune")
+    assert json.loads((model / "decoding.json").read_text())["tuned_on"] == str((derived / "dev.json").resolve())
+    assert abs(predicted_f1(model, derived / "dev.json", tmp_path)[0] - reported["best_f1"]) < 1e-3
+
+
 def test_answerability_classifier(span_qa, derived, tmp_path):
     """The official SQuAD 2.0 model's answerability head, added to a span model and fine-tuned (as it is used, on an
     encoder that already reads the questions), decides no-answer on its own, and saves and loads. Windows outnumber
@@ -183,6 +227,8 @@ def test_answerability_classifier(span_qa, derived, tmp_path):
     # the classifier alone decides: best F1 ~66 against ~41 (before its labels reached it, it stayed at ~41-54: an
     # untrained head's noise, which a different CPU turned from passing into failing)
     assert result["best_f1"] > baseline + 15
+    f1, _ = predicted_f1(tmp_path / "out", derived / "dev.json", tmp_path)  # the classifier's threshold, applied
+    assert abs(f1 - cli_evaluate(tmp_path / "out", derived / "dev.json")["best_f1"]) < 1e-3
     model = albert.AlbertForQuestionAnsweringWithAnswerability.from_pretrained(tmp_path / "out")
     assert model.load_report.initialised == []
     transformers = pytest.importorskip("transformers")

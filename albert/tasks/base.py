@@ -9,7 +9,10 @@ Training and evaluation (`albert finetune`, `albert evaluate`):
 - ``labels(train, dev, cfg, given)``: the label list the head predicts (checked against the dev set);
 - ``encode(tokenizer, examples, labels, cfg)``: features with ``len()``, ``batch(rows)`` (tensors incl. labels) and
   ``truncated`` (how many examples were cut);
-- ``evaluate(model, features, labels, cfg, device)``: metrics, among them ``metric``, which picks the best checkpoint;
+- ``evaluate(model, features, labels, cfg, device)``: metrics, among them ``selection_metric(metrics)`` (``metric``
+  unless the task says), which picks the best checkpoint; ``decoding(metrics)``: settings tuned on the dev set that
+  prediction must use to give what evaluate measured (QA: the SQuAD 2.0 null threshold), saved beside the model as
+  ``decoding.json`` and read back by albert/infer.py as ``predictor.decoding``;
 - ``head``: the model class name (in albert/heads.py or albert/model.py), ``problem_type`` for transformers' config.
 
 - ``figure(model, data, labels, cfg, device, path)``: an optional picture of the evaluation (a confusion matrix).
@@ -30,6 +33,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, get_type_hints
+
+DECODING = "decoding.json"  # beside a fine-tuned model: what Task.decoding returned for its best checkpoint
 
 
 class Task:
@@ -60,6 +65,14 @@ class Task:
     def model_class(self, architecture: str) -> str:
         """The class prediction loads for a directory of ``architecture`` (the same class, unless a task says)."""
         return architecture
+
+    def selection_metric(self, scores: dict[str, float]) -> str:
+        """The metric of ``scores`` that picks the best checkpoint and decides early stopping (larger is better)."""
+        return self.metric
+
+    def decoding(self, scores: dict[str, float]) -> dict[str, Any] | None:
+        """Settings tuned on the dev set with ``scores`` that prediction must apply (saved as DECODING); None: none."""
+        return None
 
     def predict(self, predictor, items: list) -> list:
         raise NotImplementedError(f"the {self.name} task does not predict")

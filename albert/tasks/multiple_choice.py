@@ -95,7 +95,10 @@ def read_questions(path: str | Path) -> list[Question]:
 
 
 class EncodedChoices:
-    """(questions, options, tokens) ids; the passage is truncated first so question and option survive."""
+    """(questions, options, tokens) ids, no row longer than ``max_length``. As race_utils cuts: the question +
+    option keep their last ``max_qa_length`` tokens (the option's end), then the passage is cut to what is left; where
+    ``max_length`` is smaller than race_utils assumes, question + option keep their last ``max_length - 3`` tokens.
+    ``truncated`` counts questions (examples) with any option row cut."""
 
     def __init__(self, tok: AlbertTokenizer, questions: Sequence[Question], max_length: int, max_qa_length: int = 128):
         self.pad, self.truncated = tok.pad_token_id, 0
@@ -107,20 +110,22 @@ class EncodedChoices:
             for o in q.options
         ]
         qa, _ = tok.encode_batch(second)
-        k = 0
+        k, keep = 0, max(1, min(max_qa_length, max_length - 3))
         for q, passage in zip(questions, passages, strict=True):
-            rows, types = [], []
+            rows, types, cut = [], [], False
             for _ in q.options:
-                b = qa[k][-max_qa_length:]
+                b = qa[k][-keep:]
+                cut |= len(b) < len(qa[k])
                 k += 1
                 room = max_length - 3 - len(b)
-                self.truncated += len(passage) > room
+                cut |= len(passage) > room
                 a = passage[: max(room, 0)]
                 rows.append([tok.cls_token_id, *a, tok.sep_token_id, *b, tok.sep_token_id])
                 types.append([0] * (len(a) + 2) + [1] * (len(b) + 1))
             self.ids.append(rows)
             self.types.append(types)
             self.answers.append(q.answer)
+            self.truncated += cut
         self.y = np.array([a if a is not None else -1 for a in self.answers], dtype=np.int64)
 
     def __len__(self) -> int:

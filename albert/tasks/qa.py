@@ -7,8 +7,10 @@ position, as in BERT/ALBERT's run_squad. Decoding takes the n best starts and en
 inside the context no longer than ``max_answer_length`` tokens that start where the window gives the token its most
 context (run_squad's max-context rule), and maps them back to the context through character offsets. For v2.0 the
 null score is start[CLS] + end[CLS] (or the answerability classifier's logit); an answer is given only when its
-score beats the null score by a threshold tuned on dev. EM and F1 follow the official evaluation script
-(lower-case, strip punctuation and English articles, collapse whitespace).
+score minus the null score reaches the threshold tuned on dev (``best_f1``'s), which fine-tuning saves with the model
+(decoding.json) and prediction applies, with the windows the model was trained with: what `albert predict`, the
+server and ``Predictor.answer`` give scores what `albert evaluate` reports. EM and F1 follow the official evaluation
+script (lower-case, strip punctuation and English articles, collapse whitespace).
 """
 
 from __future__ import annotations
@@ -81,6 +83,11 @@ def _question(qa: dict, context: str, path: Path, source: str) -> QAExample:
 class QAFeatures:
     """Windows over the examples' contexts, with labels (when answers are known) and the offsets to decode."""
 
+    # The span loss is a softmax over every position of the padded window (as transformers' and the official v1
+    # heads have it), so it depends on the padding: fine-tuning pads every pass of a step to the step's longest window,
+    # which makes the step's gradient that of one padded batch however the step is cut into passes (albert/finetune.py).
+    pad_to_step = True
+
     def __init__(
         self,
         tok: AlbertTokenizer,
@@ -140,8 +147,8 @@ class QAFeatures:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def batch(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-        out = as_tensors(encoder_inputs([self.ids[r] for r in rows], [self.types[r] for r in rows], self.pad))
+    def batch(self, rows: Sequence[int], width: int | None = None) -> dict[str, torch.Tensor]:
+        out = as_tensors(encoder_inputs([self.ids[r] for r in rows], [self.types[r] for r in rows], self.pad, width))
         out["start_positions"] = torch.tensor([self.starts[r] for r in rows])
         out["end_positions"] = torch.tensor([self.ends[r] for r in rows])
         if self.answerability:  # the classifier's label: no answer in this window (none at all, or outside it), as
@@ -207,7 +214,8 @@ def best_answers(
                     if n not in best or score > best[n][0]:
                         offsets = features.offsets[n]
                         char_start, char_end = offsets[i - shift][0], offsets[j - shift][1]
-                        best[n] = (score, features.examples[n].context[char_start:char_end], char_start)
+                        if char_end > char_start:  # not zero-width pieces alone (a lone "▁"): no text to answer
+                            best[n] = (score, features.examples[n].context[char_start:char_end], char_start)
     results = {}
     for n, example in enumerate(features.examples):
         score, text, char_start = best.get(n, (-np.inf, "", -1))
@@ -251,22 +259,29 @@ def squad_metrics(examples: Sequence[QAExample], predictions: dict[str, str]) ->
 
 def evaluate(examples: Sequence[QAExample], scored: dict[str, tuple[str, float, int]]) -> dict[str, float]:
     """EM/F1 answering every question; with unanswerable questions, also the best EM/F1 over null thresholds and the
-    thresholds (answer when score - null score >= threshold), swept as the official v2.0 script does."""
+    thresholds (answer when score - null score >= threshold), swept as the official v2.0 script does. A threshold
+    lies midway between the last score answered and the next one left out (the official script takes the score
+    itself; midway, a float's last bit of difference between two batchings cannot flip that question), and is
+    always finite: where answering nothing is best, it lies above every score."""
     result = squad_metrics(examples, {k: v[0] for k, v in scored.items()})
     if all(e.answers for e in examples):
         return result
     order = sorted(examples, key=lambda e: -scored[e.id][1])
+    scores = [scored[e.id][1] for e in order]
+    finite = [s for s in scores if np.isfinite(s)] or [0.0]
     for name, fn in (("f1", f1_score), ("exact_match", exact_match)):
         current = float(sum(not e.answers for e in examples))  # everything left unanswered
-        best, threshold = current, float("inf")
-        for e in order:
-            text, score = scored[e.id][:2]
+        best, answered = current, 0
+        for k, e in enumerate(order):
+            text = scored[e.id][0]
             truths = [t for t, _ in e.answers] or [""]
             current += max(fn(text, t) for t in truths) - max(fn("", t) for t in truths)  # answer this one too
             if current > best:
-                best, threshold = current, score
+                best, answered = current, k + 1
+        above = scores[answered - 1] if answered else max(finite) + 1.0
+        below = scores[answered] if answered < len(scores) and np.isfinite(scores[answered]) else above - 1.0
         result[f"best_{name}"] = 100 * best / len(examples)
-        result[f"{name}_threshold"] = threshold
+        result[f"{name}_threshold"] = float((above + below) / 2)
     return result
 
 
@@ -276,23 +291,39 @@ class Question(TypedDict):
 
 
 class Answer(TypedDict):
-    answer: str  # "" where the context holds no answer
-    score: float  # answer score minus no-answer score (larger: more confident)
+    answer: str  # "" where the model gives no answer (score below the tuned null threshold, or no span at all)
+    score: float | None  # best span score minus the no-answer score (larger: more confident); None: no span at all
     start: int  # character offsets in the context (-1, -1 without an answer)
     end: int
 
 
-def answer_questions(forward, tokenizer, questions, contexts, max_length=384, **batching) -> list[Answer]:
-    """The best answer span in each context (SQuAD windows: stride max_length // 3, question ≤ max_length // 6)."""
+@dataclass(frozen=True)
+class Windows:
+    """How questions are windowed and answers decoded: the settings a model is fine-tuned and evaluated with
+    (FinetuneConfig's fields of the same names; SQuAD's defaults for a model fine-tuned elsewhere) and the tuned
+    null threshold (None: always answer, as for SQuAD 1.1)."""
+
+    max_length: int = 384
+    doc_stride: int = 128
+    max_query_length: int = 64
+    max_answer_length: int = 30
+    null_threshold: float | None = None
+
+
+def answer_questions(forward, tokenizer, questions, contexts, windows: Windows = Windows(), **batching) -> list[Answer]:
+    """The best answer span in each context, or no answer ({"answer": "", "start": -1, "end": -1}) where its score
+    is below ``windows.null_threshold``; the score is None where no window holds a valid span at all."""
     examples = [QAExample(str(n), q, c, [], False) for n, (q, c) in enumerate(zip(questions, contexts, strict=True))]
-    features = QAFeatures(
-        tokenizer, examples, max_length=max_length, doc_stride=max_length // 3, max_query_length=max_length // 6
-    )
-    scored = best_answers(forward, features, **batching)
+    features = QAFeatures(tokenizer, examples, windows.max_length, windows.doc_stride, windows.max_query_length)
+    scored = best_answers(forward, features, max_answer_length=windows.max_answer_length, **batching)
     out: list[Answer] = []
     for n in range(len(examples)):
         text, score, start = scored[str(n)]
-        out.append({"answer": text, "score": round(score, 6), "start": start, "end": start + len(text) if text else -1})
+        threshold = windows.null_threshold
+        if not np.isfinite(score) or (threshold is not None and score < threshold):
+            text, start = "", -1
+        shown = round(float(score), 6) if np.isfinite(score) else None
+        out.append({"answer": text, "score": shown, "start": start, "end": start + len(text) if text else -1})
     return out
 
 
@@ -304,10 +335,32 @@ class ExtractiveQA(Task):
     item, result, route, summary, response = Question, Answer, "qa", "Answer spans in contexts", "answers"
 
     def predict(self, predictor, items: list[Question]) -> list[Answer]:
-        p = predictor
-        length = min(max(p.max_length, 384), p.config.max_position_embeddings)  # SQuAD's 384 where it fits
         questions, contexts = [i["question"] for i in items], [i["context"] for i in items]
-        return answer_questions(p.forward, p.tokenizer, questions, contexts, length, **p.batching)
+        windows = self.windows(predictor)
+        return answer_questions(
+            predictor.forward, predictor.tokenizer, questions, contexts, windows, **predictor.batching
+        )
+
+    @staticmethod
+    def windows(predictor) -> Windows:
+        """The windows the model was fine-tuned and evaluated with (finetune_config.json), its tuned threshold
+        (decoding.json); SQuAD's 384-token windows for a model fine-tuned elsewhere, where its positions allow."""
+        trained, p = predictor.trained, predictor
+        length = p.max_length if trained else min(max(p.max_length, 384), p.config.max_position_embeddings)
+        defaults = Windows()
+        return Windows(
+            max_length=length,
+            doc_stride=int(trained.get("doc_stride") or defaults.doc_stride),
+            max_query_length=int(trained.get("max_query_length") or defaults.max_query_length),
+            max_answer_length=int(trained.get("max_answer_length") or defaults.max_answer_length),
+            null_threshold=p.decoding.get("null_threshold"),
+        )
+
+    def selection_metric(self, scores: dict[str, float]) -> str:
+        return "best_f1" if "best_f1" in scores else "f1"  # SQuAD 2.0: F1 at the tuned threshold, as predicted
+
+    def decoding(self, scores: dict[str, float]) -> dict[str, float] | None:
+        return {"null_threshold": scores["f1_threshold"]} if "f1_threshold" in scores else None
 
     def head_class(self, cfg) -> type:
         from albert import heads
