@@ -33,7 +33,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: lint $(HF4) data browser
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=25 tests
 
 # The playground's browser test drives Debian's Chromium: installed with apt-get where this runs as root (CI);
 # elsewhere tests/test_playground.py skips and says how to get it. Never fails the build by itself.
@@ -45,7 +45,8 @@ browser:
 	    chromium chromium-driver) >/dev/null 2>&1 || echo "apt-get could not install chromium: that test will skip"; \
 	else echo "no chromium and not root: the playground's browser test will skip"; fi
 
-# The suite again under the oldest Python requires-python admits and the newest installed (CI runs this too).
+# The suite again under the oldest Python requires-python admits (all of it) and the newest installed (what depends on
+# the interpreter and its wheels; scripts/test_pythons.sh says why). CI runs this too, with REQUIRE_PYTHONS=1.
 PYTHONS ?= 3.10 3.13
 test-pythons: $(HF4) data
 	scripts/test_pythons.sh $(PYTHONS)
