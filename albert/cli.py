@@ -183,19 +183,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
         hub_options=hub_options(args),
         model_flag="--model",
     )
-    fields = predictor.family.fields()  # what one record holds: ("text",), or e.g. ("question", "context")
-    if fields != ("text",):
+    # (the record as given, what the model predicts for): the output is the record plus its prediction. Each field is
+    # read from the column the model was trained with (a text pair classifier's two, STS-B's sentence1/sentence2)
+    family = predictor.family
+    columns = family.input_columns(predictor.trained)  # field → column, e.g. {"text": "review"}
+    if args.text_column:
+        columns["text"] = args.text_column
+    if tuple(columns) != ("text",):
         if not args.input:
-            wanted = ", ".join(fields)
+            wanted = ", ".join(columns.values())
             raise albert.AlbertError(f"a {predictor.task} model reads records: pass --input FILE.jsonl with {wanted}")
-        records = (r for _, r in infer.iter_records(args.input, fields, predictor.family.item))
+        found = infer.iter_records(args.input, columns, family.item)
+        records = ((r, family.item_of(values)) for _, r, values in found)
     elif args.texts:
-        records = ({"text": t} for t in args.texts)
+        records = (({"text": t}, t) for t in args.texts)
     elif args.input:
-        column = args.text_column or "text"
-        records = ({"text": r[column]} for _, r in infer.iter_records(args.input, (column,)))
+        records = ((r, values["text"]) for _, r, values in infer.iter_records(args.input, columns))
     else:  # every line is a text, blank ones too: output line n answers input line n
-        records = ({"text": line} for line in stdin_lines())
+        records = (({"text": line}, line) for line in stdin_lines())
     # a file output is written under a temporary name and renamed at the end: a bad input line leaves it untouched
     # SIGTERM unwinds as Ctrl-C does, so the unfinished output is dropped and the old file kept
     out = atomic_output(args.output) if args.output else contextlib.nullcontext(sys.stdout)
@@ -203,8 +208,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with terminate_as_interrupt(), out as stream, tqdm(desc="predict", unit=" rows", disable=not shown, delay=1) as bar:
         progress = infer.RowProgress(predictor.forward, bar, predictor.family.item is str)
         predictor.forward = progress  # the bar moves with each model call, not each chunk of --chunk rows
-        for record, result in infer.predict_stream(predictor, records, chunk=args.chunk):
-            print(strict_json({**record, **result}, ensure_ascii=False), file=stream)
+        for record in infer.predict_stream(predictor, records, chunk=args.chunk):
+            print(strict_json(record, ensure_ascii=False), file=stream)
             progress.wrote()
     return 0
 

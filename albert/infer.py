@@ -190,11 +190,6 @@ class Predictor:
         """One prediction per item (a text, or a dict of the task's fields: question and context for QA)."""
         return self.family.predict(self, list(items))
 
-    def records(self, items: Sequence[Any]) -> list[dict[str, Any]]:
-        """``predict`` as JSON records (what `albert predict` prints after each input record)."""
-        key = self.family.record_key
-        return [r if isinstance(r, dict) else {key: r} for r in self.predict(items)]
-
     def classify(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[dict[str, Any]]:
         self._require("predict")
         return self.family.predict(self, list(texts), list(pairs) if pairs is not None else None)
@@ -247,53 +242,69 @@ class RowProgress:
 # ----------------------------------------------------------------------------------------------------------------
 # Streaming files larger than memory
 # ----------------------------------------------------------------------------------------------------------------
+PREDICTION = "prediction"  # where `albert predict` puts a record's prediction, beside the record's own fields
+
+
 def iter_records(
-    path: str | Path, columns: Sequence[str] = ("text",), item: type = str
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, {column: value}) from .txt (one text per line, blank ones too), .jsonl, .csv or .tsv, streamed
-    so files larger than memory pass through. A record without one of ``columns``, or (``item`` a task's TypedDict)
-    with a field of another type than the item says, is an error naming its line."""
+    path: str | Path, columns: dict[str, str] | Sequence[str] = ("text",), item: type = str
+) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
+    """(line number, the record as given, {field: value}) from .txt (one text per line, blank ones too: the record is
+    {field: line}), .jsonl, .csv or .tsv, streamed so files larger than memory pass through. ``columns`` maps each
+    field to the column it is read from (the one the model was trained with; a record without that column may give
+    the field under its own name). A record without a field, with a value of another type than ``item`` (a task's
+    TypedDict) says, or with a column named PREDICTION (where the prediction will go: it would be replaced) is an
+    error naming its line."""
     path = Path(path)
+    columns = dict(columns) if isinstance(columns, dict) else {c: c for c in columns}
     if not path.is_file():
         raise AlbertError(f"{path}: no such input file")
     plain = path.suffix.lower() not in (".csv", ".tsv", ".jsonl")
     if plain and len(columns) != 1:
-        raise AlbertError(f"{path}: a plain text file has one text per line; use .jsonl or .csv for {columns}")
+        raise AlbertError(f"{path}: a plain text file has one text per line; use .jsonl or .csv for {tuple(columns)}")
     hints = get_type_hints(item) if item is not str else dict.fromkeys(columns, str)
     for number, record in records(path, blank_lines=True):
         if plain:  # one text per line, whatever the column is called
-            yield number, {columns[0]: record["text"]}
+            field = next(iter(columns))
+            yield number, {field: record["text"]}, {field: record["text"]}
             continue
-        missing = [c for c in columns if c not in record]
-        if missing:
-            raise AlbertError(f"{path}:{number}: no field {missing[0]!r} (fields: {', '.join(record)})")
-        for c in columns:
-            value, wanted = record[c], hints.get(c, str)
+        if PREDICTION in record:
+            raise AlbertError(
+                f"{path}:{number}: has a field {PREDICTION!r}, where albert predict writes each record's prediction; "
+                "rename that field"
+            )
+        values = {}
+        for field, column in columns.items():
+            name = column if column in record else field if field in record else None
+            if name is None:
+                wanted = repr(column) + (f" (or {field!r})" if field != column else "")
+                raise AlbertError(f"{path}:{number}: no field {wanted} (fields: {', '.join(record)})")
+            value, kind = record[name], hints.get(field, str)
             fits = (
                 isinstance(value, str)
-                if wanted is str
+                if kind is str
                 else isinstance(value, list) and all(isinstance(v, str) for v in value)
             )
             if not fits:
-                kind = "a string" if wanted is str else "a list of strings"
-                raise AlbertError(f"{path}:{number}: field {c!r} must be {kind}, found {type(value).__name__}")
-        yield number, {c: record[c] for c in columns}
+                shown = "a string" if kind is str else "a list of strings"
+                raise AlbertError(f"{path}:{number}: field {name!r} must be {shown}, found {type(value).__name__}")
+            values[field] = value
+        yield number, record, values
 
 
 def predict_stream(
-    predictor: Predictor, records: Iterator[dict[str, Any]], chunk: int = 4096
-) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """Predict an unbounded stream of records in chunks (memory holds one chunk); output keeps input order. A record
-    holds the task's fields (``predictor.family.fields()``: "text" for most tasks)."""
-    text_only = predictor.family.item is str
-    buffer: list[dict[str, Any]] = []
+    predictor: Predictor, records: Iterator[tuple[dict[str, Any], Any]], chunk: int = 4096
+) -> Iterator[dict[str, Any]]:
+    """Predict an unbounded stream of (record, item) pairs in chunks (memory holds one chunk), in input order: each
+    record as given with its item's prediction under PREDICTION (what `albert predict` writes; the prediction is the
+    object ``Predictor.predict`` returns and `albert serve` answers)."""
+    buffer: list[tuple[dict[str, Any], Any]] = []
 
     def flush():
-        items = [r["text"] for r in buffer] if text_only else buffer
-        return zip(list(buffer), predictor.records(items), strict=True)
+        results = predictor.predict([item for _, item in buffer])
+        return ({**record, PREDICTION: result} for (record, _), result in zip(buffer, results, strict=True))
 
-    for record in records:
-        buffer.append(record)
+    for pair in records:
+        buffer.append(pair)
         if len(buffer) >= chunk:
             yield from flush()
             buffer = []

@@ -297,22 +297,9 @@ def _is_albert_onnx(path: Path) -> bool:
     return any(p.key == "albert_class" for p in proto.metadata_props)
 
 
-# The fields a record of `albert predict` has and no input or labelled example has, one set per kind of result:
-# label probabilities (classification, multi-label, multiple choice), a vector, a summary with its sentence scores,
-# an answer span with its score.
-PREDICTION_FIELDS = (
-    {"probabilities"},
-    {"probability"},
-    {"embedding"},
-    {"summary", "sentences", "scores"},
-    {"answer", "score", "start", "end"},
-)
-ENTITY_FIELDS = {"type", "start", "end", "text"}  # NER: a non-empty list of entity spans as predict writes them
-
-
 def _is_predictions(path: Path) -> bool:
-    """The first record is one `albert predict` wrote (similarity and regression scores cannot be told from a
-    labelled file: those outputs are replaced only with --overwrite)."""
+    """The first record is one `albert predict` wrote: an object with a "prediction" field (albert/infer.py:
+    PREDICTION; a record that already has one is refused as input, so no input file looks like this)."""
     if path.stat().st_size == 0:
         return True
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -321,16 +308,7 @@ def _is_predictions(path: Path) -> bool:
         record = json.loads(first)
     except ValueError:
         return False
-    if not isinstance(record, dict):
-        return False
-    entities = record.get("entities")
-    if (
-        isinstance(entities, list)
-        and entities
-        and all(isinstance(e, dict) and e.keys() == ENTITY_FIELDS for e in entities)
-    ):
-        return True
-    return any(fields <= record.keys() for fields in PREDICTION_FIELDS)
+    return isinstance(record, dict) and "prediction" in record
 
 
 @dataclass(frozen=True)

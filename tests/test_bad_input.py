@@ -48,7 +48,7 @@ def work(models, brown_tokenizer, tmp_path_factory):
     (root / "bad.jsonl").write_text('{"text": "one"}\n{"text": "two"}\n{"text": 3\n')
     (root / "texts.txt").write_text("a fine day\n\nanother one\n")
     # a previous output of `albert predict`, which a failed run must leave as it was
-    (root / "keep.jsonl").write_text('{"text": "an earlier result", "label": "pos", "probabilities": {"pos": 1.0}}\n')
+    (root / "keep.jsonl").write_text('{"text": "an earlier result", "prediction": {"label": "pos"}}\n')
     (root / "notes.jsonl").write_text('{"text": "a user\'s own records", "label": "pos"}\n')  # not an output
     (root / "old.onnx").write_bytes(b"not an onnx graph")
     (root / "photo.png").write_bytes(b"GIF89a not a png")
@@ -274,6 +274,7 @@ OUTPUT_CASES = [
     ("evaluate-png-not-png", [*EVALUATE, "--confusion-png", "photo.png"], "photo.png: exists and is not a PNG"),
     ("evaluate-png-is-data", [*EVALUATE, "--confusion-png", "train.csv"], "is this command's input train.csv"),
     ("finetune-out-staging", [*FINETUNE[:-1], "new.incoming"], "names a run's staging directory; pass new"),
+    ("predict-input-has-prediction", [*PREDICT, "--input", "keep.jsonl"], "keep.jsonl:1: has a field 'prediction'"),
     ("predict-threads-huge", [*PREDICT, "--threads", "100000", "x"], "argument --threads: must be in [1,"),
     ("serve-threads-huge", [*SERVE, "--threads", "100000"], "argument --threads: must be in [1,"),
 ]

@@ -111,7 +111,7 @@ def test_finetune_learns_and_every_entry_point_agrees(reviews, tmp_path):
         text=True,
         check=True,
     )
-    assert [json.loads(line)["label"] for line in cli.stdout.splitlines()] == api
+    assert [json.loads(line)["prediction"]["label"] for line in cli.stdout.splitlines()] == api
 
     transformers = pytest.importorskip("transformers")
     theirs = transformers.AlbertForSequenceClassification.from_pretrained(tmp_path / "clf").eval()

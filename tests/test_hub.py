@@ -269,7 +269,7 @@ def test_cli_predict_finetune_and_convert_by_hub_id(hub, tmp_path, realdata):
     # predict with a revision, and with a token for the gated copy
     proc = _cli(["predict", "--model", "org/clf", "--revision", "v1", "The jury said it."], env)
     assert proc.returncode == 0, proc.stderr
-    assert set(json.loads(proc.stdout)) >= {"text", "label", "probabilities"}
+    assert set(json.loads(proc.stdout)["prediction"]) >= {"label", "probabilities"}
     proc = _cli(["predict", "--model", "org/gated", "The jury said it."], env)
     assert proc.returncode == 2 and "gated" in proc.stderr and "Traceback" not in proc.stderr
     proc = _cli(["predict", "--model", "org/gated", "--token", TOKEN, "The jury said it."], env)

@@ -70,8 +70,16 @@ def test_python_api_cli_and_streaming_agree(models, brown_texts, tmp_path):
         args = ["predict", "--model", str(models["clf"]), "--input", str(source), "--text-column", "review"]
         assert cli.main([*args, "--output", str(out), "--chunk", chunk, "--quiet"]) == 0
         rows = [json.loads(line) for line in out.read_text().splitlines()]
-        assert [r["text"] for r in rows] == [t.replace('"', "'") for t in brown_texts]
-        assert [r["label"] for r in rows] == [e["label"] for e in predictor.classify([r["text"] for r in rows])]
+        # each CSV row as given (its id and review), its prediction beside them
+        assert [(r["id"], r["review"]) for r in rows] == [
+            (str(n), t.replace('"', "'")) for n, t in enumerate(brown_texts)
+        ]
+        want = predictor.classify([r["review"] for r in rows])  # other batches: equal up to float rounding
+        assert [r["prediction"]["label"] for r in rows] == [w["label"] for w in want]
+        for r, w in zip(rows, want, strict=True):
+            np.testing.assert_allclose(
+                list(r["prediction"]["probabilities"].values()), list(w["probabilities"].values()), atol=2e-6
+            )
 
 
 def test_tagger_and_answers(models, brown_texts):
@@ -180,3 +188,33 @@ def test_a_masked_lm_directory_embeds_by_mean_pooling_not_an_untrained_pooler(br
     from albert.export import export_onnx
 
     assert export_onnx(tmp_path / "mlm", tmp_path / "mlm.onnx")["outputs"] == ["last_hidden_state"]
+
+
+def test_a_masked_lm_directory_embeds_by_mean_pooling_not_by_an_untrained_pooler(
+    brown_tokenizer, brown_texts, tmp_path
+):
+    """A masked-LM checkpoint written by transformers has no pooler: its embeddings are the mean of the real tokens'
+    last hidden states (what embedding.py promises), never a pooler initialised at load time."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    config = transformers.AlbertConfig(
+        vocab_size=brown_tokenizer.vocab_size,
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=48,
+    )
+    torch.manual_seed(0)
+    reference = transformers.AlbertForMaskedLM(config).eval()
+    reference.save_pretrained(tmp_path)
+    brown_tokenizer.save_pretrained(tmp_path)
+    texts = brown_texts[:6]
+    vectors = infer.Predictor(tmp_path).embed(texts)
+    batch = brown_tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = reference.albert(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    expected = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)

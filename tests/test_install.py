@@ -56,4 +56,4 @@ def test_predicting_needs_no_extra(bare, models, tmp_path):
     )
     assert run.returncode == 0, run.stderr
     records = [json.loads(line) for line in run.stdout.splitlines()]
-    assert [r["text"] for r in records] == ["a text", "another"] and all("label" in r for r in records)
+    assert [r["text"] for r in records] == ["a text", "another"] and all("label" in r["prediction"] for r in records)

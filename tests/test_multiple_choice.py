@@ -119,10 +119,17 @@ def test_multiple_choice_trains(numbers, brown_tokenizer, tmp_path):
     # `albert predict` reads the same JSONL (passage, question, options) and picks what evaluation scored
     rows = cli_predict(tmp_path / "out", numbers / "dev.jsonl", tmp_path / "pred.jsonl")
     answers = [q.answer for q in mc.read_questions(numbers / "dev.jsonl")]
-    assert np.mean([r["choice"] == a for r, a in zip(rows, answers, strict=True)]) == pytest.approx(
+    assert np.mean([r["prediction"]["choice"] == a for r, a in zip(rows, answers, strict=True)]) == pytest.approx(
         result["accuracy"], abs=0.02
     )
-    assert all(r["answer"] == r["options"][r["choice"]] and len(r["probabilities"]) == 4 for r in rows)
+    predicted = [r["prediction"] for r in rows]
+    assert all(
+        p["answer"] == r["options"][p["choice"]] and len(p["probabilities"]) == 4
+        for p, r in zip(predicted, rows, strict=True)
+    )
+    # the user's own fields are kept as given: the gold answer stays beside the predicted one
+    records = [json.loads(line) for line in (numbers / "dev.jsonl").read_text().splitlines()]
+    assert [{k: v for k, v in r.items() if k != "prediction"} for r in rows] == records
 
 
 def test_no_row_is_longer_than_max_seq_length(brown_tokenizer, realdata):

@@ -116,4 +116,4 @@ def test_ner_trains_and_predicts_spans(peoples_daily, tmp_path):
         text=True,
         check=True,
     )
-    assert json.loads(cli.stdout)["entities"] == entities
+    assert json.loads(cli.stdout) == {"text": text, "prediction": entities}

@@ -247,12 +247,15 @@ def test_check_output_file_names_what_it_refuses(tmp_path):
     (tmp_path / "model" / "model.safetensors").write_bytes(b"x")
     with pytest.raises(albert.AlbertError, match="lies inside"):
         outputs.check_output_file(tmp_path / "model" / "sub" / "p.jsonl", "--output", outputs.PREDICTIONS)
-    (tmp_path / "mine.jsonl").write_text('{"text": "a", "label": "x", "probabilities": {"x": 1.0}}\n')
+    (tmp_path / "mine.jsonl").write_text('{"text": "a", "prediction": {"label": "x", "probabilities": {"x": 1.0}}}\n')
     assert outputs.check_output_file(tmp_path / "mine.jsonl", "--output", outputs.PREDICTIONS)  # our own output
     (tmp_path / "data.jsonl").write_text('{"text": "a", "label": "x"}\n')
     with pytest.raises(albert.AlbertError, match="exists and is not predictions"):
         outputs.check_output_file(tmp_path / "data.jsonl", "--output", outputs.PREDICTIONS)
     assert outputs.check_output_file(tmp_path / "data.jsonl", "--output", outputs.PREDICTIONS, overwrite=True)
+    (tmp_path / "labelled.jsonl").write_text('{"text": "a", "label": "x", "probabilities": {"x": 1.0}}\n')
+    with pytest.raises(albert.AlbertError, match="exists and is not predictions"):  # looks like one, has no prediction
+        outputs.check_output_file(tmp_path / "labelled.jsonl", "--output", outputs.PREDICTIONS)
     (tmp_path / "summaries.jsonl").write_text('{"document": "A. B.", "sentences": ["A.", "B."], "summary": "A."}\n')
     with pytest.raises(albert.AlbertError, match="exists and is not predictions"):  # a summarisation data set
         outputs.check_output_file(tmp_path / "summaries.jsonl", "--output", outputs.PREDICTIONS)
@@ -306,7 +309,7 @@ def test_predict_stopped_midway_leaves_the_old_output_and_nothing_else(work, man
     out_dir = tmp_path / "predictions"
     out_dir.mkdir()
     target = out_dir / "p.jsonl"
-    target.write_text('{"text": "old", "label": "short", "probabilities": {"short": 1.0}}\n')
+    target.write_text('{"text": "old", "prediction": {"label": "short"}}\n')
     before = _hashes(out_dir)
     process = _start(["predict", "--model", "old", "--input", "many.txt", "--output", str(target)], work)
     assert _wait_for(process, lambda: "rows" in _peek(process), timeout=120), process.stderr.read()

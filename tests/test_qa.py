@@ -168,7 +168,7 @@ def predicted_f1(model_dir, dev_path, tmp_path) -> tuple[float, list[dict]]:
     questions.write_text("".join(json.dumps({"question": e.question, "context": e.context}) + "\n" for e in examples))
     out = tmp_path / "answers.jsonl"
     assert cli.main(["predict", "--model", str(model_dir), "--input", str(questions), "--output", str(out)]) == 0
-    answers = [json.loads(line) for line in out.read_text().splitlines()]
+    answers = [json.loads(line)["prediction"] for line in out.read_text().splitlines()]
     predictions = {e.id: a["answer"] for e, a in zip(examples, answers, strict=True)}
     return qa.squad_metrics(examples, predictions)["f1"], answers
 

@@ -99,8 +99,10 @@ def test_summarization_trains_and_beats_shuffled_lead(leads, realdata, tmp_path)
     )
     rows = cli_predict(tmp_path / "out", tmp_path / "docs.jsonl", tmp_path / "pred.jsonl")
     resplit = [summ.Document(summ.split_sentences(r["text"]), d.summary, "") for r, d in zip(rows, docs, strict=True)]
+    predictions = [r["prediction"] for r in rows]
     assert all(
-        r["summary"] == " ".join(d.sentences[i] for i in r["sentences"]) for r, d in zip(rows, resplit, strict=True)
+        p["summary"] == " ".join(d.sentences[i] for i in p["sentences"])
+        for p, d in zip(predictions, resplit, strict=True)
     )
-    predicted = summ.rouge(resplit, [r["sentences"] for r in rows])
+    predicted = summ.rouge(resplit, [p["sentences"] for p in predictions])
     assert predicted["rouge2"] > result["lead_rouge2"] + 4

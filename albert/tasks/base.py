@@ -50,13 +50,23 @@ class Task:
     route: str = "predict"  # `albert serve` answers POST /<route>
     summary: str = ""  # the route's one line on the OpenAPI page
     response: str = "predictions"  # the serving response's field, a list with one result per item
-    record_key: str | None = None  # `albert predict`: a result that is not a dict goes under this key
     named_labels: bool = False  # the model predicts named labels (shown by GET /health)
     exportable: bool = True  # `albert export` can write the model to ONNX
 
     def fields(self) -> tuple[str, ...]:
         """The input fields of one item: ("text",) for a text, else the TypedDict's keys."""
         return ("text",) if self.item is str else tuple(get_type_hints(self.item))
+
+    def input_columns(self, trained: dict[str, Any]) -> dict[str, str]:
+        """For each field of an item, the column `albert predict` reads it from: the one the model was fine-tuned with
+        (``trained``: its finetune_config.json; empty for a model fine-tuned elsewhere)."""
+        if self.item is str:
+            return {"text": trained.get("text_column") or "text"}
+        return {field: field for field in self.fields()}
+
+    def item_of(self, values: dict[str, Any]) -> Any:
+        """What ``predict`` takes for one record, from the values of ``input_columns``' fields."""
+        return values["text"] if self.item is str else values
 
     def accepts(self, config: dict) -> bool:
         """Whether a directory with this config.json was fine-tuned for this task (its class is in architectures)."""

@@ -275,7 +275,18 @@ class Classification(Task):
             self.problem_type
         )
 
-    def predict(self, predictor, items: list[str], pairs: list[str] | None = None) -> list[Scores]:
+    def input_columns(self, trained: dict) -> dict[str, str]:
+        columns = super().input_columns(trained)
+        if trained.get("pair_column"):  # fine-tuned on text pairs: predict reads both, as evaluate does
+            columns["pair"] = trained["pair_column"]
+        return columns
+
+    def item_of(self, values: dict) -> str | tuple[str, str]:
+        return (values["text"], values["pair"]) if "pair" in values else values["text"]
+
+    def predict(self, predictor, items: list, pairs: list[str] | None = None) -> list[Scores]:
+        if items and isinstance(items[0], tuple):  # (text, pair) items of a pair classifier (item_of)
+            items, pairs = [i[0] for i in items], [i[1] for i in items]
         logits = classification_logits(
             predictor.forward, predictor.tokenizer, items, pairs, predictor.max_length, **predictor.batching
         )

@@ -42,7 +42,7 @@ class Embedding(Task):
 
     name, trainable = "embedding", False
     architectures = ("AlbertModel", *PRETRAINING)
-    result, route, summary, response, record_key = list[float], "embed", "Sentence vectors", "embeddings", "embedding"
+    result, route, summary, response = list[float], "embed", "Sentence vectors", "embeddings"
 
     def model_class(self, architecture: str) -> str:
         return "AlbertModel" if architecture in PRETRAINING else architecture

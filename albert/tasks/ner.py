@@ -209,7 +209,7 @@ class NamedEntities(Task):
 
     name, head, metric = "ner", "AlbertForTokenClassification", "f1"
     architectures, route, summary = ("AlbertForTokenClassification",), "ner", "Entity spans in texts"
-    result, response, record_key, named_labels = list[Entity], "entities", "entities", True
+    result, response, named_labels = list[Entity], "entities", True
 
     def predict(self, predictor, items: list[str]) -> list[list[Entity]]:
         p = predictor

@@ -44,6 +44,12 @@ class SentenceSimilarity(Task):
         logits = classification_logits(p.forward, p.tokenizer, texts, pairs, p.max_length, **p.batching)
         return [{"score": round(float(row[0]), 6)} for row in logits]
 
+    def input_columns(self, trained: dict) -> dict[str, str]:
+        """The sentence columns it was trained with (STS-B's by default); records may name them text and pair."""
+        text = trained.get("text_column") or "text"
+        first = text if text != "text" else DEFAULT_COLUMNS[0]
+        return {"text": first, "pair": trained.get("pair_column") or DEFAULT_COLUMNS[1]}
+
     def columns(self, cfg) -> tuple[str, str, str]:
         """STS-B's names unless the config names others (the generic defaults, text/label, mean 'not given')."""
         first = cfg.text_column if cfg.text_column != "text" else DEFAULT_COLUMNS[0]
