@@ -34,6 +34,9 @@ MAX_EXACT = 128  # rows of a step partitioned one by one; larger steps are parti
 
 def row_costs(data) -> list[int]:
     """Padded tokens one example takes in a batch: its length, or options × the longest option (multiple choice)."""
+    if getattr(data, "pad_to_step", False):  # every pass is padded to the step's longest row (span QA): budget it so
+        widest = max(map(len, data.ids), default=0)
+        return [widest] * len(data.ids)
     costs = []
     for ids in data.ids:
         if ids and isinstance(ids[0], list):  # multiple choice: one row per option

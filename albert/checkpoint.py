@@ -115,8 +115,11 @@ def fingerprint(directory: str | Path, weights: bool = True) -> str:
         digest.update(data)
 
     def add_file(label: str, path: Path) -> None:
+        file_digest = hashlib.sha256()  # read in blocks (hashlib.file_digest is Python 3.11+)
         with open(path, "rb") as f:
-            add(label, hashlib.file_digest(f, "sha256").digest())
+            for block in iter(lambda: f.read(1 << 20), b""):
+                file_digest.update(block)
+        add(label, file_digest.digest())
 
     if weights:
         index = next((directory / n for n in INDEX_FILES if (directory / n).is_file()), None)

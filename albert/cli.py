@@ -139,6 +139,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         figure = check_output_file(args.confusion_png, "--confusion-png", PNG, [args.model, args.data], args.overwrite)
     model_dir = local_or_hub(args.model, "all", hub_options(args), flag="--model")  # a hub id → its snapshot
     columns = {"text_column": args.text_column, "pair_column": args.pair_column, "label_column": args.label_column}
+    if args.tune and args.max_seq_length:  # the threshold belongs to the windows predict will use: the model's own
+        raise albert.AlbertError("--tune tunes for the model's own settings; drop --max-seq-length")
     if args.tune and model_dir != Path(args.model).expanduser():
         raise albert.AlbertError(f"--tune writes into the model directory; {args.model} is a hub id: download it first")
     result, count, drawn = evaluate_directory(

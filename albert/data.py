@@ -27,7 +27,7 @@ from albert.errors import AlbertError
 from albert.extras import require
 from albert.fields import AT_LEAST_1, OneOf, coerce_fields
 from albert.masking import mask_ngrams, sop_spans
-from albert.outputs import check_directory, claim_directory, finish_directory
+from albert.outputs import check_directory, claim_directory, finish_directory, strict_json
 from albert.readers import decoded_lines, json_object
 from albert.tokenizer import AlbertTokenizer, WordPieceTokenizer, is_cjk
 
@@ -214,7 +214,7 @@ def prepare(cfg: PrepareConfig, progress: bool = True) -> dict:
     }
     from albert.checkpoint import write_text
 
-    write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    write_text(out / MANIFEST, strict_json(manifest, indent=2) + "\n")
     finish_directory(cfg.out, out)
     return manifest
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import math
 import shutil
@@ -297,7 +296,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     if dist.is_main:  # every rank has checked out and built its model: now claim the directory
         claim_directory(target, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume, work=out)
         # at once, so that a run killed at any later moment can be resumed (or says it starts over)
-        write_text(out / "finetune_config.json", json.dumps(dataclasses.asdict(absolute_paths(cfg)), indent=2) + "\n")
+        write_text(out / "finetune_config.json", strict_json(dataclasses.asdict(absolute_paths(cfg)), indent=2) + "\n")
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if dist.device.type == "cuda" and cfg.bf16

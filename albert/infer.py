@@ -118,7 +118,8 @@ class Predictor:
         self.task = self.family.name
         self.tokenizer = AlbertTokenizer.from_pretrained(self.model_dir)
         check_vocabulary(self.tokenizer, self.config.vocab_size, self.model_dir)
-        max_length = max_length or self.trained.get("max_seq_length")
+        # the length it was fine-tuned with, or the one a TextClassifier saved in config.json, as evaluate takes it
+        max_length = max_length or self.trained.get("max_seq_length") or data.get("max_seq_length")
         self.max_length = fit_length(max_length, self.config.max_position_embeddings, self.model_dir, length_flag)
         if max_tokens is None:
             max_tokens = (

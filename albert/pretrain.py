@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -40,7 +39,14 @@ from albert.fields import (
 )
 from albert.model import AlbertForPreTraining
 from albert.optim import build_optimizer, build_schedule
-from albert.outputs import absolute_if_local, check_directory, claim_directory, finish_directory, working_directory
+from albert.outputs import (
+    absolute_if_local,
+    check_directory,
+    claim_directory,
+    finish_directory,
+    strict_json,
+    working_directory,
+)
 from albert.readers import json_file
 from albert.runs import REPORT_TO, Reporter, RunError, StopFlag, latest_checkpoint, rng_state
 
@@ -427,7 +433,7 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
     if dist.is_main:  # every rank has checked out (DDP's construction above synchronised them): now claim it
         claim_directory(target, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume, work=out)
         record = {**dataclasses.asdict(cfg), "world_size": dist.world_size}
-        write_text(out / "run_config.json", json.dumps(record, indent=2) + "\n")
+        write_text(out / "run_config.json", strict_json(record, indent=2) + "\n")
     reporter = Reporter(out, cfg.report_to, dist.is_main, resumed_step=step)
     stop = StopFlag()
     autocast = (

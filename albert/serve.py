@@ -339,7 +339,7 @@ def _add_task_route(app, cfg: ServeConfig, task, batcher: MicroBatcher) -> None:
         f"/{task.route}",
         response_model=response_model,
         responses=errors,
-        response_model_exclude_none=True,
+        response_model_exclude_unset=True,  # a field a result does not have is left out; one it has as null stays
         summary=task.summary,
         name=task.route,
     )(endpoint)

@@ -109,8 +109,8 @@ def _old_model(work: Path, name: str) -> tuple[Path, dict[str, str]]:
 STAGING_POINTS = {
     "config written": lambda staging: (staging / "finetune_config.json").is_file(),
     "first checkpoint": lambda staging: any((staging / "checkpoints").glob("step-*/trainer.pt")),
-    "tenth step logged": lambda staging: (
-        (staging / "log.jsonl").is_file() and len((staging / "log.jsonl").read_text().splitlines()) > 10
+    "step 17 logged": lambda staging: (  # past the checkpoint of step 15
+        (staging / "log.jsonl").is_file() and len((staging / "log.jsonl").read_text().splitlines()) > 17
     ),
 }
 
@@ -120,12 +120,13 @@ def test_overwrite_killed_at_any_point_keeps_the_old_model_and_resume_replaces_i
     target, before = _old_model(work, f"sigkill-{point.replace(' ', '-')}")
     folder_before = sorted(os.listdir(work))
     staging = outputs.staging_directory(target)
-    argv = [*_finetune(target), "--overwrite", "--max-steps", "30", "--save-every", "5"]
+    argv = [*_finetune(target), "--overwrite", "--max-steps", "30", "--save-every", "15"]
     process = _start(argv, work)
     reached = _wait_for(process, lambda: STAGING_POINTS[point](staging))
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert reached, process.stderr.read()
+    checkpointed = any((staging / "checkpoints").glob("step-*/trainer.pt"))  # what the kill left to resume from
     assert _hashes(target) == before  # the old model, byte for byte
     albert.AlbertForSequenceClassification.from_pretrained(target)  # and it loads
     assert (staging / outputs.INCOMPLETE).is_file()
@@ -139,7 +140,8 @@ def test_overwrite_killed_at_any_point_keeps_the_old_model_and_resume_replaces_i
     )
     assert done.returncode == 0, done.stderr
     starting_over = "starting over from step 0" in done.stderr
-    assert starting_over == (point == "config written"), done.stderr  # killed before its first checkpoint: said
+    assert starting_over == (not checkpointed), done.stderr  # killed before its first checkpoint: it says so
+    assert checkpointed == (point != "config written")  # (15 steps between the config and the first checkpoint)
     assert not staging.exists()
     assert not (target / outputs.INCOMPLETE).exists()
     assert _hashes(target) != before and (target / "model.safetensors").is_file()

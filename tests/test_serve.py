@@ -210,6 +210,7 @@ def test_each_head_gets_its_route_and_offline_answers(models, brown_texts, kind)
             code, reply = srv.post("/qa", {"items": items})
             want = offline.answer(["what happened?"] * 3, contexts)
             assert code == 200 and [a["answer"] for a in reply["answers"]] == [w["answer"] for w in want]
+            assert [set(a) for a in reply["answers"]] == [set(w) for w in want]  # one spelling, null score included
             assert srv.post("/qa", {"items": [{"question": "x"}]})[0] == 422  # context missing
         elif kind == "mc":
             assert routes == ["choose"]

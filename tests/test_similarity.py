@@ -75,3 +75,33 @@ def test_similarity_trains_and_correlates(pairs, brown_tokenizer, tmp_path):
     assert again["pearson"] == pytest.approx(result["pearson"], abs=1e-4)
     scores = TextClassifier.from_pretrained(tmp_path / "out").predict_proba(["a short one", "a much longer one here"])
     assert scores.shape == (2,) and np.isfinite(scores).all()
+    # `albert predict` reads the STS-B file itself (sentence1, sentence2: the columns it was trained with), and gives
+    # what the API gives for the same pairs
+    import csv
+    import json
+
+    from albert import cli, infer
+
+    out = tmp_path / "scores.jsonl"
+    assert (
+        cli.main(
+            [
+                "predict",
+                "--model",
+                str(tmp_path / "out"),
+                "--input",
+                str(pairs / "dev.tsv"),
+                "--output",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    with open(pairs / "dev.tsv", newline="") as f:
+        given = list(csv.DictReader(f, delimiter="\t"))
+    assert [{k: v for k, v in r.items() if k != "prediction"} for r in rows] == given
+    items = [{"text": g["sentence1"], "pair": g["sentence2"]} for g in given]
+    want = infer.Predictor(tmp_path / "out").predict(items)
+    np.testing.assert_allclose([r["prediction"]["score"] for r in rows], [w["score"] for w in want], atol=2e-6)
