@@ -487,6 +487,8 @@ def evaluate_directory(
     config = read_json_dict(model_dir / "config.json")
     settings = {k: v for k, v in saved.items() if k in names and k not in ("train", "eval", "init", "out")}
     settings["task"] = tasks.for_model(config, saved.get("task"))
+    if not saved:  # fine-tuned elsewhere: what its task predicts with (QA: SQuAD's windows, its own head)
+        settings.update(tasks.get(settings["task"]).untrained_settings(config))
     if MAX_LENGTH_KEY in config and not saved:  # a TextClassifier's own directory
         settings["max_seq_length"] = config[MAX_LENGTH_KEY]
     settings.update({k: v for k, v in overrides.items() if v is not None})

@@ -117,10 +117,11 @@ class SentencePieceTokenizer(AlbertTokenizer):
         keep_accents: bool = False,
         remove_space: bool = True,
         num_threads: int | None = None,
+        split_special_tokens: bool = False,
     ):
         import sentencepiece
 
-        super().__init__(do_lower_case)
+        super().__init__(do_lower_case, split_special_tokens)
         self.model_file = Path(model_file)
         self.keep_accents, self.remove_space = keep_accents, remove_space
         self.num_threads = num_threads or min(8, os.cpu_count() or 1)
@@ -141,6 +142,18 @@ class SentencePieceTokenizer(AlbertTokenizer):
         # Ids of pieces like "▁9," that the official code re-splits into "▁9" ","; a line needs the slow path only
         # if it contains one of them.
         self._digit_comma = frozenset(i for i in range(self.vocab_size) if _ends_in_digit_comma(self.sp.id_to_piece(i)))
+        # Special tokens written in the text, matched case-sensitively as transformers' AddedTokens are.
+        named = (self.cls_token, self.sep_token, self.pad_token, self.unk_token, self.mask_token)
+        self._specials = {t: self._special_id(t) for t in named if self._special_id(t) is not None}
+        self._special_re = re.compile("|".join(re.escape(t) for t in sorted(self._specials, key=len, reverse=True)))
+        # Lower-case specials ("<pad>", "<unk>") that lower-casing can produce from the text ("<PAD>").
+        self._lower_specials = [t for t in self._specials if t == t.lower() != t.upper()]
+        # One pass over a text tells whether it may hold one (a superset: case-insensitive for those).
+        maybe = [re.escape(t) for t in self._specials] + [f"(?i:{re.escape(t)})" for t in self._lower_specials]
+        self._maybe_special = re.compile("|".join(maybe)) if maybe else None
+        # Cheaper still: their first characters, when those are brackets (which no other character lower-cases to).
+        firsts = {t[0] for t in self._specials}
+        self._anchors = tuple(firsts) if firsts <= set("[]<>") else None
 
     def _special_id(self, piece: str) -> int | None:
         """The id of an ALBERT special piece, or None if this model lacks it (e.g. a model not trained for ALBERT:
@@ -152,6 +165,82 @@ class SentencePieceTokenizer(AlbertTokenizer):
         return preprocess_text(text, self.do_lower_case, self.keep_accents, self.remove_space)
 
     def encode_batch(self, texts: Sequence[str], offsets: bool = False) -> tuple[list[list[int]], list | None]:
+        """Ids (and offsets) of texts; special tokens written in them are those tokens (unless split_special_tokens):
+        the text between them is encoded on its own, as transformers' slow AlbertTokenizer does."""
+        if not texts:
+            return [], ([] if offsets else None)
+        segments = [self._segments(t) for t in texts]
+        if all(s is None for s in segments):
+            return self._encode_texts(texts, offsets)
+        parts = [(text, s or [(0, len(text), None)]) for text, s in zip(texts, segments, strict=True)]
+        chunks = [text[start:end] for text, segs in parts for start, end, i in segs if i is None]
+        chunk_ids, chunk_offsets = self._encode_texts(chunks, offsets)
+        all_ids, all_offsets, n = [], [], 0
+        for _, segs in parts:
+            ids, spans = [], []
+            for start, end, i in segs:
+                if i is None:
+                    ids += chunk_ids[n]
+                    if offsets:
+                        spans += [(a + start, b + start) for a, b in chunk_offsets[n]]
+                    n += 1
+                else:
+                    ids.append(i)
+                    spans.append((start, end))
+            all_ids.append(ids)
+            all_offsets.append(spans)
+        return all_ids, (all_offsets if offsets else None)
+
+    def _segments(self, text: str) -> list[tuple[int, int, int | None]] | None:
+        """None if no special token is written in the text (the common case: a few substring tests), else its
+        (start, end, id) pieces: id None for the text between special tokens, which is never empty."""
+        if self.split_special_tokens or self._maybe_special is None:
+            return None
+        if self._anchors is not None:
+            for anchor in self._anchors:
+                if anchor in text:
+                    break
+            else:
+                return None
+        if not self._maybe_special.search(text):
+            return None
+        lower = bool(self._lower_specials) and self.do_lower_case
+        out, pos = [], 0
+        for start, end, i in self._find_specials(text, lower):
+            if i == self.mask_token_id:  # transformers' [MASK] has lstrip=True: it takes the spaces before it
+                start_text = len(text[pos:start].rstrip())
+                out += [(pos, pos + start_text, None)] if start_text else []
+            elif start > pos:
+                out.append((pos, start, None))
+            out.append((start, end, i))
+            pos = end
+        if pos < len(text):
+            out.append((pos, len(text), None))
+        return out if len(out) > 1 or out[0][2] is not None else None
+
+    def _find_specials(self, text: str, lower: bool) -> list[tuple[int, int, int]]:
+        """(start, end, id) of the special tokens in the text. When lower-casing, transformers first lower-cases
+        every character outside exact special tokens, then looks for them, so "<PAD>" is <pad> but "[mask]" is text."""
+        if not lower:
+            return [(m.start(), m.end(), self._specials[m.group()]) for m in self._special_re.finditer(text)]
+        chars, where, pos = [], [], 0
+        for m in [*self._special_re.finditer(text), None]:
+            stop = m.start() if m else len(text)
+            for k in range(pos, stop):
+                low = text[k].lower()
+                chars.append(low)
+                where += [(k, k + 1)] * len(low)
+            if m:
+                chars.append(m.group())
+                where += [(m.start(), m.end())] * len(m.group())
+                pos = m.end()
+        lowered = "".join(chars)
+        return [
+            (where[m.start()][0], where[m.end() - 1][1], self._specials[m.group()])
+            for m in self._special_re.finditer(lowered)
+        ]
+
+    def _encode_texts(self, texts: Sequence[str], offsets: bool) -> tuple[list[list[int]], list | None]:
         if not texts:
             return [], ([] if offsets else None)
         if offsets:

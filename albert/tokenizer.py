@@ -33,8 +33,10 @@ class AlbertTokenizer:
     cls_token, sep_token, pad_token, unk_token, mask_token = "[CLS]", "[SEP]", "<pad>", "<unk>", "[MASK]"
     model_max_length = 512
 
-    def __init__(self, do_lower_case: bool = True):
+    def __init__(self, do_lower_case: bool = True, split_special_tokens: bool = False):
         self.do_lower_case = do_lower_case
+        # As transformers: special tokens written in the text ("[MASK]") encode as those tokens unless this is set.
+        self.split_special_tokens = split_special_tokens
 
     @staticmethod
     def from_pretrained(path: str | Path, **kwargs: Any) -> AlbertTokenizer:
@@ -64,10 +66,11 @@ class AlbertTokenizer:
         if model is not None:
             from albert.spm import SentencePieceTokenizer
 
-            options = {k: config[k] for k in ("do_lower_case", "keep_accents", "remove_space") if k in config}
+            keys = ("do_lower_case", "keep_accents", "remove_space", "split_special_tokens")
+            options = {k: config[k] for k in keys if k in config}
             return SentencePieceTokenizer(directory / model, **{**options, **kwargs})
         if "vocab.txt" in files:
-            options = {k: config[k] for k in ("do_lower_case", "strip_accents") if k in config}
+            options = {k: config[k] for k in ("do_lower_case", "strip_accents", "split_special_tokens") if k in config}
             return WordPieceTokenizer(directory / "vocab.txt", **{**options, **kwargs})
         raise TokenizerError(f"{path}: no tokenizer found (expected spiece.model / *.model or vocab.txt)")
 
@@ -103,6 +106,8 @@ class AlbertTokenizer:
         from albert.checkpoint import write_text
 
         specials = self.special_tokens_map()
+        if self.split_special_tokens:
+            config = {**config, "split_special_tokens": True}
         dump = lambda data: json.dumps(data, indent=2, ensure_ascii=False) + "\n"  # noqa: E731
         write_text(directory / "tokenizer_config.json", dump({**config, **specials}))
         write_text(directory / "special_tokens_map.json", dump(specials))
@@ -308,10 +313,16 @@ class WordPieceTokenizer(AlbertTokenizer):
     cls_token, sep_token, pad_token, unk_token, mask_token = "[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"
     continuation_prefix = "##"
 
-    def __init__(self, vocab_file: str | Path, do_lower_case: bool = True, strip_accents: bool | None = None):
+    def __init__(
+        self,
+        vocab_file: str | Path,
+        do_lower_case: bool = True,
+        strip_accents: bool | None = None,
+        split_special_tokens: bool = False,
+    ):
         from tokenizers import BertWordPieceTokenizer
 
-        super().__init__(do_lower_case)
+        super().__init__(do_lower_case, split_special_tokens)
         self.vocab_file, self.strip_accents = Path(vocab_file), strip_accents
         try:
             # Split on "\n" only, as BERT's load_vocab does: str.splitlines() would also split inside tokens
@@ -341,6 +352,10 @@ class WordPieceTokenizer(AlbertTokenizer):
         self._tokens = tokens
 
     def encode_batch(self, texts: Sequence[str], offsets: bool = False) -> tuple[list[list[int]], list | None]:
+        # The engine matches [CLS] [SEP] [PAD] [UNK] [MASK] in the raw text, case-sensitively, as BertTokenizerFast
+        # does; split_special_tokens makes them plain text, as there (the slow BertTokenizer still keeps a
+        # space-separated "[MASK]" whole: its basic tokenizer never splits special tokens).
+        self._engine._tokenizer.encode_special_tokens = bool(self.split_special_tokens)
         encodings = self._engine.encode_batch(list(texts), add_special_tokens=False)
         return [e.ids for e in encodings], ([e.offsets for e in encodings] if offsets else None)
 

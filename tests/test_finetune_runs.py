@@ -265,6 +265,10 @@ loss = forward_backward(ddp, data, passes, dist, contextlib.nullcontext())
 if dist.is_main:
     grads = {{name: p.grad for name, p in model.named_parameters() if p.grad is not None}}
     torch.save({{"loss": loss, "passes": len(passes), "grads": grads}}, {out!r})
+# the reducer gone and both ranks here before the process group is destroyed: a rank that destroyed it while rank 0
+# was still saving aborted once ("terminate called without an active exception")
+del ddp
+dist.barrier()
 distributed.teardown(dist)
 """
 

@@ -229,6 +229,22 @@ def test_answerability_classifier(span_qa, derived, tmp_path):
     assert result["best_f1"] > baseline + 15
     f1, _ = predicted_f1(tmp_path / "out", derived / "dev.json", tmp_path)  # the classifier's threshold, applied
     assert abs(f1 - cli_evaluate(tmp_path / "out", derived / "dev.json")["best_f1"]) < 1e-3
+    # as a model fine-tuned elsewhere (no finetune_config.json, no tuned threshold): evaluate keeps the answerability
+    # head and takes the windows predict takes, so predict (answering every question) scores evaluate's f1; tuned on
+    # the dev file with --tune, it scores best_f1
+    import shutil
+
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "out", elsewhere)
+    (elsewhere / "finetune_config.json").unlink()
+    (elsewhere / "decoding.json").unlink()
+    reported = cli_evaluate(elsewhere, derived / "dev.json")
+    assert abs(predicted_f1(elsewhere, derived / "dev.json", tmp_path)[0] - reported["f1"]) < 1e-3
+    tuned = cli_evaluate(elsewhere, derived / "dev.json", "--tune")
+    assert abs(predicted_f1(elsewhere, derived / "dev.json", tmp_path)[0] - tuned["best_f1"]) < 1e-3
+    assert tuned["best_f1"] > baseline + 15
+    config = json.loads((elsewhere / "config.json").read_text())
+    assert qa.ExtractiveQA().untrained_settings(config)["answerability"]  # evaluated with its classifier
     model = albert.AlbertForQuestionAnsweringWithAnswerability.from_pretrained(tmp_path / "out")
     assert model.load_report.initialised == []
     transformers = pytest.importorskip("transformers")

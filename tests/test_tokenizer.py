@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 
 import pytest
 from conftest import hf4_ids
@@ -353,3 +354,138 @@ def test_every_combining_mark_lies_below_the_scanned_bound():
     above = [cp for cp in range(COMBINING_MARKS_BELOW, sys.maxunicode + 1) if unicodedata.combining(chr(cp))]
     assert above == []
     assert preprocess_text("a\U0001e94ab\u0301", keep_accents=False) == "ab"  # an Adlam nukta, an acute accent
+
+
+# -- special tokens written in the text (issue 32) ---------------------------------------------------------------
+SPECIAL_FORMS = {  # the specials as the reference writes them, and case variants that are plain text (or "<PAD>")
+    "sp": ["[MASK]", "[CLS]", "[SEP]", "<pad>", "<unk>", "[mask]", "[Mask]", "<PAD>", "[sep]"],
+    "wp": ["[MASK]", "[CLS]", "[SEP]", "[PAD]", "[UNK]", "[mask]", "[Mask]", "[pad]", "<unk>"],
+}
+
+
+def _with_specials(lines, forms, seed=0):
+    """Real sentences with special tokens inserted at random places: spaced or glued to words ("a[MASK]b"), at the
+    start and the end, repeated, in upper and lower case."""
+    rng = random.Random(seed)
+    out = []
+    for line in lines:
+        for _ in range(rng.randint(1, 3)):
+            at = rng.choice([0, len(line), rng.randrange(len(line) + 1), rng.randrange(len(line) + 1)])
+            glue = rng.choice(["", "", " ", "  "])
+            token = rng.choice(forms) * rng.choice([1, 1, 1, 2])
+            line = line[:at] + glue + token + rng.choice(["", " ", glue]) + line[at:]
+        out.append(line)
+    return out
+
+
+_HF4_SPLIT = """
+import json, sys
+from transformers import AlbertTokenizer, BertTokenizerFast
+r = json.load(sys.stdin)
+kind = AlbertTokenizer if r["kind"] == "albert" else BertTokenizerFast
+tok = kind(r["path"], split_special_tokens=True)
+json.dump(tok(r["texts"], add_special_tokens=False)["input_ids"], sys.stdout)
+"""
+
+
+def _hf4_split_ids(kind, path, texts):
+    """transformers 4.57.6 with split_special_tokens=True (for WordPiece its BertTokenizerFast: the slow one keeps a
+    space-separated "[MASK]" whole even then, because its basic tokenizer never splits special tokens)."""
+    import json
+    import subprocess
+
+    from reference.hf4 import HF4_PYTHON
+
+    if not HF4_PYTHON.exists():
+        pytest.skip("the reference venv .venv-hf4 is missing: `make test` creates it")
+    request = json.dumps({"kind": kind, "path": str(path), "texts": texts})
+    done = subprocess.run([str(HF4_PYTHON), "-c", _HF4_SPLIT], input=request, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_sentencepiece_special_tokens_in_text_match_transformers(brown_tokenizer, corpora, tmp_path):
+    """ "[MASK]" written in the text is the mask token (id 4), as in transformers (split_special_tokens=False)."""
+    tok = brown_tokenizer
+    assert tok.encode("[MASK]", add_special_tokens=False) == [tok.mask_token_id]
+    assert tok.encode("a[MASK]b <pad>", add_special_tokens=False) == tok.encode("a [MASK] b<pad>")[1:-1]
+    assert tok.mask_token_id not in tok.encode("[mask]")  # matched case-sensitively
+    lines = _with_specials(corpora["brown"][:600], SPECIAL_FORMS["sp"]) + MIXED
+    ours = tok(lines)["input_ids"]
+    assert ours == hf4_ids({"kind": "albert", "path": str(tok.model_file), "texts": lines})
+    assert sum(tok.mask_token_id in ids[1:-1] for ids in ours) > 100
+    # transformers 5's Rust AlbertTokenizer: the same ids wherever it agrees with the official algorithm on the text
+    # between the special tokens (elsewhere it differs without special tokens too, see docs/tokenizers.md)
+    transformers = pytest.importorskip("transformers")
+    tok.save_pretrained(tmp_path)
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    plain = [re.sub(r"\[MASK\]|\[CLS\]|\[SEP\]|<pad>|<unk>|<PAD>", " ", line) for line in lines]
+    agree = [i for i, ids in enumerate(theirs(plain)["input_ids"]) if ids == tok(plain[i])["input_ids"]]
+    agree = [i for i in agree if "<PAD>" not in lines[i]]  # it matches "<pad>" inside its vocabulary, after a "▁"
+    assert len(agree) > 300
+    assert [ours[i] for i in agree] == theirs([lines[i] for i in agree])["input_ids"]
+
+
+def test_wordpiece_special_tokens_in_text_match_transformers(wordpiece, corpora):
+    lines = _with_specials(corpora["brown"][:300] + corpora["reviews"][:300], SPECIAL_FORMS["wp"]) + MIXED
+    ours = wordpiece(lines)["input_ids"]
+    assert ours == hf4_ids({"kind": "bert", "path": str(wordpiece.vocab_file), "texts": lines})
+    assert sum(wordpiece.mask_token_id in ids[1:-1] for ids in ours) > 100
+    transformers = pytest.importorskip("transformers")
+    assert ours == transformers.BertTokenizer(str(wordpiece.vocab_file))(lines)["input_ids"]
+
+
+def test_split_special_tokens_encodes_them_as_text(brown_tokenizer, wordpiece, corpora):
+    """split_special_tokens=True, as in transformers: "[MASK]" is six characters of text again."""
+    transformers = pytest.importorskip("transformers")
+    sp = spm.SentencePieceTokenizer(brown_tokenizer.model_file, split_special_tokens=True)
+    lines = _with_specials(corpora["brown"][:400], SPECIAL_FORMS["sp"], seed=1)
+    ours = sp(lines, add_special_tokens=False)["input_ids"]
+    assert ours == _hf4_split_ids("albert", sp.model_file, lines)
+    assert ours != brown_tokenizer(lines, add_special_tokens=False)["input_ids"]
+    assert sp.mask_token_id not in itertools.chain(*ours)
+    wp = WordPieceTokenizer(wordpiece.vocab_file, split_special_tokens=True)
+    lines = _with_specials(corpora["reviews"][:400], SPECIAL_FORMS["wp"], seed=1)
+    ours = wp(lines, add_special_tokens=False)["input_ids"]
+    theirs = transformers.BertTokenizer(str(wp.vocab_file), split_special_tokens=True)
+    assert ours == theirs(lines, add_special_tokens=False)["input_ids"]
+    assert ours == _hf4_split_ids("bert", wp.vocab_file, lines)
+    assert wp.mask_token_id not in itertools.chain(*ours)
+
+
+def test_special_token_offsets_cover_the_written_token(brown_tokenizer, wordpiece, corpora):
+    """The offsets path (QA, NER) gives the same ids, and a special token's span is its characters in the text."""
+    for tok, kind in [(brown_tokenizer, "sp"), (wordpiece, "wp")]:
+        lines = _with_specials(corpora["brown"][:300], SPECIAL_FORMS[kind], seed=2)
+        batch = tok(lines, add_special_tokens=False, return_offsets=True)
+        assert batch["input_ids"] == tok(lines, add_special_tokens=False)["input_ids"]
+        specials = dict(zip(tok.all_special_ids, tok.convert_ids_to_tokens(tok.all_special_ids), strict=True))
+        seen = 0
+        for text, ids, offsets in zip(lines, batch["input_ids"], batch["offsets"], strict=True):
+            assert all(a <= b for a, b in offsets) and offsets == sorted(offsets), text
+            for i, (start, end) in zip(ids, offsets, strict=True):
+                if i in specials and i != tok.unk_token_id:
+                    assert text[start:end].lower() == specials[i].lower(), (text, start, end)
+                    seen += 1
+        assert seen > 100
+    ids, offsets = brown_tokenizer.encode_batch(["the a[MASK]b end"], offsets=True)
+    assert ids[0][2] == brown_tokenizer.mask_token_id and offsets[0][1:4] == [(4, 5), (5, 11), (11, 12)]
+
+
+def test_split_special_tokens_is_saved_and_loaded(brown_tokenizer, wordpiece, tmp_path):
+    import json
+
+    transformers = pytest.importorskip("transformers")
+    text = ["a[MASK]b [CLS] x[SEP]"]
+    for tok, name in [(brown_tokenizer, "sp"), (wordpiece, "wp")]:
+        tok.save_pretrained(tmp_path / name)
+        assert "split_special_tokens" not in json.loads((tmp_path / name / "tokenizer_config.json").read_text())
+        split = AlbertTokenizer.from_pretrained(tmp_path / name, split_special_tokens=True)
+        assert split.split_special_tokens and split(text) != tok(text)
+        split.save_pretrained(tmp_path / f"{name}-split")
+        config = json.loads((tmp_path / f"{name}-split" / "tokenizer_config.json").read_text())
+        assert config["split_special_tokens"] is True
+        again = AlbertTokenizer.from_pretrained(tmp_path / f"{name}-split")
+        assert again.split_special_tokens and again(text) == split(text)
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path / "wp-split")
+    assert theirs(text)["input_ids"] == AlbertTokenizer.from_pretrained(tmp_path / "wp-split")(text)["input_ids"]

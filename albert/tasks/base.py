@@ -64,6 +64,11 @@ class Task:
             return {"text": trained.get("text_column") or "text"}
         return {field: field for field in self.fields()}
 
+    def untrained_settings(self, config: dict[str, Any]) -> dict[str, Any]:
+        """FinetuneConfig fields for evaluating a model fine-tuned elsewhere (no finetune_config.json) as ``predict``
+        runs it; ``config`` is its config.json."""
+        return {}
+
     def item_of(self, values: dict[str, Any]) -> Any:
         """What ``predict`` takes for one record, from the values of ``input_columns``' fields."""
         return values["text"] if self.item is str else values

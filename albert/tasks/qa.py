@@ -356,6 +356,14 @@ class ExtractiveQA(Task):
             null_threshold=p.decoding.get("null_threshold"),
         )
 
+    def untrained_settings(self, config: dict) -> dict:
+        """SQuAD's 384-token windows where the positions allow (as ``windows`` predicts), and the head it has."""
+        with_classifier = (config.get("architectures") or [""])[0] == "AlbertForQuestionAnsweringWithAnswerability"
+        return {
+            "max_seq_length": min(384, int(config.get("max_position_embeddings", 512))),
+            "answerability": with_classifier,
+        }
+
     def selection_metric(self, scores: dict[str, float]) -> str:
         return "best_f1" if "best_f1" in scores else "f1"  # SQuAD 2.0: F1 at the tuned threshold, as predicted
 
