@@ -59,6 +59,29 @@ def write_small_model(path, vocab_size: int, max_positions: int = 128) -> None:
     path.write_text(config.to_json_string())
 
 
+def write_tiny_model(path, vocab_size: int) -> None:
+    """config.json of a 1-layer, H=32 ALBERT: for runs that must start fast, not learn."""
+    config = albert.AlbertConfig(
+        vocab_size=vocab_size,
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    path.write_text(config.to_json_string())
+
+
+def folder_hashes(root: Path) -> dict[str, str]:
+    """Every path under ``root``: a file's sha256, a folder as "dir" (to show that nothing changed or was left)."""
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(root.rglob("*"))
+    }
+
+
 def make_batch(cfg: albert.AlbertConfig, batch: int = 3, length: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random ids with real padding (rows shorter than `length`) and both token types."""
     g = torch.Generator().manual_seed(seed)

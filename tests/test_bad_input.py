@@ -8,7 +8,6 @@ file that existed before exactly as it was (nothing overwritten, emptied or half
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import folder_hashes, write_tiny_model
 
 import albert
 from albert import cli
@@ -58,24 +58,8 @@ def work(models, brown_tokenizer, tmp_path_factory):
     (root / "folder.jsonl").mkdir()
     (root / "typo.yaml").write_text("hiden_size: 64\n")
     (root / "range.yaml").write_text("batch_size: 0\n")
-    (root / "model.json").write_text(
-        albert.AlbertConfig(
-            vocab_size=brown_tokenizer.vocab_size,
-            embedding_size=16,
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-        ).to_json_string()
-    )
+    write_tiny_model(root / "model.json", brown_tokenizer.vocab_size)
     return root
-
-
-def _snapshot(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-        for p in sorted(root.rglob("*"))
-    }
 
 
 FINETUNE = ["finetune", "--train", "train.csv", "--init", "random:model.json", "--tokenizer", "tok", "--out", "new"]
@@ -289,7 +273,7 @@ if NO_CUDA:  # on a machine with a GPU this is not an error
 def test_bad_input_exits_2_with_one_line_and_changes_nothing(work, monkeypatch, capsys, argv, expected):
     monkeypatch.chdir(work)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"fine\ncaf\xe9\n"), encoding="utf-8"))
-    before = _snapshot(work)
+    before = folder_hashes(work)
     try:
         status = cli.main(argv)
     except SystemExit as exit:  # argparse's own errors
@@ -304,7 +288,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(work, monkeypatch, 
         assert len(lines) == 1, err
     else:  # argparse's: its usage, then one error line
         assert re.match(r"albert [\w ]+: error: ", lines[-1]) and lines[0].startswith("usage:"), err
-    after = _snapshot(work)
+    after = folder_hashes(work)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing that existed was changed
     assert not set(after) - set(before), set(after) - set(before)  # and nothing was left behind
 

@@ -9,7 +9,6 @@ file. Then: the learning-rate range test and ``TextClassifier.fit`` show a progr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import types
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import folder_hashes, tiny_config, write_tiny_model
 
 import albert
 from albert import cli, lrfind
@@ -41,16 +40,7 @@ def work(models, brown_tokenizer, tmp_path_factory):
         albert.AlbertForSequenceClassification(reg).save_pretrained(root / name)
         brown_tokenizer.save_pretrained(root / name)
     (root / "sim" / "finetune_config.json").write_text(json.dumps({"task": "similarity"}))
-    (root / "model.json").write_text(
-        albert.AlbertConfig(
-            vocab_size=brown_tokenizer.vocab_size,
-            embedding_size=16,
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-        ).to_json_string()
-    )
+    write_tiny_model(root / "model.json", brown_tokenizer.vocab_size)
     (root / "reg.csv").write_text("\n".join(["text,label", *GOOD]) + "\n")
     (root / "sts.tsv").write_text("\n".join(["sentence1\tsentence2\tscore", *STS]) + "\n")
     for name, value in BAD_VALUES.items():
@@ -96,24 +86,17 @@ CASES = [
 ]
 
 
-def _snapshot(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-        for p in sorted(root.rglob("*"))
-    }
-
-
 @pytest.mark.parametrize("argv, where, says", [pytest.param(*case[1:], id=case[0]) for case in CASES])
 def test_a_bad_label_names_the_users_file_and_line(work, monkeypatch, capsys, argv, where, says):
     monkeypatch.chdir(work)
-    before = _snapshot(work)
+    before = folder_hashes(work)
     status = cli.main(argv)
     err = capsys.readouterr().err
     assert status == 2, err
     assert "Traceback" not in err, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("albert: error: ") and f"{where}: " in last and says in last, err  # (path made absolute)
-    assert _snapshot(work) == before  # nothing changed, nothing left behind (no "new" folder)
+    assert folder_hashes(work) == before  # nothing changed, nothing left behind (no "new" folder)
 
 
 def test_fit_refuses_a_non_finite_target_before_training(work):

@@ -8,7 +8,6 @@ new one is complete; a resumed run then finishes and takes the old one's place.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -18,20 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import folder_hashes, write_small_model
 
 import albert
 from albert import cli, outputs
-from tests.conftest import write_small_model
 
 TF_CHECKPOINT = Path(__file__).parent / "fixtures" / "tf" / "google_pretrain"  # written by TensorFlow itself
-
-
-def _hashes(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +94,7 @@ def _old_model(work: Path, name: str) -> tuple[Path, dict[str, str]]:
     import shutil
 
     shutil.copytree(work / "old", target)
-    return target, _hashes(target)
+    return target, folder_hashes(target)
 
 
 STAGING_POINTS = {
@@ -127,7 +118,7 @@ def test_overwrite_killed_at_any_point_keeps_the_old_model_and_resume_replaces_i
     process.wait()
     assert reached, process.stderr.read()
     checkpointed = any((staging / "checkpoints").glob("step-*/trainer.pt"))  # what the kill left to resume from
-    assert _hashes(target) == before  # the old model, byte for byte
+    assert folder_hashes(target) == before  # the old model, byte for byte
     albert.AlbertForSequenceClassification.from_pretrained(target)  # and it loads
     assert (staging / outputs.INCOMPLETE).is_file()
 
@@ -144,7 +135,7 @@ def test_overwrite_killed_at_any_point_keeps_the_old_model_and_resume_replaces_i
     assert checkpointed == (point != "config written")  # (15 steps between the config and the first checkpoint)
     assert not staging.exists()
     assert not (target / outputs.INCOMPLETE).exists()
-    assert _hashes(target) != before and (target / "model.safetensors").is_file()
+    assert folder_hashes(target) != before and (target / "model.safetensors").is_file()
     saved = json.loads((target / "finetune_config.json").read_text())
     assert Path(saved["train"]).is_absolute() and Path(saved["tokenizer"]).is_absolute()
     assert json.loads((target / "log.jsonl").read_text().splitlines()[-1])["step"] == 30
@@ -157,7 +148,7 @@ def test_a_finished_overwrite_replaces_the_whole_directory(work, monkeypatch):
     target, before = _old_model(work, "replaced")
     (target / "stale-file.txt").write_text("left by the old run")
     assert cli.main([*_finetune(target), "--overwrite", "--max-steps", "3"]) == 0
-    after = _hashes(target)
+    after = folder_hashes(target)
     assert "stale-file.txt" not in after and after["model.safetensors"] != before["model.safetensors"]
     assert not outputs.staging_directory(target).exists() and not (target / outputs.INCOMPLETE).exists()
 
@@ -171,7 +162,7 @@ def test_sigterm_mid_run_keeps_the_old_model(work):
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert f"continue with `albert finetune --resume {target}`" in err
-    assert _hashes(target) == before
+    assert folder_hashes(target) == before
 
 
 # Every command that writes a directory, with --overwrite over an old output, stopped just before the new one
@@ -226,7 +217,7 @@ def test_every_directory_command_replaces_only_a_complete_output(work, prepared,
     argv = make_argv(target)
     assert cli.main(argv) == 0, capsys.readouterr().err
     (target / "from-the-old-run.txt").write_text("a file the new output does not have")
-    before = _hashes(target)
+    before = folder_hashes(target)
 
     def killed(out, work_dir=None):
         raise KeyboardInterrupt  # as if the process died the moment before the swap
@@ -235,10 +226,10 @@ def test_every_directory_command_replaces_only_a_complete_output(work, prepared,
         for module in ("finetune", "pretrain", "data", "spm", "importers"):
             patched.setattr(f"albert.{module}.finish_directory", killed)
         assert cli.main([*argv, "--overwrite"]) == 130
-    assert _hashes(target) == before
+    assert folder_hashes(target) == before
     assert (outputs.staging_directory(target) / outputs.INCOMPLETE).is_file()
     assert cli.main([*argv, "--overwrite"]) == 0  # the leftover staging directory is replaced by a new run
-    after = _hashes(target)
+    after = folder_hashes(target)
     assert product in after and "from-the-old-run.txt" not in after
     assert not outputs.staging_directory(target).exists() and outputs.INCOMPLETE not in after
 
@@ -312,14 +303,14 @@ def test_predict_stopped_midway_leaves_the_old_output_and_nothing_else(work, man
     out_dir.mkdir()
     target = out_dir / "p.jsonl"
     target.write_text('{"text": "old", "prediction": {"label": "short"}}\n')
-    before = _hashes(out_dir)
+    before = folder_hashes(out_dir)
     process = _start(["predict", "--model", "old", "--input", "many.txt", "--output", str(target)], work)
     assert _wait_for(process, lambda: "rows" in _peek(process), timeout=120), process.stderr.read()
     process.send_signal(how)
     _, err = process.communicate(timeout=60)
     assert process.returncode == (130 if how == signal.SIGTERM else -signal.SIGKILL), err
     assert "Traceback" not in err
-    assert _hashes(out_dir) == before  # the old file, and no temporary file beside it
+    assert folder_hashes(out_dir) == before  # the old file, and no temporary file beside it
 
 
 def _peek(process: subprocess.Popen) -> str:
@@ -401,14 +392,14 @@ def test_pretrain_overwrite_killed_keeps_the_old_run_and_resume_replaces_it(work
         subprocess.run([sys.executable, "-m", "albert", *argv, "--out", str(target), "--max-steps", "2"]).returncode
         == 0
     )
-    before = _hashes(target)
+    before = folder_hashes(target)
     staging = outputs.staging_directory(target)
     process = _start([*argv, "--out", str(target), "--max-steps", "200", "--overwrite"], work)
     reached = _wait_for(process, lambda: any((staging / "checkpoints").glob("step-*/trainer.pt")))
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert reached, process.stderr.read()
-    assert _hashes(target) == before
+    assert folder_hashes(target) == before
     done = subprocess.run(
         [sys.executable, "-m", "albert", "pretrain", "--resume", str(target), "--max-steps", "9"],
         cwd=tmp_path,
