@@ -128,8 +128,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Metrics of a fine-tuned model on a labelled file, for every task, with the settings it was trained with (and a
-    confusion-matrix PNG for classification)."""
+    """Metrics of a fine-tuned model on a labelled file, for every task, with the settings it was trained with (a
+    classifier's confusion matrix drawn where --confusion-png says; nothing is written into the model)."""
     from albert.finetune import evaluate_directory
     from albert.hub import local_or_hub
     from albert.outputs import PNG, check_output_file
