@@ -40,8 +40,14 @@ def add_dataclass_flags(
         elif isinstance(kind, types.UnionType) and type(None) in args:  # "int | None" → int
             kind = options[0]
         default = field.default if field.default is not dataclasses.MISSING else None
-        shown = "required" if field.name in required else f"default: {default}"
-        help_text = f"{explained.get(field.name, field.name.replace('_', ' '))} ({shown})".replace("%", "%%")
+        help_text = explained.get(field.name, field.name.replace("_", " "))
+        if "(required" in help_text or "(default" in help_text:
+            pass  # the field's own comment says it, in its own words: once is enough
+        elif field.name in required:
+            help_text += " (required)"
+        elif default is not None:  # None is "not set": the comment says what happens then
+            help_text += f" (default: {default})"
+        help_text = help_text.replace("%", "%%")
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
         elif typing.get_origin(kind) is list:

@@ -44,6 +44,18 @@ def test_every_flag_has_help_and_the_help_ends_with_examples(name):
 
 
 @pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_no_flag_says_the_same_thing_twice(name):
+    """A flag's help says "(required)" or its default once, and never "default: None" (unset: its text says what
+    happens then); the summary line of `albert --help` names what the command does."""
+    for action in SUBCOMMANDS[name]._actions:
+        text = " ".join((action.help or "").split())
+        said = "/".join(action.option_strings) or action.dest
+        assert text.count("(required") <= 1 and text.count("(default") <= 1, f"albert {name} {said}: {text}"
+        assert "default: None" not in text, f"albert {name} {said}: {text}"
+    assert "Fine-tune a classifier" not in cli.build_parser().format_help()  # finetune trains every task
+
+
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
 def test_every_example_parses(name, monkeypatch):
     for example in cli.EXAMPLES[name]:
         words = shlex.split(example.split("|")[-1])
@@ -59,7 +71,7 @@ def test_version_and_defaults_are_shown(capsys):
     assert exit.value.code == 0 and capsys.readouterr().out.startswith("albert-lite ")
     text = SUBCOMMANDS["finetune"].format_help()
     assert "(default: 0.1); in [0, 1]" in text  # --warmup-ratio: its default and its range
-    assert "(default: None); > 0 or auto" in text  # --learning-rate: not set (by model width), a number or auto
+    assert "> 0 or auto" in text  # --learning-rate: a number or auto (unset: by the model's width, its comment says)
     assert "{classification,multi_label,regression,ner,multiple_choice,qa,summarization,similarity}" in text
 
 
