@@ -111,7 +111,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    """Fine-tune a classifier on a CSV/TSV/JSONL file; the best dev checkpoint lands in --out."""
+    """Fine-tune any task (--task: classification, ner, qa, multiple_choice, summarization, similarity) on its
+    files; the best dev checkpoint lands in --out."""
     from albert.finetune import FinetuneConfig, train
 
     base = None
@@ -184,6 +185,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         args.threads,
         hub_options=hub_options(args),
         model_flag="--model",
+        task=args.task,
+        top_k=args.top_k,
+        targets=args.targets,
     )
     # (the record as given, what the model predicts for): the output is the record plus its prediction. Each field is
     # read from the column the model was trained with (a text pair classifier's two, STS-B's sentence1/sentence2)
@@ -285,6 +289,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    """Push a model directory (config, weights, tokenizer and what fine-tuning saved) to a Hugging Face Hub repository
+    in one commit, creating the repository and the branch if missing. A folder that is not a complete model (a run
+    still writing it, no weights, no tokenizer) is refused before anything is sent."""
+    from albert.push import push_folder
+
+    options = dict(private=args.private, revision=args.revision, commit_message=args.commit_message, token=args.token)
+    print(strict_json(push_folder(args.folder, args.repo_id, **options), indent=2))
+    return 0
+
+
 EXAMPLES = {
     "presets": ["albert presets"],
     "prepare": [
@@ -308,6 +323,7 @@ EXAMPLES = {
         "albert predict --model clf/ --input reviews.csv --output predictions.jsonl",
         "cat texts.txt | albert predict --model clf/ --onnx clf.onnx",
         "albert predict --model race/ --input questions.jsonl",
+        'albert predict --model runs/pretrain/model "It was a [MASK] day." --top-k 3',
     ],
     "serve": [
         "albert serve --model clf/ --port 8000",
@@ -322,6 +338,10 @@ EXAMPLES = {
     "inspect": [
         "albert inspect albert_base/model.ckpt-best.index",
         "albert inspect albert_base_v2.tar.gz --all --json",
+    ],
+    "push": [
+        "albert push runs/spam you/spam-filter",
+        'albert push clf/ you/clf --private --revision v2 --commit-message "Tuned on the new data"',
     ],
     "tokenizer train": ["albert tokenizer train --input corpus.txt --out tok/ --vocab-size 30000"],
     "tokenizer encode": ["echo 'Hello world' | albert tokenizer encode --tokenizer tok/ --pieces"],
@@ -355,6 +375,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _prediction_commands(sub, full)
     _conversion_commands(sub, full)
     _tokenizer_commands(sub)
+    _sharing_commands(sub)
     return parser
 
 
@@ -406,12 +427,21 @@ def _prediction_commands(sub, full: dict[str, bool]) -> None:
     )
     predict.add_argument("--chunk", type=COUNT, default=4096, help="rows held in memory at once")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict.add_argument(
+        "--task",
+        choices=["fill_mask", "embedding"],
+        help="what a masked-LM or pretraining directory predicts (default: fill_mask; embedding: sentence vectors)",
+    )
+    predict.add_argument("--top-k", type=COUNT, default=5, help="fill-mask: candidates per [MASK]")
+    predict.add_argument("--targets", nargs="+", help="fill-mask: score only these tokens (as the pipeline does)")
     for p in (evaluate, predict):
         add_hub_flags(p)
         p.add_argument("--overwrite", action="store_true", help="replace an existing output file of another kind")
         p.add_argument("--text-column", help="CSV/JSONL field holding the text (default: as trained, else text)")
         p.add_argument(
-            "--max-seq-length", type=SEQUENCE_LENGTH, help="tokens per text (default: 128 or the model's positions)"
+            "--max-seq-length",
+            type=SEQUENCE_LENGTH,
+            help="tokens per text (default: the length it was fine-tuned with, else 128 or the model's positions)",
         )
     evaluate.add_argument("--pair-column", help="field of a second text (sentence pairs), if any")
     evaluate.add_argument("--label-column", help="field holding the label (default: as trained, else label)")
@@ -462,6 +492,24 @@ def _convert_flags(convert: argparse.ArgumentParser) -> None:
     convert.add_argument("--out", required=True, help="output directory (transformers layout; missing or empty)")
     convert.add_argument("--overwrite", action="store_true", help="replace what a non-empty --out holds")
     add_hub_flags(convert)
+
+
+def _sharing_commands(sub) -> None:
+    push = command(sub, "push", cmd_push)
+    push.add_argument("folder", metavar="DIR", help="model directory: a fine-tuned --out, a run's model/")
+    push.add_argument("repo_id", metavar="REPO_ID", help="hub repository, user/name or org/name (created if missing)")
+    push.add_argument("--private", action="store_true", help="create the repository private")
+    push.add_argument(
+        "--revision", metavar="BRANCH", help="branch to commit to, created from main if missing (default: main)"
+    )
+    push.add_argument(
+        "--commit-message",
+        metavar="TEXT",
+        help="the commit's message (default: Upload model and tokenizer with albert-lite VERSION)",
+    )
+    push.add_argument(
+        "--token", help="hub: token with write access (default: HF_TOKEN, else the one `hf auth login` stored)"
+    )
 
 
 def _tokenizer_commands(sub) -> None:

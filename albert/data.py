@@ -175,6 +175,10 @@ def prepare(cfg: PrepareConfig, progress: bool = True) -> dict:
     check_directory(cfg.out, "--out", cfg.overwrite, inputs)
     files = input_files(cfg.input)
     tok = AlbertTokenizer.from_pretrained(cfg.tokenizer)
+    # A corpus is text: a "[SEP]" or "[MASK]" written in it must not become a separator or a mask inside a
+    # segment (the official create_pretraining_data encodes them as ordinary pieces). The tokenizer saved beside
+    # the shards, and so the trained model's, still reads them as special tokens, as fill-mask needs.
+    given, tok.split_special_tokens = tok.split_special_tokens, True
     out = claim_directory(cfg.out, "--out", cfg.overwrite, inputs)  # a staging directory when replacing one
     writer = _ShardWriter(out, tok.vocab_size, cfg.shard_tokens)
     pending: list[list[str]] = []
@@ -202,6 +206,7 @@ def prepare(cfg: PrepareConfig, progress: bool = True) -> dict:
     bar.close()
     if not writer.shards:
         raise DataError(f"no text found in {', '.join(map(str, files))} (empty corpus?)")
+    tok.split_special_tokens = given  # saved as given: the model reads "[MASK]" in a text as the mask
     tok.save_pretrained(out / "tokenizer")
     manifest = {
         "version": 1,

@@ -44,6 +44,7 @@ TOKEN_OUTPUTS = {
     "AlbertForTokenClassification": ("logits",),
     "AlbertForQuestionAnswering": ("start_logits", "end_logits"),
     "AlbertForQuestionAnsweringWithAnswerability": ("start_logits", "end_logits"),
+    "AlbertForMaskedLM": ("logits",),
 }
 # Outputs a backend returns for each class (ONNX export writes the same names).
 OUTPUTS = {
@@ -53,6 +54,7 @@ OUTPUTS = {
     "AlbertForQuestionAnswering": ("start_logits", "end_logits"),
     "AlbertForQuestionAnsweringWithAnswerability": ("start_logits", "end_logits", "answerability_logits"),
     "AlbertForMultipleChoice": ("logits",),
+    "AlbertForMaskedLM": ("logits",),
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import shutil
@@ -21,7 +22,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from albert import batching, heads, hub, lrfind, plot, runs, tasks
+from albert import batching, heads, hub, lrfind, modelcard, plot, runs, tasks
 from albert import dist as distributed
 from albert.checkpoint import write_text
 from albert.config import PRESETS, AlbertConfig, read_json_dict
@@ -307,18 +308,20 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     def run_step(k: int) -> float:
         return forward_backward(ddp, train_data, plan.passes(k, dist.rank)[1], dist, autocast)
 
-    rate = None if resuming else lrfind.choose_rate(cfg, model, run_step, out, dist)  # a resumed run: its checkpoint's
+    chosen = None if resuming else lrfind.choose_rate(cfg, model, run_step, out, dist)  # resumed: its checkpoint's
+    rate, rate_source = (chosen.value, chosen.source) if chosen else (None, None)
     if cfg.find_lr:
         distributed.teardown(dist)
         if dist.is_main:
             finish_directory(target, out)
-        return {"suggested_learning_rate": rate, "curve": str(target / "lr_find.png")}
+        found = {"suggested_learning_rate": rate, "curve": str(target / "lr_find.png")}
+        return found | ({"inconclusive": chosen.inconclusive} if chosen.inconclusive else {})
     optimizer = build_optimizer(model, "adamw", rate or 1.0, cfg.weight_decay)
     schedule = build_schedule(optimizer, int(cfg.warmup_ratio * total), total, power=1.0)
     state: dict[str, Any] = {"step": 0, "best": None, "best_step": 0, "stale": 0, "learning_rate": rate}
     if resuming:  # weights, optimizer (its rates too), schedule, random state, best-so-far
         state = runs.resume(out, model, optimizer, schedule, dist.rank)
-        rate = state["learning_rate"]
+        rate, rate_source = state["learning_rate"], state.get("rate_source", "given")
         if dist.is_main:
             log.warning("resuming %s at step %d of %d", target, state["step"], total)
     if dist.is_main:
@@ -387,7 +390,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
             rng_states = dist.gather_objects(runs.rng_state())  # a collective: every rank calls it
             if dist.is_main:
                 progress = {"best": best, "best_step": best_step, "stale": stale, "rng": rng_states}
-                progress["learning_rate"] = rate
+                progress |= {"learning_rate": rate, "rate_source": rate_source}
                 trainer = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "step": step}
                 runs.write_checkpoint(out, model, trainer | progress, cfg.keep_last)
             dist.barrier()
@@ -409,9 +412,15 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
         if dev is None:
             save_classifier(model, tok, out)
         elif best is not None and best.get("predicted_labels") == 1 and len(labels) > 1:
-            log.warning(one_label_warning(rate, best, len(labels)))
+            records = [json.loads(line) for line in reporter.path.read_text().splitlines() if line]
+            losses = [r["loss"] for r in records if isinstance(r.get("loss"), float)]
+            log.warning(one_label_warning(rate, rate_source, losses, best, len(labels)))
         plot.finetune_curves(reporter.path, out / "curves.png", metric)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the run is complete: its model is out itself
+        run = {"steps": step, "best_step": best_step, "rate": rate, "world_size": dist.world_size}
+        run["examples"] = (len(train_examples), len(eval_examples) if eval_examples is not None else 0)
+        card = modelcard.finetuned(cfg, family, model, tok, labels, best, target.name, run)
+        write_text(out / modelcard.FILENAME, card)  # README.md, the model card (albert/modelcard.py)
         finish_directory(target, out)
     distributed.teardown(dist)
     return result
@@ -457,13 +466,14 @@ def loss_units(model, batch: dict[str, torch.Tensor]) -> int:
     return len(batch["input_ids"])
 
 
-def one_label_warning(rate: float, best: dict[str, float], n_labels: int) -> str:
+def one_label_warning(rate: float, source: str, losses: list[float], best: dict[str, float], n_labels: int) -> str:
     """What to say when the kept model gives every dev text the same label: it learned the label prior only, which
-    looks like a result (accuracy = the majority share) unless someone says so."""
+    looks like a result (accuracy = the majority share) unless someone says so; and what to change, by what the
+    training loss did (``lrfind.one_label_advice``)."""
     return (
         f"the best model predicts one label for every dev example (of {n_labels}; accuracy {best['accuracy']:.4f} is "
-        f"that label's share): it learned the label prior, not the task. Raise --learning-rate (now "
-        f"{rate:g}; try --learning-rate auto, the range test) or train longer"
+        f"that label's share): it learned the label prior, not the task. "
+        + lrfind.one_label_advice(losses, rate, source)
     )
 
 

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from albert import hub, sbert
+from albert import hub, modelcard, sbert, tasks
+from albert.checkpoint import write_text
 from albert.config import AlbertConfig, read_json_dict
 from albert.errors import CheckpointError, ConfigError
 from albert.hub import HubOptions
@@ -319,10 +320,12 @@ def convert(
     head: str = "auto",
     hub_options: HubOptions | None = None,
     overwrite: bool = False,
+    origin: str | None = None,
 ) -> ImportReport:
-    """Convert ``source`` into a transformers-layout directory ``out`` (config.json, model.safetensors, tokenizer).
-    ``source`` may be a release archive (.tar.gz, .zip, …) or a hub id of a transformers BERT repository. ``out``
-    must be missing or empty unless ``overwrite`` (albert/outputs.py)."""
+    """Convert ``source`` into a transformers-layout directory ``out`` (config.json, model.safetensors, tokenizer,
+    a README.md model card that names the source: albert/modelcard.py). ``source`` may be a release archive (.tar.gz,
+    .zip, …) or a hub id of a transformers BERT repository. ``out`` must be missing or empty unless ``overwrite``
+    (albert/outputs.py). ``origin``: how the card names the source (default: ``source``'s name, or its hub id)."""
     from albert import archives
     from albert.tfcheckpoint import is_tf_checkpoint
 
@@ -330,12 +333,14 @@ def convert(
     check_directory(out, "--out", overwrite, inputs)  # before reading a 500 MB checkpoint
     if archives.is_archive(source):
         with archives.opened(source, near=out) as (root, inner):
-            report = convert(inner, out, kind, config, tokenizer, head, hub_options, overwrite)
+            shown = f"{Path(source).name}:{inner.relative_to(root)}"
+            report = convert(inner, out, kind, config, tokenizer, head, hub_options, overwrite, origin or shown)
             # name files as they are in the archive, not by the temporary directory that is about to vanish
             report.source = f"{source}:{inner.relative_to(root)}"
             report.notes = [n.replace(f"{root}/", f"{source}:") for n in report.notes]
             report.notes.insert(0, f"{source}: converted {inner.relative_to(root)}")
         return report
+    base_model, origin = modelcard.base_model_of(str(source)), origin or modelcard.shown_name(str(source))
     if kind == "bert" or (kind == "auto" and not is_tf_checkpoint(source)):
         source = hub.local_or_hub(source, "all", hub_options)
     kind = source_kind(source) if kind == "auto" else kind
@@ -376,6 +381,9 @@ def convert(
     if tok is not None:
         tok.save_pretrained(work)
     model.save_pretrained(work)
+    tag = tasks.pipeline_tag({"architectures": [model.hf_class_name], "problem_type": model.config.problem_type})
+    card = modelcard.converted(report, model, tok, Path(out).name, origin, tag, base_model)
+    write_text(work / modelcard.FILENAME, card)
     finish_directory(out, work)
     return report
 

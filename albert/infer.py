@@ -94,6 +94,9 @@ class Predictor:
         hub_options: HubOptions | None = None,
         length_flag: str = "--max-seq-length",  # how the caller's user names max_length, for the error message
         model_flag: str | None = None,  # how the caller's user names model_dir (--model), for the error message
+        task: str | None = None,  # another task the model can do than its own ("embedding" for a masked LM)
+        top_k: int = 5,  # fill-mask: candidates per mask
+        targets: Sequence[str] | None = None,  # fill-mask: score only these tokens
     ):
         from albert import checkpoint, hub
         from albert.config import AlbertConfig, read_json_dict
@@ -113,8 +116,16 @@ class Predictor:
         self.decoding = read_json_dict(decoding) if decoding.is_file() else {}
         try:
             self.family = tasks.get(tasks.for_model(data, self.trained.get("task")))
+            if task is not None and task != self.family.name:
+                asked = tasks.get(task)
+                if not asked.accepts(data) or self.trained.get("task"):
+                    raise ConfigError(f"a {self.architecture} does {self.family.name}, not {task}")
+                self.family = asked
         except ConfigError as err:
             raise AlbertError(f"{self.model_dir}: {err}") from None
+        if top_k < 1:
+            raise AlbertError(f"top_k {top_k}: at least 1 candidate per mask")
+        self.options = {"top_k": top_k, "targets": list(targets) if targets else None}
         self.task = self.family.name
         self.tokenizer = AlbertTokenizer.from_pretrained(self.model_dir)
         check_vocabulary(self.tokenizer, self.config.vocab_size, self.model_dir)
@@ -202,6 +213,19 @@ class Predictor:
     def answer(self, questions: Sequence[str], contexts: Sequence[str]) -> list[dict[str, Any]]:
         self._require("qa")
         return self.predict([{"question": q, "context": c} for q, c in zip(questions, contexts, strict=True)])
+
+    def fill_mask(
+        self, texts: Sequence[str], top_k: int | None = None, targets: Sequence[str] | None = None
+    ) -> list[list[dict[str, Any]]]:
+        """transformers' ``pipeline("fill-mask")(texts, top_k=, targets=)`` for each text: its fills (a list per mask
+        when it has several); ``top_k`` and ``targets`` default to the predictor's."""
+        self._require("fill-mask")
+        saved = dict(self.options)
+        self.options |= {k: v for k, v in (("top_k", top_k), ("targets", targets)) if v is not None}
+        try:
+            return self.predict(texts)
+        finally:
+            self.options = saved
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         self._require("embed")

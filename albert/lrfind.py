@@ -28,6 +28,12 @@ LOW, HIGH = 1e-7, 1.0
 SMOOTHING = 0.98  # exponential moving average of the loss, with bias correction (as fastai)
 DIVERGED = 4.0  # stop once the smoothed loss is this many times its minimum
 RISE = 0.02  # a climb of the smoothed loss this far above its minimum so far marks where training stops working
+# A curve tells a rate only when the smoothed loss clearly fell before it climbed: by DESCENT of where it started.
+# An untrained classifier's smoothed loss wanders by well under 1 % (it predicts the prior on every batch), so 5 %
+# is a descent, not noise; a flat curve's climb point is only where training blows up, not a rate to train at.
+DESCENT = 0.05
+MIN_POINTS = 20  # fewer rates than this cover seven decades too coarsely to place anything
+SANE = (1e-6, 1e-2)  # a suggestion outside this is never taken without saying so
 
 
 @dataclass
@@ -36,6 +42,7 @@ class RangeTest:
     losses: list[float]  # smoothed
     raw_losses: list[float]
     suggested: float
+    inconclusive: str = ""  # why the curve tells no rate ("" when it does)
 
     def save(self, out: Path) -> None:
         """lr_find.json (the numbers) and lr_find.png (the curve, the suggestion marked)."""
@@ -44,7 +51,8 @@ class RangeTest:
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(self.rates, self.raw_losses, alpha=0.3, label="loss")
         ax.plot(self.rates, self.losses, label="smoothed loss")
-        ax.axvline(self.suggested, color="tab:red", linestyle="--", label=f"suggested {self.suggested:.2g}")
+        label = f"suggested {self.suggested:.2g}" if not self.inconclusive else "inconclusive: no rate suggested"
+        ax.axvline(self.suggested, color="tab:red", linestyle="--" if not self.inconclusive else ":", label=label)
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss")
@@ -93,8 +101,9 @@ def range_test(
     if cuda_rng is not None:
         torch.cuda.set_rng_state(cuda_rng)
     if not rates:
-        return RangeTest([], [], [], LOW)
-    return RangeTest(rates, smoothed, raw, suggest(rates, smoothed))
+        return RangeTest([], [], [], LOW, "the first step's loss was not finite")
+    suggested = suggest(rates, smoothed)
+    return RangeTest(rates, smoothed, raw, suggested, verdict(rates, smoothed, suggested))
 
 
 def suggest(rates: list[float], smoothed: list[float]) -> float:
@@ -114,6 +123,22 @@ def suggest(rates: list[float], smoothed: list[float]) -> float:
     return rates[best] / 10
 
 
+def verdict(rates: list[float], smoothed: list[float], suggested: float) -> str:
+    """Why the curve cannot tell a rate, or "" when it can: too few points, no clear descent before the climb
+    that placed the suggestion, or a suggestion outside SANE."""
+    if len(rates) < MIN_POINTS:
+        return f"{len(rates)} points (at least {MIN_POINTS} are needed: raise --find-lr-steps)"
+    skip = min(max(3, len(rates) // 10), len(rates) - 1)
+    climb = next((k for k in range(skip, len(rates)) if rates[k] >= 10 * suggested * (1 - 1e-9)), len(rates))
+    start, lowest = smoothed[skip], min(smoothed[skip : climb + 1])
+    if lowest > (1 - DESCENT) * start:
+        fell = (start - lowest) / start
+        return f"the loss fell {max(fell, 0):.0%} before it climbed ({DESCENT:.0%} is a clear descent)"
+    if not SANE[0] <= suggested <= SANE[1]:
+        return f"its suggestion {suggested:.2g} is outside [{SANE[0]:g}, {SANE[1]:g}]"
+    return ""
+
+
 def rate_for_size(config) -> float:
     """The default peak rate by the model's width. 1e-3 for H ≤ 256 is measured (make demo: the pretrained 4-layer
     H=256 model reaches 0.843 test accuracy at 1e-3, 0.665 at 1e-4); 3e-5 for released sizes is the
@@ -125,24 +150,74 @@ def rate_for_size(config) -> float:
     return 3e-5
 
 
-def choose_rate(cfg, model, run_step, out: Path, dist) -> float:
+@dataclass
+class Rate:
+    """Fine-tuning's peak rate and where it came from: "given", "default" (by hidden size), "range test" (its
+    suggestion) or "default, range test inconclusive" (then ``inconclusive`` says why)."""
+
+    value: float
+    source: str
+    inconclusive: str = ""
+
+
+def choose_rate(cfg, model, run_step, out: Path, dist) -> Rate:
     """Fine-tuning's peak rate (cfg: a FinetuneConfig): the rate given; else, for auto and --find-lr, the range
-    test's suggestion (its curve saved in out); else the rate for the model's width."""
+    test's suggestion (its curve saved in out) when the curve tells one, the rate for the model's width when it
+    cannot; else the rate for the model's width."""
     if isinstance(cfg.learning_rate, float) and not cfg.find_lr:
-        return cfg.learning_rate
+        return Rate(cfg.learning_rate, "given")
     if cfg.learning_rate is None and not cfg.find_lr:
         rate = rate_for_size(model.config)
         if dist.is_main:
             log.warning("learning rate %g (the default for hidden size %d)", rate, model.config.hidden_size)
-        return rate
+        return Rate(rate, "default")
     optimizer = build_optimizer(model, "adamw", 1.0, cfg.weight_decay)
     test = range_test(model, optimizer, run_step, cfg.find_lr_steps, progress=cfg.progress and dist.is_main)
     if dist.is_main:
         test.save(out)
+    if test.inconclusive:
+        rate = rate_for_size(model.config)
+        if dist.is_main:
+            log.warning(
+                "learning-rate range test inconclusive: %s (curve: %s); using the default for hidden size %d, %g",
+                test.inconclusive,
+                out / "lr_find.png",
+                model.config.hidden_size,
+                rate,
+            )
+        return Rate(rate, "default, range test inconclusive", test.inconclusive)
+    if dist.is_main:
         log.warning(
             "learning-rate range test: suggested rate %.2g (curve: %s; %d steps)",
             test.suggested,
             out / "lr_find.png",
             len(test.rates),
         )
-    return test.suggested
+    return Rate(test.suggested, "range test")
+
+
+def one_label_advice(losses: list[float], rate: float, source: str) -> str:
+    """What to change after a run whose kept model predicts one label, read from its training losses: a loss that
+    rose well above where it started, or fell and then climbed back, is a rate too high (the model learned and then
+    lost it: lower it); a loss that stayed where it started is a rate too low or a run too short (raise it); a loss
+    that fell and stayed down fits the training data without generalising (more data or epochs, not a rate)."""
+    if len(losses) < 10:
+        return f"Only {len(losses)} steps ran: train longer (--epochs)"
+    window = max(2, len(losses) // 10)
+    means = [sum(losses[k : k + window]) / window for k in range(len(losses) - window + 1)]
+    start, end, peak, low = means[0], means[-1], max(means), min(means)
+    lower, higher = f"{rate / 3:.2g}", f"{rate * 3:.2g}"
+    if peak > 1.25 * start or (low < 0.8 * start and end > 0.95 * start):
+        return (
+            f"The training loss went from {start:.3f} up to {peak:.3f} (lowest {low:.3f}, last {end:.3f}): the rate "
+            f"{rate:g} ({source}) is too high for this model and data; try --learning-rate {lower}"
+        )
+    if end > 0.9 * start:
+        return (
+            f"The training loss stayed near {start:.3f} (last {end:.3f}): the rate {rate:g} ({source}) moved the "
+            f"model too little; try --learning-rate {higher} or more --epochs"
+        )
+    return (
+        f"The training loss fell from {start:.3f} to {end:.3f} while dev predictions stayed one label: the model "
+        "fits the training texts without generalising; more training data or --epochs, not a rate, is what to try"
+    )

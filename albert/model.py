@@ -243,6 +243,21 @@ class AlbertPreTrainedModel(nn.Module):
         checkpoint.save_weights(directory, state)
         checkpoint.write_text(directory / "config.json", cfg.to_json_string())
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        private: bool = False,
+        revision: str | None = None,
+        commit_message: str | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """save_pretrained into a temporary directory and push it to ``repo_id`` in one commit (created if missing;
+        ``revision`` is a branch, created from main if missing); returns the commit's hash and URL (albert/push.py)."""
+        from albert.push import push_saved
+
+        options = dict(private=private, revision=revision, commit_message=commit_message, token=token)
+        return push_saved(self, repo_id, "model", **options)
+
     # -- loading ---------------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(

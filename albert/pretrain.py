@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from albert import dist as distributed
-from albert import plot, runs
+from albert import modelcard, plot, runs
 from albert.checkpoint import read_weights, write_text
 from albert.config import PRESETS, AlbertConfig
 from albert.data import PretrainData
@@ -489,7 +489,8 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         if step % cfg.save_every == 0 or step == cfg.max_steps or stopping:
             rng_states = dist.gather_objects(rng_state())  # every rank's, in rank order (a collective: all ranks call)
             if dist.is_main:
-                runs.save_checkpoint(out, model, optimizer, schedule, step, cfg.data, cfg.keep_last, rng_states)
+                card = modelcard.pretrained(cfg, model, data, step, dist.world_size, reporter.path)
+                runs.save_checkpoint(out, model, optimizer, schedule, step, cfg.data, cfg.keep_last, rng_states, card)
             dist.barrier()
         if stopping:
             break

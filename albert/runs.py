@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from albert import modelcard
 from albert.checkpoint import read_weights, write_text
 from albert.data import copy_tokenizer
 from albert.errors import AlbertError, CheckpointError
@@ -60,16 +61,27 @@ def write_checkpoint(out: Path, model, state: dict, keep_last: int) -> Path:
 
 
 def save_checkpoint(
-    out: Path, model, optimizer, schedule, step: int, data_dir: str, keep_last: int, rng_states: list[dict]
+    out: Path,
+    model,
+    optimizer,
+    schedule,
+    step: int,
+    data_dir: str,
+    keep_last: int,
+    rng_states: list[dict],
+    card: str | None = None,
 ) -> None:
-    """Pretraining: checkpoints/step-N, then model/ (the latest weights + tokenizer, replaced whole).
-    ``rng_states`` holds every rank's random state (rank r resumes with its own dropout stream)."""
+    """Pretraining: checkpoints/step-N, then model/ (the latest weights + tokenizer, and ``card`` as its README.md:
+    albert/modelcard.py; replaced whole). ``rng_states`` holds every rank's random state (rank r resumes with its own
+    dropout stream)."""
     state = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "step": step, "rng": rng_states}
     final = write_checkpoint(out, model, state, keep_last)
     staging = out / ".tmp-model"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(final, staging, ignore=shutil.ignore_patterns("trainer.pt"))
     copy_tokenizer(data_dir, staging)
+    if card is not None:  # in the staging directory: the card always describes the weights beside it
+        write_text(staging / modelcard.FILENAME, card)
     replace_directory(staging, out / "model")  # one atomic swap: a kill leaves the previous model/ or this one
 
 

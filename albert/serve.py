@@ -2,7 +2,8 @@
 
 - One route, the model's task's (albert/tasks): ``POST /predict`` (classification: label and probabilities), ``/ner``
   (entity spans), ``/qa`` (answer spans), ``/choose`` (multiple choice), ``/summarize`` (extractive summaries),
-  ``/similarity`` (sentence pairs), ``/embed`` (an encoder's vectors); ``GET /health``; OpenAPI at
+  ``/similarity`` (sentence pairs), ``/fill-mask`` (a masked LM's fills: ``--top-k``, ``--targets``), ``/embed`` (an
+  encoder's vectors; a masked LM's with ``--task embedding``); ``GET /health``; OpenAPI at
   ``/openapi.json``, browsable at ``/docs`` (Swagger UI) and ``/redoc``, whose scripts and styles come from the
   fastapi-offline package and are served by this server: the pages work with no network.
 - Micro-batching: concurrent requests wait in a short queue; one worker thread takes up to ``max_batch`` texts and
@@ -84,6 +85,9 @@ class ServeConfig:
     cache_dir: str | None = None  # hub: cache folder (default: HF_HUB_CACHE)
     local_files_only: bool = False  # hub: use the cache only, no network
     playground: bool = True  # serve the try-the-model page at GET /
+    task: str | None = None  # a masked LM's other task: embedding (POST /embed) instead of fill_mask (/fill-mask)
+    top_k: int = 5  # fill-mask: candidates per [MASK]
+    targets: list[str] | None = None  # fill-mask: score only these tokens
 
     LIMITS: ClassVar[dict] = {
         "port": PORT,
@@ -100,6 +104,7 @@ class ServeConfig:
         "max_length": Range(4),
         "threads": THREADS,
         "graceful_timeout": NON_NEGATIVE,
+        "top_k": AT_LEAST_1,
     }
 
     def __post_init__(self) -> None:
@@ -229,6 +234,9 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
         hub_options=HubOptions(cfg.revision, cfg.cache_dir, None, cfg.local_files_only),
         length_flag="--max-length",
         model_flag="--model",
+        task=cfg.task,
+        top_k=cfg.top_k,
+        targets=cfg.targets,
     )
     metrics = ServeMetrics()
     predictor.forward = CountingForward(predictor.forward, metrics)

@@ -295,18 +295,27 @@ class SentencePieceTokenizer(AlbertTokenizer):
         return [self.sp.piece_to_id(t) for t in tokens]
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
-        """Text of the ids; special tokens are kept as words unless skipped (transformers 4.x's slow rule)."""
+        """Text of the ids as transformers decodes them: a special token is written as itself, attached to the text
+        before it, and a piece after it keeps its word-start space ("[CLS] the[MASK] of it.[SEP]"); skipped, the
+        pieces around it decode as one run."""
         special = {self.cls_token_id, self.sep_token_id, self.pad_token_id, self.mask_token_id}
-        parts, run = [], []
+        parts: list[str] = []
+        run: list[int] = []
+
+        def flush() -> None:
+            if run:
+                text = self.sp.decode(run)  # drops the run's leading word-start space: put it back mid-text
+                parts.append(" " + text if parts and self.sp.id_to_piece(run[0]).startswith("▁") else text)
+                run.clear()
+
         for i in map(int, ids):
-            if i in special:
-                if not skip_special_tokens:
-                    parts += [self.sp.decode(run), self.sp.id_to_piece(i)]
-                    run = []
-            else:
+            if i not in special:
                 run.append(i)
-        parts.append(self.sp.decode(run))
-        return " ".join(p for p in parts if p).strip()
+            elif not skip_special_tokens:
+                flush()
+                parts.append(self.sp.id_to_piece(i))
+        flush()
+        return "".join(parts)
 
     def special_tokens_map(self) -> dict[str, str]:
         # transformers' AlbertTokenizer names [CLS]/[SEP] also as its bos/eos tokens.

@@ -97,6 +97,21 @@ class AlbertTokenizer:
     def save_pretrained(self, directory: str | Path) -> None:
         raise NotImplementedError
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        private: bool = False,
+        revision: str | None = None,
+        commit_message: str | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """save_pretrained into a temporary directory and push it to ``repo_id`` in one commit, as the model's
+        push_to_hub does (albert/push.py)."""
+        from albert.push import push_saved
+
+        options = dict(private=private, revision=revision, commit_message=commit_message, token=token)
+        return push_saved(self, repo_id, "tokenizer", **options)
+
     def special_tokens_map(self) -> dict[str, str]:
         names = ("cls_token", "sep_token", "pad_token", "unk_token", "mask_token")
         return {name: getattr(self, name) for name in names}

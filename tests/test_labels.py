@@ -133,7 +133,7 @@ def test_the_range_test_shows_steps_and_loss_only_when_asked(capsys):
 @pytest.mark.parametrize("rank0", [True, False])
 def test_choose_rate_shows_the_bar_on_rank_0_only(tmp_path, capsys, rank0):
     model = torch.nn.Linear(4, 2)
-    model.config = None  # choose_rate reads it only for the default rate, not for auto
+    model.config = types.SimpleNamespace(hidden_size=64)  # the size default, if the 10-point curve is inconclusive
     cfg = types.SimpleNamespace(learning_rate="auto", find_lr=False, weight_decay=0.0, find_lr_steps=10, progress=True)
 
     def run_step(k: int) -> float:

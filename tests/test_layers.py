@@ -30,7 +30,7 @@ LAYERS = [
         "dist",
         "batching",
     },
-    {"config", "checkpoint", "hub", "tfcheckpoint", "tflayouts", "tokenizer", "spm", "plot"},
+    {"config", "checkpoint", "hub", "push", "tfcheckpoint", "tflayouts", "tokenizer", "spm", "plot", "modelcard"},
     {"model", "heads"},  # the forward pass and its heads
     {"collate", "engines", "data", "runs", "lrfind"},  # padding rows; running a model over rows; pretraining data; runs
     {
@@ -43,6 +43,7 @@ LAYERS = [
         "tasks.summarization",
         "tasks.similarity",
         "tasks.embedding",
+        "tasks.fill_mask",
     },
     {"infer", "importers", "export"},  # prediction; checkpoint conversion
     {"finetune", "pretrain", "serve", "servehttp", "estimators"},

@@ -280,6 +280,16 @@ def test_encoder_page_ranks_texts_by_cosine_similarity(browser, served):
     assert browser.find_element(By.ID, "answer").text == f"nearest: {ranked[0]}"
 
 
+def test_fill_mask_page_shows_each_candidate_and_the_best_sequence(browser, served):
+    srv = served("mlm")
+    By = open_page(browser, srv, "fill-mask")
+    text = "The jury said the [MASK] was fair."
+    submit(browser, {"text": text}, "fill-mask")
+    fills = srv.post("/fill-mask", {"texts": [text]})[1]["fills"][0]
+    assert shown_bars(browser) == [(f["token_str"], round(f["score"], 3), i == 0) for i, f in enumerate(fills)]
+    assert browser.find_element(By.ID, "answer").text == f"best: {fills[0]['sequence']}"
+
+
 def test_multiple_choice_page_shows_each_option_and_the_choice(browser, served):
     srv = served("mc")
     By = open_page(browser, srv, "choose")

@@ -215,6 +215,26 @@ def test_static_masking_repeats_every_dupe_factor_epochs(corpus):
     assert key(dynamic, 0) != key(dynamic, 2)
 
 
+@pytest.mark.parametrize("kind", ["sentencepiece", "wordpiece"])
+def test_prepare_encodes_special_tokens_written_in_the_corpus_as_text(realdata, brown_tokenizer, tmp_path, kind):
+    """A corpus line that says "[MASK]" or "[SEP]" holds text, not a mask or a segment break (as the official
+    create_pretraining_data encodes it); the tokenizer given to the model still reads them as special tokens."""
+    tok = (
+        brown_tokenizer if kind == "sentencepiece" else albert.AlbertTokenizer.from_pretrained(realdata.chinese_vocab())
+    )
+    tok.save_pretrained(tmp_path / "tok")
+    lines = ["The [MASK] token and the [SEP] token are written here.", "So is [CLS], and [UNK] and <unk> too."]
+    (tmp_path / "c.txt").write_text("\n".join(lines * 3) + "\n", encoding="utf-8")
+    prepare(PrepareConfig(input=[str(tmp_path / "c.txt")], tokenizer=str(tmp_path / "tok"), out=str(tmp_path / "d")))
+    data = PretrainData(
+        tmp_path / "d", max_seq_length=64, max_predictions=5, masked_lm_prob=0.15, short_seq_prob=0.1, seed=0
+    )
+    ids = set(data.shards[0]["tokens"].tolist())
+    assert not ids & {tok.mask_token_id, tok.sep_token_id, tok.cls_token_id}, tok.convert_ids_to_tokens(sorted(ids))
+    again = albert.AlbertTokenizer.from_pretrained(tmp_path / "d" / "tokenizer")
+    assert again.mask_token_id in again.encode(lines[0])  # the model's own tokenizer: fill-mask reads [MASK]
+
+
 def test_chinese_prepare_marks_jieba_words(realdata, tmp_path):
     pytest.importorskip("jieba")
     text = "\n".join(realdata.peoples_daily_paragraphs()[:30])

@@ -10,6 +10,7 @@ from albert.errors import ConfigError
 from albert.tasks.base import Task
 from albert.tasks.classification import Classification
 from albert.tasks.embedding import Embedding
+from albert.tasks.fill_mask import FillMask
 from albert.tasks.multiple_choice import MultipleChoice
 from albert.tasks.ner import NamedEntities
 from albert.tasks.qa import ExtractiveQA
@@ -27,6 +28,7 @@ REGISTRY: dict[str, Task] = {
         ExtractiveQA(),
         ExtractiveSummarization(),
         SentenceSimilarity(),
+        FillMask(),  # before Embedding: a masked-LM directory fills masks unless embeddings are asked for
         Embedding(),
     )
 }
@@ -43,6 +45,14 @@ def for_model(config: dict, trained_for: str | None = None) -> str:
     architecture = (config.get("architectures") or [""])[0]
     served = sorted({a for task in REGISTRY.values() for a in task.architectures})
     raise ConfigError(f"a {architecture or 'model of unknown class'} is no task's model (known: {', '.join(served)})")
+
+
+def pipeline_tag(config: dict) -> str | None:
+    """The Hub's task tag of a model directory with this config.json (its task's); None for a class no task has."""
+    try:
+        return get(for_model(config)).pipeline_tag
+    except ConfigError:
+        return None
 
 
 def get(name: str) -> Task:

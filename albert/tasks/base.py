@@ -14,6 +14,7 @@ Training and evaluation (`albert finetune`, `albert evaluate`):
   prediction must use to give what evaluate measured (QA: the SQuAD 2.0 null threshold), saved beside the model as
   ``decoding.json`` and read back by albert/infer.py as ``predictor.decoding``;
 - ``head``: the model class name (in albert/heads.py or albert/model.py), ``problem_type`` for transformers' config.
+- ``pipeline_tag``: the Hugging Face Hub's task tag of its models (their model card's, albert/modelcard.py).
 
 - ``figure(model, data, labels, cfg, device, path)``: an optional picture of the evaluation (a confusion matrix).
 
@@ -43,6 +44,7 @@ class Task:
     problem_type: str | None = None  # transformers' config.problem_type, where the head has one
     metric: str = ""  # the dev metric that picks the best checkpoint (larger is better)
     trainable: bool = True  # `albert finetune --task NAME` trains it
+    pipeline_tag: str = ""  # the Hub's task tag for its models (model cards' metadata and model-index)
 
     architectures: tuple[str, ...] = ()  # model classes (config.json "architectures") this task predicts with
     item: type = str  # one thing to predict for: a text, or a TypedDict of named fields

@@ -258,6 +258,7 @@ class Classification(Task):
 
     head = "AlbertForSequenceClassification"
     architectures = ("AlbertForSequenceClassification",)
+    pipeline_tag = "text-classification"  # the Hub's tag for all three kinds (its widget shows a score per label)
     result, summary = Scores, "Classify texts"
 
     def __init__(self, kind: str):

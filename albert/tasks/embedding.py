@@ -19,7 +19,7 @@ _POOL = {  # over one text's real tokens, [CLS] and [SEP] included (as sentence-
     "max": lambda h: h.max(0),
     "mean_sqrt_len": lambda h: h.sum(0) / np.sqrt(len(h)),
 }
-PRETRAINING = ("AlbertForMaskedLM", "AlbertForPreTraining")  # served as their encoder
+PRETRAINING = ("AlbertForMaskedLM", "AlbertForPreTraining")  # their encoder, when asked for (task="embedding")
 
 
 def embed_texts(forward, tokenizer, texts, max_length=128, pooling=None, normalize=False, **batching) -> np.ndarray:
@@ -40,7 +40,7 @@ def embed_texts(forward, tokenizer, texts, max_length=128, pooling=None, normali
 class Embedding(Task):
     """An encoder's sentence vectors."""
 
-    name, trainable = "embedding", False
+    name, trainable, pipeline_tag = "embedding", False, "feature-extraction"
     architectures = ("AlbertModel", *PRETRAINING)
     result, route, summary, response = list[float], "embed", "Sentence vectors", "embeddings"
 

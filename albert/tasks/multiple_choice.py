@@ -185,7 +185,7 @@ class Choice(TypedDict):
 class MultipleChoice(Task):
     """RACE/SWAG style: one passage and question, C options, one right."""
 
-    name, head, metric = "multiple_choice", "AlbertForMultipleChoice", "accuracy"
+    name, head, metric, pipeline_tag = "multiple_choice", "AlbertForMultipleChoice", "accuracy", "multiple-choice"
     architectures, exportable = ("AlbertForMultipleChoice",), False  # (B, C, T) inputs: PyTorch only
     item, result, route, summary, response = Item, Choice, "choose", "Pick the right option", "choices"
 

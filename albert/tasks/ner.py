@@ -207,7 +207,7 @@ def tag_texts(forward, tokenizer, labels, texts, max_length=128, **batching) -> 
 class NamedEntities(Task):
     """A tag per word (BIO/BIOES), scored by seqeval's entity-level F1."""
 
-    name, head, metric = "ner", "AlbertForTokenClassification", "f1"
+    name, head, metric, pipeline_tag = "ner", "AlbertForTokenClassification", "f1", "token-classification"
     architectures, route, summary = ("AlbertForTokenClassification",), "ner", "Entity spans in texts"
     result, response, named_labels = list[Entity], "entities", True
 

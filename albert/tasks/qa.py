@@ -330,7 +330,7 @@ def answer_questions(forward, tokenizer, questions, contexts, windows: Windows =
 class ExtractiveQA(Task):
     """SQuAD 1.1/2.0: an answer span in the context, or none; windows over long contexts."""
 
-    name, metric = "qa", "f1"
+    name, metric, pipeline_tag = "qa", "f1", "question-answering"
     architectures = ("AlbertForQuestionAnswering", "AlbertForQuestionAnsweringWithAnswerability")
     item, result, route, summary, response = Question, Answer, "qa", "Answer spans in contexts", "answers"
 

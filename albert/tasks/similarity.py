@@ -35,6 +35,7 @@ class Similarity(TypedDict):
 
 class SentenceSimilarity(Task):
     name, head, problem_type, metric = "similarity", "AlbertForSequenceClassification", "regression", "pearson_spearman"
+    pipeline_tag = "sentence-similarity"  # what it scores; the Hub's widget for this tag expects a bi-encoder
     item, result, route, summary, response = Pair, Similarity, "similarity", "Score sentence pairs", "scores"
     # architectures stays empty: a regression head on pairs is known as similarity by its finetune_config.json
 

@@ -187,6 +187,11 @@ class ExtractiveSummarization(Task):
     """Pick the sentences of a document that best cover its reference summary (ROUGE-2 picks the checkpoint)."""
 
     name, head, metric = "summarization", "AlbertForExtractiveSummarization", "rouge2"
+    # The Hub has no extractive-summarisation tag. "summarization" says what the model is for (a document in, its
+    # summary out) and is where people look for one, though the Hub's widget and transformers' pipeline expect a
+    # generative model and cannot run this head; "token-classification" would describe the mechanism (a score per
+    # sentence) and hide the purpose.
+    pipeline_tag = "summarization"
     architectures, exportable = ("AlbertForExtractiveSummarization",), False  # sentence positions: PyTorch only
     result, route, summary, response = Summary, "summarize", "Extractive summaries of documents", "summaries"
 
