@@ -111,8 +111,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    """Fine-tune any task (--task: classification, ner, qa, multiple_choice, summarization, similarity) on its
-    files; the best dev checkpoint lands in --out."""
+    """Fine-tune any task (--task: classification, multi_label, regression, ner, qa, multiple_choice,
+    summarization, similarity) on its files; the best dev checkpoint lands in --out."""
     from albert.finetune import FinetuneConfig, train
 
     base = None
@@ -235,7 +235,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from albert.export import export_onnx
 
     report = export_onnx(
-        args.model, args.onnx, int8=args.int8, opset=args.opset, hub_options=hub_options(args), overwrite=args.overwrite
+        args.model,
+        args.onnx,
+        int8=args.int8,
+        opset=args.opset,
+        hub_options=hub_options(args),
+        overwrite=args.overwrite,
+        task=args.task,
     )
     print(strict_json(report, indent=1))
     return 0
@@ -433,7 +439,9 @@ def _prediction_commands(sub, full: dict[str, bool]) -> None:
         help="what a masked-LM or pretraining directory predicts (default: fill_mask; embedding: sentence vectors)",
     )
     predict.add_argument("--top-k", type=COUNT, default=5, help="fill-mask: candidates per [MASK]")
-    predict.add_argument("--targets", nargs="+", help="fill-mask: score only these tokens (as the pipeline does)")
+    predict.add_argument(
+        "--targets", nargs="+", help="fill-mask: score only these tokens, as the pipeline does (put texts before it)"
+    )
     for p in (evaluate, predict):
         add_hub_flags(p)
         p.add_argument("--overwrite", action="store_true", help="replace an existing output file of another kind")
@@ -457,6 +465,11 @@ def _prediction_commands(sub, full: dict[str, bool]) -> None:
     export.add_argument("--onnx", required=True, help="output .onnx file")
     export.add_argument("--int8", action="store_true", help="dynamic int8 quantisation (onnxruntime)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing file that is not an export")
+    export.add_argument(
+        "--task",
+        choices=["fill_mask", "embedding"],
+        help="what a masked-LM or pretraining directory's graph computes (default: fill_mask; embedding: vectors)",
+    )
     export.add_argument(
         "--opset", type=bounded(int, Range(14, 20)), default=17, help="ONNX opset, 14 to 20 (what torch exports)"
     )

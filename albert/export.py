@@ -81,10 +81,12 @@ def export_onnx(
     check_texts: list[str] | None = None,
     hub_options: HubOptions | None = None,
     overwrite: bool = False,
+    task: str | None = None,
 ) -> dict[str, Any]:
     """Export ``model_dir`` to ``out``; returns a report with the max abs difference from PyTorch on check texts.
     ``out`` follows the output-file policy (albert/outputs.py): an existing file that is not an earlier export is
-    replaced only when ``overwrite``."""
+    replaced only when ``overwrite``. ``task``: another task the directory can do than its own (a masked LM's
+    "embedding": the encoder's outputs instead of the MLM logits)."""
     from albert.outputs import ONNX, check_output_file
 
     try:
@@ -92,7 +94,7 @@ def export_onnx(
     except ImportError:
         raise AlbertError("ONNX export needs onnx and onnxruntime: pip install 'albert-lite[onnx]'") from None
     out = check_output_file(out, "--onnx", ONNX, [model_dir], overwrite)
-    predictor = Predictor(model_dir, hub_options=hub_options, model_flag="--model")
+    predictor = Predictor(model_dir, hub_options=hub_options, model_flag="--model", task=task)
     if not predictor.family.exportable:
         raise AlbertError(f"{model_dir}: a {predictor.task} model is not exported to ONNX; it predicts with PyTorch")
     out.parent.mkdir(parents=True, exist_ok=True)  # a missing folder is created, as for every output

@@ -314,8 +314,11 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
         distributed.teardown(dist)
         if dist.is_main:
             finish_directory(target, out)
-        found = {"suggested_learning_rate": rate, "curve": str(target / "lr_find.png")}
-        return found | ({"inconclusive": chosen.inconclusive} if chosen.inconclusive else {})
+        if chosen.inconclusive:  # no suggestion: what `auto` would train at instead, and why
+            found = {"suggested_learning_rate": None, "inconclusive": chosen.inconclusive, "default": rate}
+        else:
+            found = {"suggested_learning_rate": rate}
+        return found | {"curve": str(target / "lr_find.png")}
     optimizer = build_optimizer(model, "adamw", rate or 1.0, cfg.weight_decay)
     schedule = build_schedule(optimizer, int(cfg.warmup_ratio * total), total, power=1.0)
     state: dict[str, Any] = {"step": 0, "best": None, "best_step": 0, "stale": 0, "learning_rate": rate}

@@ -38,6 +38,7 @@ from albert.errors import AlbertError, CheckpointError, ConfigError
 from albert.hub import HubOptions
 from albert.readers import records, stdin_lines  # noqa: F401 - infer.stdin_lines is public
 from albert.tasks.base import DECODING
+from albert.tasks.fill_mask import MASKED_LM
 
 log = logging.getLogger("albert")
 
@@ -126,6 +127,7 @@ class Predictor:
         if top_k < 1:
             raise AlbertError(f"top_k {top_k}: at least 1 candidate per mask")
         self.options = {"top_k": top_k, "targets": list(targets) if targets else None}
+        self.length_flag = length_flag  # how errors about a text's length name the setting
         self.task = self.family.name
         self.tokenizer = AlbertTokenizer.from_pretrained(self.model_dir)
         check_vocabulary(self.tokenizer, self.config.vocab_size, self.model_dir)
@@ -158,8 +160,10 @@ class Predictor:
             raise AlbertError(f"a {self.task} model predicts with PyTorch only (no ONNX export); drop --onnx")
         forward = OnnxForward(onnx, threads)
         if forward.kind and forward.kind != self.family.model_class(self.architecture):
+            hint = f" (export it with --task {self.task})" if self.architecture in MASKED_LM else ""
             raise CheckpointError(
-                f"{onnx} was exported from a {forward.kind}, the directory holds a {self.architecture}"
+                f"{onnx} was exported from a {forward.kind}, the directory holds a {self.architecture} and this "
+                f"prediction needs a {self.family.model_class(self.architecture)}{hint}"
             )
         shape = ("vocab_size", "hidden_size", "num_hidden_layers", "num_labels", "max_position_embeddings")
         exported = forward.exported_config
@@ -220,12 +224,9 @@ class Predictor:
         """transformers' ``pipeline("fill-mask")(texts, top_k=, targets=)`` for each text: its fills (a list per mask
         when it has several); ``top_k`` and ``targets`` default to the predictor's."""
         self._require("fill-mask")
-        saved = dict(self.options)
-        self.options |= {k: v for k, v in (("top_k", top_k), ("targets", targets)) if v is not None}
-        try:
-            return self.predict(texts)
-        finally:
-            self.options = saved
+        top_k = self.options["top_k"] if top_k is None else top_k
+        targets = self.options["targets"] if targets is None else list(targets)
+        return self.family.fill(self, list(texts), top_k, targets)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         self._require("embed")

@@ -45,14 +45,20 @@ class RangeTest:
     inconclusive: str = ""  # why the curve tells no rate ("" when it does)
 
     def save(self, out: Path) -> None:
-        """lr_find.json (the numbers) and lr_find.png (the curve, the suggestion marked)."""
-        (out / "lr_find.json").write_text(strict_json(asdict(self), indent=2) + "\n")
+        """lr_find.json (the numbers) and lr_find.png (the curve, the suggestion marked). An inconclusive curve
+        suggests nothing: "suggested" is null, the rate its climb point would have given is "rejected"."""
+        data = asdict(self)
+        if self.inconclusive:
+            data["suggested"], data["rejected"] = None, self.suggested
+        (out / "lr_find.json").write_text(strict_json(data, indent=2) + "\n")
         plt = plot.pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(self.rates, self.raw_losses, alpha=0.3, label="loss")
         ax.plot(self.rates, self.losses, label="smoothed loss")
-        label = f"suggested {self.suggested:.2g}" if not self.inconclusive else "inconclusive: no rate suggested"
-        ax.axvline(self.suggested, color="tab:red", linestyle="--" if not self.inconclusive else ":", label=label)
+        if self.inconclusive:
+            ax.set_title(f"inconclusive: {self.inconclusive}", fontsize=8)
+        else:
+            ax.axvline(self.suggested, color="tab:red", linestyle="--", label=f"suggested {self.suggested:.2g}")
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss")

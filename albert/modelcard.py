@@ -370,7 +370,8 @@ def pretrained(cfg, model, corpus, step: int, world_size: int, log_path: Path) -
     limits = [
         f"Pretrained for {step:,} steps on one corpus (`{data}`); held-out figures come from documents of the same "
         "corpus.",
-        "Not fine-tuned for any task: fine-tune it first (`albert finetune --init`), or use its sentence vectors.",
+        'Not fine-tuned for any task: it fills masks (`albert predict --model DIR "A [MASK] day."`); fine-tune it '
+        "first (`albert finetune --init`) for a task, or ask for its sentence vectors (`--task embedding`).",
     ]
     directory = f"{name}/model"
     cli = FINETUNE_EXAMPLE.format(directory=directory)
@@ -386,7 +387,7 @@ def pretrained(cfg, model, corpus, step: int, world_size: int, log_path: Path) -
     return render(
         name=name,
         architecture=architecture,
-        pipeline_tag="fill-mask",  # a masked LM (the Embedding task's tag for its architecture, albert/tasks)
+        pipeline_tag="fill-mask",  # a masked LM: the FillMask task's tag (albert/tasks/fill_mask.py)
         body=body,
         language=language_of(corpus.tokenizer),
         task_name="pretraining",

@@ -14,9 +14,9 @@ names) and a tokenizer, the files a loader by hub id fetches (albert/hub.py). A 
 repository's top-level model, tokenizer and training files that the folder lacks are deleted in the same commit, so
 that a loader never pairs the new config with an earlier push's weights (a single ``model.safetensors`` left beside a
 new sharded index), tokenizer or tuned threshold; anything else there is kept (a README.md on the repository stays
-unless the folder has its own: every model directory albert-lite writes carries a model card, which replaces it). The commit is
-made on the head the deletions were read from (``parent_commit``): a push that lands in between fails instead of
-mixing. Checkpoints of a run (``checkpoints/``: optimizer state) and hidden files are not pushed.
+unless the folder has its own: every model directory albert-lite writes carries a model card, which replaces it).
+The commit is made on the head the deletions were read from (``parent_commit``): a push that lands in between
+fails instead of mixing. Checkpoints of a run (``checkpoints/``: optimizer state) and hidden files are not pushed.
 """
 
 from __future__ import annotations
@@ -73,14 +73,14 @@ def push_folder(
     api = HfApi(token=token)
     try:
         repo_id = api.create_repo(repo_id, private=private or None, exist_ok=True).repo_id  # "name" → "user/name"
-        if branch != "main":
-            api.create_branch(repo_id, branch=branch, exist_ok=True)
-        info = api.repo_info(repo_id, revision=branch)
-        if private and not info.private:
+        if private and not api.repo_info(repo_id).private:  # before anything is created on it (a branch)
             raise AlbertError(
                 f"{repo_id} exists and is public: a private push does not change an existing repository's visibility "
                 f"(change it in the repository's settings on {endpoint}, or push to a new id)"
             )
+        if branch != "main":
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        info = api.repo_info(repo_id, revision=branch)
         present = [sibling.rfilename for sibling in info.siblings or []]
         stale = sorted(name for name in present if replaced(name, kind) and name not in files)
         operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in files]

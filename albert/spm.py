@@ -298,14 +298,19 @@ class SentencePieceTokenizer(AlbertTokenizer):
         """Text of the ids as transformers decodes them: a special token is written as itself, attached to the text
         before it, and a piece after it keeps its word-start space ("[CLS] the[MASK] of it.[SEP]"); skipped, the
         pieces around it decode as one run."""
-        special = {self.cls_token_id, self.sep_token_id, self.pad_token_id, self.mask_token_id}
+        # <unk> too: SentencePiece would write " ⁇ ", transformers writes "<unk>" (and drops it when skipping)
+        special = {self.cls_token_id, self.sep_token_id, self.pad_token_id, self.mask_token_id, self.unk_token_id}
         parts: list[str] = []
         run: list[int] = []
 
         def flush() -> None:
             if run:
-                text = self.sp.decode(run)  # drops the run's leading word-start space: put it back mid-text
-                parts.append(" " + text if parts and self.sp.id_to_piece(run[0]).startswith("▁") else text)
+                # SentencePiece drops a run's leading spaces; transformers keeps each word-start "▁" as a space but
+                # the text's very first one
+                pieces = self.sp.id_to_piece(run)
+                bare = next((k for k, p in enumerate(pieces) if p != "▁"), len(pieces))
+                lead = bare + (bare < len(pieces) and pieces[bare].startswith("▁")) - (not parts)
+                parts.append(" " * max(lead, 0) + self.sp.decode(run).lstrip(" "))
                 run.clear()
 
         for i in map(int, ids):

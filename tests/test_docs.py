@@ -113,6 +113,7 @@ def check_the_tour(stdout: str, seconds: float) -> None:
     predicts get one label each; within ten minutes (about three on this 2-core machine; the slowest of its kind
     is twice as slow)."""
     metrics = dict(re.findall(r"^\s+(accuracy|mcc)\s+(-?[\d.]+)$", stdout, re.M))
+    assert metrics.keys() == {"accuracy", "mcc"}, f"albert evaluate's lines were not found in:\n{stdout}"
     assert float(metrics["accuracy"]) >= 0.90 and float(metrics["mcc"]) >= 0.5, stdout
     labels = [json.loads(line)["prediction"]["label"] for line in stdout.splitlines() if line.startswith('{"text"')]
     assert labels == ["spam", "ham"], stdout

@@ -12,6 +12,7 @@ import pytest
 import torch
 from servers import Server
 
+import albert
 from albert import infer
 
 transformers = pytest.importorskip("transformers")
@@ -75,6 +76,45 @@ def test_the_fills_are_the_pipelines(mlm_dir):
     for text in (TEXTS[0], TEXTS[3]):
         _same(predictor.fill_mask([text], targets=targets)[0], pipe(text, targets=targets))
     assert len(predictor.fill_mask([TEXTS[0]], top_k=2, targets=targets)[0]) == 2
+    assert predictor.options == {"top_k": 5, "targets": None}  # a call's options are its own
+    with pytest.raises(albert.AlbertError, match="top_k 0: at least 1"):
+        predictor.fill_mask([TEXTS[0]], top_k=0)
+
+
+def test_the_fills_are_the_pipelines_with_a_chinese_wordpiece_vocabulary(realdata, tmp_path):
+    """albert_zh's layout: the bert-base-chinese WordPiece vocabulary (BertTokenizer in transformers)."""
+    tok = albert.AlbertTokenizer.from_pretrained(realdata.chinese_vocab())
+    config = transformers.AlbertConfig(
+        vocab_size=tok.vocab_size,
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=48,
+    )
+    torch.manual_seed(1)
+    model = transformers.AlbertForMaskedLM(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    pipe = transformers.pipeline("fill-mask", model=str(tmp_path))
+    texts = [
+        "今天天气很[MASK]。",
+        "[MASK]国的首都是北京",
+        "这个手机[MASK]好用，电池也[MASK]用。",
+        "Mixed 中文 and [MASK] text.",
+    ]
+    ours = infer.Predictor(tmp_path).fill_mask(texts, top_k=6)
+    for text, got in zip(texts, ours, strict=True):
+        expected = pipe(text, top_k=6)
+        for a, b in zip(
+            got if text.count("[MASK]") > 1 else [got],
+            expected if text.count("[MASK]") > 1 else [expected],
+            strict=True,
+        ):
+            _same(a, b)
 
 
 def test_predict_fills_masks_by_default_and_embeds_when_asked(mlm_dir, tmp_path):
@@ -115,6 +155,13 @@ def test_the_onnx_export_fills_as_pytorch(mlm_dir, tmp_path):
     for a, b in zip(torch_fills, onnx_fills, strict=True):
         for x, y in zip(a if isinstance(a[0], list) else [a], b if isinstance(b[0], list) else [b], strict=True):
             _same(x, y)
+    # the encoder's graph is one flag away too, and the wrong graph for a task says which flag makes the right one
+    with pytest.raises(albert.CheckpointError, match="export it with --task embedding"):
+        infer.Predictor(mlm_dir, onnx=tmp_path / "mlm.onnx", task="embedding")
+    assert export_onnx(mlm_dir, tmp_path / "enc.onnx", task="embedding")["model_class"] == "AlbertModel"
+    vectors = infer.Predictor(mlm_dir, onnx=tmp_path / "enc.onnx", task="embedding").embed(TEXTS)
+    expected = infer.Predictor(mlm_dir, task="embedding").embed(TEXTS)
+    np.testing.assert_allclose(vectors, expected, rtol=0, atol=1e-4)
 
 
 def test_the_server_fills_masks(mlm_dir):

@@ -154,7 +154,8 @@ def test_a_run_that_learned_only_the_label_prior_says_so(reviews, tmp_path, capl
     with caplog.at_level("WARNING", logger="albert"):
         result = train(_cfg(reviews, tmp_path / "out", eval=str(tmp_path / "dev.csv"), max_steps=2))
     assert result["predicted_labels"] == 1
-    assert "predicts one label for every dev example (of 2" in caplog.text and "--learning-rate" in caplog.text
+    assert "predicts one label for every dev example (of 2" in caplog.text
+    assert "Only 2 steps ran: train longer" in caplog.text  # too short a run to read anything from its loss
 
 
 def test_python_api_fit_predict_save(reviews, tmp_path):

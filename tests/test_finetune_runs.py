@@ -610,7 +610,12 @@ def test_auto_with_a_curve_that_tells_nothing_trains_at_the_size_default_and_say
     header = json.loads((tmp_path / "auto" / "log.jsonl").read_text().splitlines()[0])
     config = albert.AlbertConfig.from_json_file(reviews / "model.json")
     assert header["learning_rate"] == rate_for_size(config)
-    assert json.loads((tmp_path / "auto" / "lr_find.json").read_text())["inconclusive"]
+    saved = json.loads((tmp_path / "auto" / "lr_find.json").read_text())
+    assert saved["inconclusive"] and saved["suggested"] is None and saved["rejected"] > 0
+    found = subprocess.run(_cli(reviews, tmp_path / "find", "--find-lr", "--find-lr-steps", "30"), capture_output=True)
+    reported = json.loads(found.stdout)
+    assert reported["suggested_learning_rate"] is None and reported["default"] == header["learning_rate"]
+    assert reported["inconclusive"] == saved["inconclusive"]
 
 
 @pytest.mark.parametrize(

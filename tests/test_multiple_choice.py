@@ -70,13 +70,13 @@ def test_race_json_and_blanks(brown_tokenizer, tmp_path):
     assert [q.answer for q in questions] == [0, 0] and questions[1].options == ["the jury", "the mayor"]
     data = mc.EncodedChoices(brown_tokenizer, questions, max_length=32)
     first = brown_tokenizer.decode(data.ids[0][0])
-    assert first == "[CLS] the jury met on friday. [SEP] the jury met on friday . [SEP]"  # the blank is filled
+    assert first == "[CLS] the jury met on friday.[SEP] the jury met on friday .[SEP]"  # the blank is filled
     batch = data.batch([0, 1])
     assert batch["input_ids"].shape[:2] == (2, 2) and batch["labels"].tolist() == [0, 0]
     # the passage is truncated first: question and option survive
     tight = mc.EncodedChoices(brown_tokenizer, questions, max_length=12)
     assert tight.truncated and all(len(row) <= 12 for q in tight.ids for row in q)
-    assert brown_tokenizer.decode(tight.ids[1][1]).endswith("[SEP] who met? the mayor [SEP]")
+    assert brown_tokenizer.decode(tight.ids[1][1]).endswith("[SEP] who met? the mayor[SEP]")
 
 
 def test_bad_multiple_choice_files(tmp_path):

@@ -167,9 +167,10 @@ def test_private_is_refused_for_an_existing_public_repository(hub, folder, tmp_p
     env = _env(hub, tmp_path / "home", HF_TOKEN="hf_write")
     _push(hub, [folder, "user/open"], env)
     head = hub.repos["user/open"].branches["main"]
-    proc = _cli(["push", folder, "user/open", "--private"], env)
+    proc = _cli(["push", folder, "user/open", "--private", "--revision", "hidden"], env)
     assert proc.returncode == 2 and "exists and is public" in proc.stderr, proc.stderr
     assert hub.repos["user/open"].branches["main"] == head and not hub.repos["user/open"].private
+    assert "hidden" not in hub.repos["user/open"].branches  # refused before anything was created on it
 
 
 def test_what_the_hub_refuses_is_one_line(hub, folder, tmp_path):

@@ -2,7 +2,7 @@
 a text says [MASK]. Not trained by `albert finetune` (pretraining trains the head); predicted, served and exported.
 
 The answer is transformers' fill-mask pipeline's, field for field: per mask, the top-k candidates as
-``{score, token, token_str, sequence}`` (score: the softmax over the whole vocabulary at that position, or over the
+``{score, token, token_str, sequence}`` (score: the softmax over the whole vocabulary at that position, read at the
 ``targets`` only when they are given; sequence: the text with that mask filled, decoded as the pipeline decodes it);
 a text with one mask gets a list, a text with several a list per mask. Options (``top_k``, ``targets``) are the
 predictor's (``--top-k``, ``--targets`` of `albert predict` and `albert serve`).
@@ -75,8 +75,13 @@ class FillMask(Task):
         return "AlbertForMaskedLM"  # a pretraining checkpoint's MLM head, without the SOP head it does not need
 
     def predict(self, predictor, items: list[str]) -> list[Any]:
-        tok, options = predictor.tokenizer, predictor.options
-        top_k, targets = options.get("top_k", 5), options.get("targets")
+        return self.fill(predictor, items, predictor.options.get("top_k", 5), predictor.options.get("targets"))
+
+    def fill(self, predictor, items: list[str], top_k: int, targets: list[str] | None) -> list[Any]:
+        """The fills of ``items`` with these options (passed in, never stored: concurrent calls do not mix)."""
+        tok = predictor.tokenizer
+        if top_k < 1:
+            raise AlbertError(f"top_k {top_k}: at least 1 candidate per mask")
         if tok.mask_token_id is None:
             raise AlbertError(f"{predictor.model_dir}: the tokenizer has no mask token")
         ids = tok(list(items), add_special_tokens=True)["input_ids"]
@@ -85,7 +90,8 @@ class FillMask(Task):
                 raise AlbertError(f"no {tok.mask_token} in the text {text[:80]!r}: fill-mask fills {tok.mask_token}")
             if len(row) > predictor.max_length:  # a mask past a cut would be lost: refuse, never truncate
                 raise AlbertError(
-                    f"the text {text[:80]!r} is {len(row)} tokens, more than {predictor.max_length} (--max-seq-length)"
+                    f"the text {text[:80]!r} is {len(row)} tokens, more than {predictor.max_length} "
+                    f"({predictor.length_flag})"
                 )
         chosen = np.array(target_ids(tok, targets)) if targets else None
         results = []
@@ -114,7 +120,8 @@ class FillMask(Task):
             fills = []
             for k in order:
                 token = int(chosen[k]) if chosen is not None else int(k)
-                filled = [token if p == position else i for p, i in enumerate(row) if i != tok.pad_token_id]
+                filled = [token if p == position else i for p, i in enumerate(row)]
+                filled = [i for i in filled if i != tok.pad_token_id]  # after filling in, as the pipeline does
                 fills.append(
                     Fill(
                         score=round(float(probs[k]), 6),
