@@ -25,28 +25,32 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module", params=["AlbertForMaskedLM", "AlbertForPreTraining"])
-def mlm_dir(request, brown_tokenizer, tmp_path_factory):
-    """A decisive random masked LM written by transformers: the hub's layout (AlbertForMaskedLM) or a pretraining
-    checkpoint's (AlbertForPreTraining: an SOP head and a pooler beside the MLM head)."""
+def write_masked_lm(path, cls: str, tokenizer, layers: int, seed: int):
+    """A decisive random masked LM written by transformers, with ``tokenizer`` beside it."""
     config = transformers.AlbertConfig(
-        vocab_size=brown_tokenizer.vocab_size,
+        vocab_size=tokenizer.vocab_size,
         embedding_size=16,
         hidden_size=32,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         intermediate_size=48,
         max_position_embeddings=64,
     )
-    torch.manual_seed(0)
-    model = getattr(transformers, request.param)(config).eval()
+    torch.manual_seed(seed)
+    model = getattr(transformers, cls)(config).eval()
     with torch.no_grad():  # far from init, so the candidates are not near-ties
         for p in model.parameters():
             p.normal_(0, 0.2)
-    path = tmp_path_factory.mktemp(request.param)
     model.save_pretrained(path)
-    brown_tokenizer.save_pretrained(path)
+    tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module", params=["AlbertForMaskedLM", "AlbertForPreTraining"])
+def mlm_dir(request, brown_tokenizer, tmp_path_factory):
+    """The hub's layout (AlbertForMaskedLM) or a pretraining checkpoint's (AlbertForPreTraining: an SOP head and a
+    pooler beside the MLM head)."""
+    return write_masked_lm(tmp_path_factory.mktemp(request.param), request.param, brown_tokenizer, 2, 0)
 
 
 def _same(ours, theirs) -> None:
@@ -84,21 +88,7 @@ def test_the_fills_are_the_pipelines(mlm_dir):
 def test_the_fills_are_the_pipelines_with_a_chinese_wordpiece_vocabulary(realdata, tmp_path):
     """albert_zh's layout: the bert-base-chinese WordPiece vocabulary (BertTokenizer in transformers)."""
     tok = albert.AlbertTokenizer.from_pretrained(realdata.chinese_vocab())
-    config = transformers.AlbertConfig(
-        vocab_size=tok.vocab_size,
-        embedding_size=16,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        intermediate_size=48,
-    )
-    torch.manual_seed(1)
-    model = transformers.AlbertForMaskedLM(config).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.2)
-    model.save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
+    write_masked_lm(tmp_path, "AlbertForMaskedLM", tok, 1, 1)
     pipe = transformers.pipeline("fill-mask", model=str(tmp_path))
     texts = [
         "今天天气很[MASK]。",
