@@ -8,12 +8,20 @@ HF4 := .venv-hf4/.installed
 
 .PHONY: setup test test-pythons lint browser demo real-encoder bench data clean
 
+# constraints.txt pins torch's version, not its build: pip's index decides, and PyPI's torch is the CUDA build
+# (several GB; it runs on a CPU too). TORCH_INDEX names another index to take torch from, e.g. PyTorch's CPU wheels
+# (PyPI stays the index for everything else); it applies when .venv is set up, so after `make clean`:
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+export TORCH_INDEX
+TORCH_FROM := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
+
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt $(TORCH_FROM) torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
@@ -32,8 +40,13 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# pytest-xdist: one worker per core and one more (tests wait on servers, signals and subprocesses, and the extra
+# worker fills those waits), whole modules to each, longest first (tests/conftest.py: LONGEST_FIRST, one thread per
+# worker); the 25 slowest tests are printed every run, to see where the time goes.
+WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+export WORKERS
 test: lint $(HF4) data browser
-	$(BIN)/python -m pytest -q --durations=25 tests
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 tests
 
 # The playground's browser test drives Debian's Chromium: installed with apt-get where this runs as root (CI);
 # elsewhere tests/test_playground.py skips and says how to get it. Never fails the build by itself.
@@ -90,6 +103,7 @@ bench: setup $(HF4) data $(DEMO_MODEL) $(TF_BASE)
 	$(BIN)/python benchmarks/predict.py --budget-sweep
 	$(BIN)/python benchmarks/serve.py
 	$(BIN)/python benchmarks/install.py
+	$(BIN)/python scripts/figures.py  # the README's and docs' tables from the results files just written
 
 clean:
 	rm -rf $(VENV) .venv-hf4 .venv-py3.* .venv-tf .pytest_cache .ruff_cache

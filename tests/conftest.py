@@ -14,6 +14,22 @@ import torch
 
 import albert
 
+# Under pytest-xdist (make test runs one worker per core), each worker and the commands it starts use one thread:
+# the suite's models are tiny, and two workers with two threads each on two cores only contend.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+# Modules that take longest, started first: make test hands out whole modules (--dist loadfile, so module fixtures
+# are built once), and a long one started last would run alone at the end. test_docs.py's pages share one sandbox in
+# reading order, so it is one worker's from start to end: the longest chain of the suite.
+LONGEST_FIRST = ("test_docs.py", "test_qa.py", "test_finetune_runs.py", "test_outputs.py", "test_pretrain.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module's own order is kept
+
 
 def tiny_config(**overrides) -> albert.AlbertConfig:
     base = dict(
@@ -130,14 +146,28 @@ def hf4_ids(request: dict) -> list[list[int]]:
     return hf4_run(request)["ids"]
 
 
+def shared_folder(tmp_path_factory) -> Path:
+    """A folder of this test run that every pytest-xdist worker sees (the run's own base folder without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def brown_tokenizer(realdata, tmp_path_factory):
-    """A SentencePiece model trained with ALBERT's settings on the Brown corpus (8,000 pieces)."""
-    from albert import spm
+    """A SentencePiece model trained with ALBERT's settings on the Brown corpus (8,000 pieces): trained once per run,
+    by the first worker that asks, and read by the others."""
+    import fcntl
 
-    corpus = tmp_path_factory.mktemp("brown") / "brown.txt"
-    corpus.write_text("\n".join(realdata.brown_lines()), encoding="utf-8")
-    return spm.train([corpus], tmp_path_factory.mktemp("tok"), vocab_size=8000, progress=False)
+    from albert import AlbertTokenizer, spm
+
+    shared = shared_folder(tmp_path_factory)
+    with open(shared / "brown-tokenizer.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "brown-tokenizer" / "spiece.model").is_file():
+            corpus = tmp_path_factory.mktemp("brown") / "brown.txt"
+            corpus.write_text("\n".join(realdata.brown_lines()), encoding="utf-8")
+            spm.train([corpus], shared / "brown-tokenizer", vocab_size=8000, progress=False)
+    return AlbertTokenizer.from_pretrained(shared / "brown-tokenizer")
 
 
 # ----------------------------------------------------------------------------------------------------------------
