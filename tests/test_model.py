@@ -94,6 +94,33 @@ def test_pooled_only_gives_the_full_pass_pooled_vector_and_gradients(name, check
         torch.testing.assert_close(grads[True][n], g, rtol=1e-4, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")
 
 
+@pytest.mark.parametrize("name", ["E<H", "2groups-2inner-relu"])
+def test_pooled_only_draws_the_full_pass_dropout(name):
+    """With dropout the two passes draw different masks, so they compare as distributions: over 300 draws the [CLS]
+    row's output must have the full pass's mean and spread under pooled_only. One layer (of two inner layers, for the
+    second structure) and no dropout before it, so that all the spread comes from the dropout of the layer that
+    computes the row alone: one that skipped it, or applied it twice, is far outside the tolerance."""
+    cfg = tiny_config(**ALL_STRUCTURES[name], num_hidden_layers=1, hidden_dropout_prob=0.3)
+    torch.manual_seed(0)
+    model = albert.AlbertModel(cfg).train()
+    model.embeddings.dropout.p = 0.0
+    with torch.no_grad():  # weights far from init, so the layer's branches (where dropout acts) weigh on its output
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    batch = make_batch(cfg)
+    draws = {}
+    with torch.no_grad():
+        for only in (False, True):
+            torch.manual_seed(1)
+            draws[only] = torch.stack([model(**batch, pooled_only=only).last_hidden_state[:, 0] for _ in range(300)])
+    full, alone = draws[False], draws[True]
+    assert full.std(0).mean() > 0.03  # dropout is on: the draws differ
+    error = full.std(0) / 300**0.5  # standard error of each element's mean
+    assert ((alone.mean(0) - full.mean(0)).abs() < 6 * 2**0.5 * error + 1e-6).all()  # 6 sigma of a difference
+    ratio = alone.std(0).mean() / full.std(0).mean()
+    assert 0.95 < ratio < 1.05, ratio
+
+
 def test_parameter_count_does_not_grow_with_depth():
     counts = {n: albert.AlbertModel(tiny_config(num_hidden_layers=n)).num_parameters() for n in (1, 4, 12)}
     assert len(set(counts.values())) == 1, counts

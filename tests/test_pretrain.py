@@ -76,7 +76,9 @@ def test_loss_falls_and_the_run_directory_is_complete(corpus, tmp_path):
     losses = _losses(tmp_path / "run")
     first, last = sum(losses[s] for s in range(1, 6)) / 5, sum(losses[s] for s in range(56, 61)) / 5
     assert last < first - 1.0, (first, last)
-    assert result["eval_mlm_loss"] < 7.0  # held-out: well below log(2000) = 7.6, the loss of a uniform guess
+    # held-out: the loss fell from where a zero-bias model starts, log(2000) = 7.6 (a uniform guess); that the
+    # defaults learn more than token frequencies is test_a_short_run_with_the_defaults_leaves_the_unigram_stage's
+    assert result["eval_mlm_loss"] < 7.0
     run = tmp_path / "run"
     assert (run / "curves.png").stat().st_size > 10_000
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-0000030", "step-0000060"]
@@ -514,17 +516,38 @@ def _unigram_accuracy(cfg: PretrainConfig, batches: list[dict]) -> float:
     return float((labels == int(counts.argmax())).float().mean())
 
 
-def test_a_short_run_with_the_defaults_leaves_the_unigram_stage(corpus, tmp_path):
+@pytest.fixture(scope="module")
+def novel(realdata, tmp_path_factory):
+    """Botchan (a 1918 translation of a Japanese novel) prepared as `corpus` is: the corpus that
+    benchmarks/pretrain_learning.py leaves out when it chooses the defaults, so a run here is out of sample."""
+    from albert import spm
+
+    root = tmp_path_factory.mktemp("novel")
+    text = "\n\n".join("\n".join(sentences) for sentences in realdata.botchan_documents())
+    (root / "corpus.txt").write_text(text + "\n", encoding="utf-8")
+    spm.train([root / "corpus.txt"], root / "tok", vocab_size=2000, progress=False)
+    prepare(
+        PrepareConfig(input=[str(root / "corpus.txt")], tokenizer=str(root / "tok"), out=str(root / "data")),
+        progress=False,
+    )
+    write_small_model(root / "model.json", vocab_size=2000)
+    return root
+
+
+@pytest.mark.parametrize("text", ["corpus", "novel"])
+def test_a_short_run_with_the_defaults_leaves_the_unigram_stage(text, request, tmp_path):
     """The small-budget failure users met: held-out MLM accuracy stuck at the unigram baseline (token frequencies
     learned, nothing else). With the defaults (AdamW at the small-batch rate, 10 % warmup, 40 % masking,
-    unigram-prior bias) a 2-layer H=64 model on 115 Brown documents must predict held-out masked tokens (masked at
-    the standard 15 %) well above always guessing the most frequent training token."""
+    unigram-prior bias) a 2-layer H=64 model must predict held-out masked tokens (masked at the standard 15 %) well
+    above always guessing the most frequent training token: on Brown, one of the corpora the defaults were chosen
+    on, and on the novel they were not."""
     from albert.pretrain import pretrain_data
 
+    root = request.getfixturevalue(text)
     cfg = PretrainConfig(
-        data=str(corpus / "data"),
+        data=str(root / "data"),
         out=str(tmp_path / "run"),
-        model=str(corpus / "model.json"),
+        model=str(root / "model.json"),
         max_steps=200,
         batch_size=16,
         max_seq_length=64,
@@ -536,7 +559,8 @@ def test_a_short_run_with_the_defaults_leaves_the_unigram_stage(corpus, tmp_path
     )
     result = train(cfg)
     held = pretrain_data(cfg, "eval")
-    batches = [held.batch(0, range(s, s + 16), shuffle=False) for s in range(0, 16 * 16, 16)]
+    total = len(held.pairs(0))  # the batches evaluate() scored (the novel holds fewer than 16 of them)
+    batches = [held.batch(0, range(s, min(s + 16, total)), shuffle=False) for s in range(0, min(total, 16 * 16), 16)]
     baseline = _unigram_accuracy(cfg, batches)
     print(f"held-out MLM accuracy {result['eval_mlm_acc']:.3f}, unigram {baseline:.3f}")
-    assert result["eval_mlm_acc"] > 1.8 * baseline  # 0.092 against 0.039 when written
+    assert result["eval_mlm_acc"] > 1.8 * baseline  # when written: Brown 0.091, the novel 0.103; both 0.039
