@@ -35,7 +35,7 @@ _HOME = {
     "LoadReport": "albert.model",
     "MaskedLMOutput": "albert.model",
     "PreTrainingOutput": "albert.model",
-    "SentencePieceTokenizer": "albert.spm",
+    "SentencePieceTokenizer": "albert.tokenizer",
     "AlbertTokenizer": "albert.tokenizer",
     "TokenizerError": "albert.tokenizer",
     "WordPieceTokenizer": "albert.tokenizer",
@@ -109,5 +109,4 @@ if TYPE_CHECKING:  # for type checkers and editors: the eager imports
         MaskedLMOutput,
         PreTrainingOutput,
     )
-    from albert.spm import SentencePieceTokenizer
-    from albert.tokenizer import AlbertTokenizer, TokenizerError, WordPieceTokenizer
+    from albert.tokenizer import AlbertTokenizer, SentencePieceTokenizer, TokenizerError, WordPieceTokenizer

@@ -1,4 +1,4 @@
-"""Training batches: which examples each optimizer step, process and forward pass uses.
+"""Batches: which examples each optimizer step, process and forward pass uses, and how rows become padded arrays.
 
 An epoch's order is a function of (seed, epoch) alone, so a resumed run sees exactly the batches an uninterrupted
 one does. A step holds a random sample of the data (the effective batch the user asked for, batch_size × grad_accum
@@ -7,11 +7,12 @@ share (every world_size-th example of the length-sorted step, so each gets simil
 cuts it into forward passes where that saves more padding than a pass costs, within a token budget. Each pass's
 loss (the head's mean over its loss units: examples; labelled tokens for NER; sentences for summarisation) is weighed
 by its share of the units of the whole step over all processes (albert/finetune.py's ``forward_backward``), so the
-step's gradient is exactly that of one padded batch of its examples (padding changes nothing), whatever the cut into
-passes and processes (up to floating-point rounding), at a fraction of the padded tokens. Span QA's start/end
+step's gradient is that of one padded batch of its examples (padding changes nothing), whatever the cut into passes
+and processes, up to floating-point rounding and to dropout, whose random masks follow the cut, at a fraction of the
+padded tokens. Span QA's start/end
 softmax runs over every position of the padded window, padding included (as transformers' heads do), so its passes
-are padded to the step's longest window (``QAFeatures.pad_to_step``): exact too, with QA's padding savings limited to
-steps of short windows.
+are padded to the step's longest window (``QAFeatures.pad_to_step``), with QA's padding savings limited to steps of
+short windows.
 
 With ``group_by_length`` the steps themselves are also built from lengths, as transformers' group_by_length does:
 the shuffled examples are cut into windows of ``WINDOW_STEPS`` steps, each window sorted by length and cut into
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from albert.errors import AlbertError
@@ -140,3 +142,35 @@ class StepPlan:
         rows = self._epoch[1][index]
         mine = step_passes(rows, self.costs, rank, self.world_size, self.max_tokens, self.overhead)
         return rows, mine
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Collation, written once: every batch in albert-lite (fine-tuning for each task, pretraining, prediction on PyTorch
+# or onnxruntime) is built by pad_rows; encoder_inputs adds the attention mask and segment ids an encoder reads.
+# ----------------------------------------------------------------------------------------------------------------
+def pad_rows(rows: Sequence[Sequence[float]], value: float = 0, dtype=np.int64, width: int | None = None) -> np.ndarray:
+    """(len(rows), width) array, each row at its start and ``value`` after it; width defaults to the longest row."""
+    width = max((len(r) for r in rows), default=0) if width is None else width
+    out = np.full((len(rows), width), value, dtype=dtype)
+    for b, row in enumerate(rows):
+        out[b, : len(row)] = row
+    return out
+
+
+def encoder_inputs(
+    ids: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, pad_id: int, width: int | None = None
+) -> dict[str, np.ndarray]:
+    """input_ids, attention_mask (1 on real tokens) and token_type_ids (0 where ``types`` is None) as int64, padded
+    to the longest row (or to ``width``)."""
+    input_ids = pad_rows(ids, pad_id, width=width)
+    width = input_ids.shape[1]
+    segments = pad_rows(types, width=width) if types is not None else np.zeros_like(input_ids)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": pad_rows([[1] * len(r) for r in ids], width=width),
+        "token_type_ids": segments,
+    }
+
+
+def as_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {name: torch.from_numpy(array) for name, array in arrays.items()}

@@ -60,7 +60,7 @@ def cmd_tokenizer_train(args: argparse.Namespace) -> int:
 
 def cmd_tokenizer_encode(args: argparse.Namespace) -> int:
     """Encode lines from stdin (or --input files): one line of ids (or pieces) per input line."""
-    from albert.spm import read_lines
+    from albert.readers import read_lines
     from albert.tokenizer import AlbertTokenizer
 
     tok = AlbertTokenizer.from_pretrained(args.tokenizer, **vars(hub_options(args)))

@@ -22,7 +22,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from albert.collate import as_tensors, encoder_inputs, pad_rows
+from albert.batching import as_tensors, encoder_inputs, pad_rows
 from albert.errors import AlbertError
 from albert.extras import require
 from albert.fields import AT_LEAST_1, OneOf, coerce_fields

@@ -20,22 +20,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from albert.batching import forward_passes
-from albert.collate import encoder_inputs
+from albert.batching import encoder_inputs, forward_passes
 from albert.errors import AlbertError, CheckpointError
 
 Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 # Per batch: rows × longest row. On a CPU small batches win: at 16,384 tokens the FFN's temporaries (~200 MB for
-# albert-base) are mapped and unmapped on every call and albert-base predicts at about half the speed of 1,024
-# (`python benchmarks/predict.py --budget-sweep`). On a GPU larger batches keep the device busy; 16,384 there is a
-# choice, not a measurement (no GPU was available to tune it).
+# albert-base) are mapped and unmapped on every call, which a smaller budget avoids (the sweep: `python
+# benchmarks/predict.py --budget-sweep`, in docs/performance.md). On a GPU larger batches keep the device busy; 16,384
+# there is a choice, not a measurement (no GPU was available to tune it).
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_MAX_TOKENS_GPU = 16384
 DEFAULT_MAX_BATCH = 256
 # What one more forward pass costs, in padded tokens, as a share of the budget: the rows of a call are cut into
-# passes where that saves more padding than this (batching.forward_passes). An eighth (128 tokens at 1,024) did best
-# of 32/64/128 for the demo model on 32-text calls (a server's calls) in exploratory runs; docs/performance.md.
+# passes where that saves more padding than this (batching.forward_passes). An eighth (128 tokens at 1,024) is a
+# choice: no results file compares it with other values.
 PASS_OVERHEAD = 1 / 8
 
 # Which outputs have one value per token (trimmed to each row's length) for each model class.

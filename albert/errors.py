@@ -11,3 +11,7 @@ class ConfigError(AlbertError):
 
 class CheckpointError(AlbertError):
     """A checkpoint that cannot be loaded (missing file or key, wrong shape, truncated or corrupt file)."""
+
+
+class TokenizerError(AlbertError):
+    """A tokenizer file or training input that cannot be used."""

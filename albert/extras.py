@@ -1,5 +1,6 @@
-"""Optional dependencies: imported where they are used, and a missing one is an error that names the extra to
-install (`pip install 'albert-lite[train]'`), never a silent change of behaviour.
+"""What is installed: albert-lite's own version, and its optional dependencies. These are imported where they are
+used, and a missing one is an error that names the extra to install (`pip install 'albert-lite[train]'`), never a
+silent change of behaviour.
 
     train  scikit-learn, seqeval, rouge-score, matplotlib   metrics and curves (finetune, evaluate, pretrain)
     tf     google-crc32c, cramjam                           reading TensorFlow checkpoints (convert, inspect)
@@ -54,7 +55,18 @@ def require(module: str, purpose: str) -> ModuleType:
 
 def check(module: str, purpose: str) -> None:
     """Raise MissingExtra as `require` would if ``module``'s package is not installed, without importing it: a run
-    refuses early at no cost (importing scikit-learn, matplotlib and rouge-score up front took 3 s of every
-    `albert finetune`)."""
+    refuses early without paying for the import (scikit-learn, matplotlib and rouge-score are slow to import, and a
+    run needs them only when it evaluates or draws)."""
     if importlib.util.find_spec(module.split(".")[0]) is None:
         raise _missing(module, purpose)
+
+
+def installed_version() -> str:
+    """The installed albert-lite's version, from its metadata (the modules below the package cannot import it for
+    ``albert.__version__``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("albert-lite")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"

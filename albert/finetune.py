@@ -1,9 +1,11 @@
 """Fine-tuning any task of albert/tasks/ (FinetuneConfig, train(cfg)); `albert evaluate` (evaluate_directory).
 
-One plain loop: shuffled batches padded to their longest row → forward → loss / accumulation → backward → clip →
-AdamW → warmup + linear decay → log → evaluate every N steps → keep the best checkpoint by the dev metric → stop
-early when it stops improving. The output directory is a transformers-layout AlbertForSequenceClassification with
-its labels and tokenizer, so ``albert predict``, ``TextClassifier.from_pretrained`` and transformers all load it.
+One plain loop: a shuffled step of examples, cut into length-sorted forward passes (albert/batching.py) → forward →
+loss weighed by each pass's share → backward → clip → AdamW → warmup + linear decay → log → evaluate every N steps →
+keep the best checkpoint by the dev metric → stop early when it stops improving. fit_examples reads as set_up, the
+rate, start, train_loop (train_step is one optimizer step) and finish. The output directory is a transformers-layout
+model of the task's head with its labels and tokenizer, so ``albert predict``, ``TextClassifier.from_pretrained`` and
+transformers all load it.
 (The scikit-learn-style TextClassifier and EntityTagger are in albert/estimators.py.)
 """
 
@@ -98,7 +100,7 @@ class FinetuneConfig:
     seed: int = 42  # seeds data order, dropout and new heads
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N or mps
     bf16: bool = True  # bf16 autocast on CUDA (fp32 on CPU, where bf16 is emulated and slow)
-    gradient_checkpointing: bool = False  # recompute layer activations in backward: less memory, ~30 % slower
+    gradient_checkpointing: bool = False  # recompute layer activations in backward: less memory, more compute
     save_every: int | None = None  # steps between checkpoints in out/checkpoints (default: at each evaluation)
     keep_last: int = 2  # checkpoints kept (each holds the weights and the optimizer state)
     report_to: str = "none"  # also log to: tensorboard (event files in out/tensorboard) or none
@@ -256,10 +258,61 @@ def _inputs(cfg: FinetuneConfig) -> list[str | None]:
     return [init, cfg.tokenizer, cfg.train, cfg.eval]
 
 
+@dataclass
+class Run:
+    """A fine-tuning run once set up: what its loop and its end read (set_up builds it)."""
+
+    cfg: FinetuneConfig
+    family: Any  # the task (albert/tasks)
+    dist: Any  # this process's place in the run (albert/dist.py)
+    tok: AlbertTokenizer
+    labels: list[str]
+    model: torch.nn.Module
+    ddp: torch.nn.Module  # the model, or its DistributedDataParallel wrapper across processes
+    train_data: Any
+    dev: Any  # encoded dev examples, or None
+    plan: batching.StepPlan  # which rows each step and process takes
+    total: int  # optimizer steps
+    eval_every: int
+    save_every: int
+    target: Path  # where the model ends up
+    out: Path  # where this run writes (a staging directory when it replaces target)
+    resuming: bool
+    autocast: Any
+    examples: tuple[int, int]  # train and dev examples read
+
+
+@dataclass
+class Progress:
+    """What a checkpoint keeps besides weights, optimizer and schedule."""
+
+    step: int = 0
+    best: dict[str, float] | None = None  # the dev metrics of the kept model
+    best_step: int = 0
+    stale: int = 0  # evaluations since the best
+    learning_rate: float | None = None
+    rate_source: str | None = None  # given, width, auto (lrfind.Rate)
+
+
 def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None) -> dict[str, Any]:
     """Fine-tune on examples already read (train() reads the files; the estimators pass their own)."""
+    run = set_up(cfg, train_examples, eval_examples, labels)
+    chosen = None  # a resumed run trains at its checkpoint's rate
+    if not run.resuming:  # the rate given, the width's, or a range test's (--learning-rate auto, --find-lr)
+        chosen = lrfind.choose_rate(cfg, run.model, lambda step: train_pass(run, step), run.out, run.dist)
+    if cfg.find_lr:
+        return finish_range_test(run, chosen)
+    optimizer, schedule, progress = start(run, chosen)
+    interrupted = train_loop(run, optimizer, schedule, progress)
+    return finish(run, progress, interrupted)
+
+
+def set_up(cfg: FinetuneConfig, train_examples, eval_examples, labels) -> Run:
+    """Processes, tokenizer, model, encoded data, step plan; the output directory claimed, the run config in it."""
     if not cfg.out:
         raise AlbertError("fine-tuning needs an output directory (out)")
+    if cfg.find_lr and cfg.resume:
+        raise AlbertError("--find-lr runs a short range test from the start; it does not --resume (give a new --out)")
     family = tasks.get(cfg.task)
     dist = distributed.setup(cfg.device)
     tok = load_tokenizer(cfg)
@@ -283,148 +336,204 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
                 "%s: %d of %d examples truncated to %d tokens", name, data.truncated, len(data), cfg.max_seq_length
             )
     plan = batching.StepPlan(cfg, train_data, dist.world_size)
-    total = cfg.max_steps or max(1, int(cfg.epochs * plan.steps_per_epoch))
     eval_every = cfg.eval_every or plan.steps_per_epoch
-    save_every = cfg.save_every or eval_every
-    target = Path(cfg.out)  # where the model ends up; out: where this run writes (a staging directory when replacing)
+    target = Path(cfg.out)
     out = Path(dist.broadcast(str(working_directory(target, cfg.overwrite, cfg.resume)) if dist.is_main else None))
     resuming = cfg.resume and runs.latest_checkpoint(out) is not None
     if cfg.resume and not resuming and dist.is_main:
         log.warning("%s holds no checkpoint yet (the run stopped before its first): starting over from step 0", target)
     ddp = model
-    if dist.enabled:  # unused parameters (a pooler a token head ignores) must not stall the gradient all-reduce
+    if dist.enabled:  # a parameter some head leaves out of a step's graph must not stall the gradient all-reduce
         ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
     if dist.is_main:  # every rank has checked out and built its model: now claim the directory
         claim_directory(target, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume, work=out)
         # at once, so that a run killed at any later moment can be resumed (or says it starts over)
         write_text(out / "finetune_config.json", strict_json(dataclasses.asdict(absolute_paths(cfg)), indent=2) + "\n")
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if dist.device.type == "cuda" and cfg.bf16
-        else contextlib.nullcontext()
-    )
+    on_gpu_bf16 = dist.device.type == "cuda" and cfg.bf16
     model.train()
+    return Run(
+        cfg=cfg,
+        family=family,
+        dist=dist,
+        tok=tok,
+        labels=labels,
+        model=model,
+        ddp=ddp,
+        train_data=train_data,
+        dev=dev,
+        plan=plan,
+        total=cfg.max_steps or max(1, int(cfg.epochs * plan.steps_per_epoch)),
+        eval_every=eval_every,
+        save_every=cfg.save_every or eval_every,
+        target=target,
+        out=out,
+        resuming=resuming,
+        autocast=torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu_bf16 else contextlib.nullcontext(),
+        examples=(len(train_examples), len(eval_examples) if eval_examples is not None else 0),
+    )
 
-    def run_step(k: int) -> float:
-        return forward_backward(ddp, train_data, plan.passes(k, dist.rank)[1], dist, autocast)
 
-    chosen = None if resuming else lrfind.choose_rate(cfg, model, run_step, out, dist)  # resumed: its checkpoint's
-    rate, rate_source = (chosen.value, chosen.source) if chosen else (None, None)
-    if cfg.find_lr:
-        distributed.teardown(dist)
-        if dist.is_main:
-            finish_directory(target, out)
-        if chosen.inconclusive:  # no suggestion: what `auto` would train at instead, and why
-            found = {"suggested_learning_rate": None, "inconclusive": chosen.inconclusive, "default": rate}
-        else:
-            found = {"suggested_learning_rate": rate}
-        return found | {"curve": str(target / "lr_find.png")}
-    optimizer = build_optimizer(model, "adamw", rate or 1.0, cfg.weight_decay)
-    schedule = build_schedule(optimizer, int(cfg.warmup_ratio * total), total, power=1.0)
-    state: dict[str, Any] = {"step": 0, "best": None, "best_step": 0, "stale": 0, "learning_rate": rate}
-    if resuming:  # weights, optimizer (its rates too), schedule, random state, best-so-far
-        state = runs.resume(out, model, optimizer, schedule, dist.rank)
-        rate, rate_source = state["learning_rate"], state.get("rate_source", "given")
-        if dist.is_main:
-            log.warning("resuming %s at step %d of %d", target, state["step"], total)
-    if dist.is_main:
-        if not resuming:
-            weights = "random" if cfg.init.startswith(RANDOM_PREFIX) else "pretrained"
-            header = {
-                "init": cfg.init,
-                "weights": weights,
-                "revision": cfg.revision,
-                "world_size": dist.world_size,
-                "learning_rate": rate,
-            }
-            write_text(out / "log.jsonl", strict_json(header) + "\n")
-    reporter = runs.Reporter(out, cfg.report_to, dist.is_main, resumed_step=state["step"] if resuming else None)
-    stop = runs.StopFlag()
+def finish_range_test(run: Run, chosen: lrfind.Rate) -> dict[str, Any]:
+    """--find-lr: the range test was the whole run; its curve and numbers are in the output directory."""
+    distributed.teardown(run.dist)
+    if run.dist.is_main:
+        finish_directory(run.target, run.out)
+    if chosen.inconclusive:  # no suggestion: what `auto` would train at instead, and why
+        found = {"suggested_learning_rate": None, "inconclusive": chosen.inconclusive, "default": chosen.value}
+    else:
+        found = {"suggested_learning_rate": chosen.value}
+    return found | {"curve": str(run.target / "lr_find.png")}
+
+
+def start(run: Run, chosen: lrfind.Rate | None):
+    """The optimizer, the schedule and the progress so far: new, or the latest checkpoint's when resuming."""
+    rate, source = (chosen.value, chosen.source) if chosen else (None, None)
+    optimizer = build_optimizer(run.model, "adamw", rate or 1.0, run.cfg.weight_decay)
+    schedule = build_schedule(optimizer, int(run.cfg.warmup_ratio * run.total), run.total, power=1.0)
+    if run.resuming:  # weights, optimizer (its rates too), schedule, random state, best-so-far
+        saved = runs.resume(run.out, run.model, optimizer, schedule, run.dist.rank)
+        known = {f.name for f in dataclasses.fields(Progress)}
+        progress = Progress(**{k: v for k, v in saved.items() if k in known})
+        progress.rate_source = progress.rate_source or "given"  # a checkpoint from before rate_source was saved
+        if run.dist.is_main:
+            log.warning("resuming %s at step %d of %d", run.target, progress.step, run.total)
+        return optimizer, schedule, progress
+    if run.dist.is_main:
+        weights = "random" if run.cfg.init.startswith(RANDOM_PREFIX) else "pretrained"
+        header = {"init": run.cfg.init, "weights": weights, "revision": run.cfg.revision}
+        header |= {"world_size": run.dist.world_size, "learning_rate": rate}
+        write_text(run.out / "log.jsonl", strict_json(header) + "\n")
+    return optimizer, schedule, Progress(learning_rate=rate, rate_source=source)
+
+
+def train_loop(run: Run, optimizer, schedule, progress: Progress) -> bool:
+    """Steps until the last, an early stop or a stop signal (then True); evaluates, keeps the best and checkpoints."""
     from tqdm import tqdm
 
-    step, best, best_step, stale = state["step"], state["best"], state["best_step"], state["stale"]
-    bar = tqdm(total=total, initial=step, disable=not (cfg.progress and dist.is_main), desc="fine-tuning")
-    metric, stopping, early = family.metric, False, False
-    while step < total:
-        tick = time.perf_counter()
-        rows, passes = plan.passes(step, dist.rank)
-        loss_value = forward_backward(ddp, train_data, passes, dist, autocast)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        if not (math.isfinite(loss_value) and torch.isfinite(grad_norm)):  # both agreed by all processes
-            best_note = f"the best model so far (step {best_step}) is in {out}" if best_step else "nothing was saved"
-            distributed.teardown(dist)
-            raise AlbertError(
-                f"step {step + 1}: the training loss is {loss_value} (not finite); lower --learning-rate "
-                f"(now {rate:g}) or check the model config ({best_note})"
-            )
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        seconds = time.perf_counter() - tick
-        record = {
-            "step": step,
-            "epoch": round(step / plan.steps_per_epoch, 4),
-            "loss": loss_value,
-            "lr": schedule.get_last_lr()[0],
-            "grad_norm": float(grad_norm),
-            "examples_per_s": len(rows) / seconds,
-        }
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.4f}", ex_s=f"{len(rows) / seconds:.1f}", refresh=False)
-        evaluated = dev is not None and (step % eval_every == 0 or step == total)
-        if evaluated:
-            scores = dist.broadcast(family.evaluate(model, dev, labels, cfg, dist.device) if dist.is_main else None)
-            model.train()
-            record |= {f"eval_{k}": v for k, v in scores.items()}
-            metric = family.selection_metric(scores)  # SQuAD 2.0: best_f1, the F1 predictions at its threshold get
-            bar.set_postfix(loss=f"{loss_value:.4f}", **{metric: f"{scores[metric]:.4f}"})
-            if best is None or scores[metric] > best[metric]:
-                best, best_step, stale = scores, step, 0
-                if dist.is_main:
-                    save_classifier(model, tok, out)
-                    save_decoding(family.decoding(scores), out)
-            else:
-                stale += 1
-        reporter.write(record)
-        early = bool(cfg.early_stopping and stale >= cfg.early_stopping)
-        stopping = stop.requested(dist)
-        if step < total and not early and (step % save_every == 0 or evaluated or stopping):
-            rng_states = dist.gather_objects(runs.rng_state())  # a collective: every rank calls it
-            if dist.is_main:
-                progress = {"best": best, "best_step": best_step, "stale": stale, "rng": rng_states}
-                progress |= {"learning_rate": rate, "rate_source": rate_source}
-                trainer = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "step": step}
-                runs.write_checkpoint(out, model, trainer | progress, cfg.keep_last)
-            dist.barrier()
-        if early:
-            log.warning("early stopping at step %d: no %s gain for %d evaluations", step, metric, stale)
-        if stopping or early:
-            break
-    bar.close()
-    stop.restore()
-    reporter.close()
-    result = {"best_step": best_step, **(best or {}), "steps": step, "train_examples": len(train_data)}
-    result["learning_rate"] = rate
-    if stopping and step < total:
+    cfg, dist = run.cfg, run.dist
+    reporter = runs.Reporter(run.out, cfg.report_to, dist.is_main, resumed_step=progress.step if run.resuming else None)
+    stop = runs.StopFlag()
+    bar = tqdm(total=run.total, initial=progress.step, disable=not (cfg.progress and dist.is_main), desc="fine-tuning")
+    try:  # the signal handlers restored and the log closed however the loop ends (an error, a stop, the last step)
+        stopping = False
+        while progress.step < run.total:
+            record = train_step(run, optimizer, schedule, progress)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", ex_s=f"{record['examples_per_s']:.1f}", refresh=False)
+            step = progress.step
+            evaluated = run.dev is not None and (step % run.eval_every == 0 or step == run.total)
+            if evaluated:
+                scores = evaluate_and_keep(run, progress)
+                record |= {f"eval_{k}": v for k, v in scores.items()}
+                metric = run.family.selection_metric(scores)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", **{metric: f"{scores[metric]:.4f}"})
+            reporter.write(record)
+            early = bool(cfg.early_stopping and progress.stale >= cfg.early_stopping)
+            stopping = stop.requested(dist)
+            if step < run.total and not early and (step % run.save_every == 0 or evaluated or stopping):
+                save_checkpoint(run, optimizer, schedule, progress)
+            if early:
+                metric = run.family.selection_metric(progress.best)
+                log.warning("early stopping at step %d: no %s gain for %d evaluations", step, metric, progress.stale)
+            if stopping or early:
+                break
+    finally:
+        bar.close()
+        stop.restore()
+        reporter.close()
+    return stopping and progress.step < run.total
+
+
+def train_pass(run: Run, step: int) -> float:
+    """Forward and backward over step ``step``'s rows for this process; the step's mean loss (no update)."""
+    return forward_backward(run.ddp, run.train_data, run.plan.passes(step, run.dist.rank)[1], run.dist, run.autocast)
+
+
+def train_step(run: Run, optimizer, schedule, progress: Progress) -> dict[str, Any]:
+    """One optimizer step: forward and backward over the step's rows, clip, update; its record for the log."""
+    tick = time.perf_counter()
+    rows, passes = run.plan.passes(progress.step, run.dist.rank)
+    loss = forward_backward(run.ddp, run.train_data, passes, run.dist, run.autocast)
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    if not (math.isfinite(loss) and torch.isfinite(grad_norm)):  # both agreed by all processes: all stop here
+        kept = f"the best model so far (step {progress.best_step}) is in {run.out}" if progress.best_step else ""
+        distributed.teardown(run.dist)
+        raise AlbertError(
+            f"step {progress.step + 1}: the training loss is {loss} (not finite); lower --learning-rate "
+            f"(now {progress.learning_rate:g}) or check the model config ({kept or 'nothing was saved'})"
+        )
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad(set_to_none=True)
+    progress.step += 1
+    seconds = time.perf_counter() - tick
+    return {
+        "step": progress.step,
+        "epoch": round(progress.step / run.plan.steps_per_epoch, 4),
+        "loss": loss,
+        "lr": schedule.get_last_lr()[0],
+        "grad_norm": float(grad_norm),
+        "examples_per_s": len(rows) / seconds,
+    }
+
+
+def evaluate_and_keep(run: Run, progress: Progress) -> dict[str, float]:
+    """The dev metrics now; the model saved into out when it is the best so far."""
+    dist = run.dist
+    scores = dist.broadcast(
+        run.family.evaluate(run.model, run.dev, run.labels, run.cfg, dist.device) if dist.is_main else None
+    )
+    run.model.train()
+    metric = run.family.selection_metric(scores)  # SQuAD 2.0: best_f1, the F1 predictions at its threshold get
+    if progress.best is None or scores[metric] > progress.best[metric]:
+        progress.best, progress.best_step, progress.stale = scores, progress.step, 0
+        if dist.is_main:
+            save_classifier(run.model, run.tok, run.out)
+            save_decoding(run.family.decoding(scores), run.out)
+    else:
+        progress.stale += 1
+    return scores
+
+
+def save_checkpoint(run: Run, optimizer, schedule, progress: Progress) -> None:
+    """Everything resuming needs, every process's random state included (a collective: every rank calls it)."""
+    rng_states = run.dist.gather_objects(runs.rng_state())
+    if run.dist.is_main:
+        saved = dataclasses.asdict(progress) | {"rng": rng_states}
+        trainer = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}
+        runs.write_checkpoint(run.out, run.model, trainer | saved, run.cfg.keep_last)
+    run.dist.barrier()
+
+
+def finish(run: Run, progress: Progress, interrupted: bool) -> dict[str, Any]:
+    """The result; a complete run also leaves its curves and model card, and its directory takes the target's place."""
+    cfg, dist, out = run.cfg, run.dist, run.out
+    result = {"best_step": progress.best_step, **(progress.best or {}), "steps": progress.step}
+    result |= {"train_examples": len(run.train_data), "learning_rate": progress.learning_rate}
+    if interrupted:
         distributed.teardown(dist)
         if dist.is_main:
-            log.warning("interrupted at step %d: continue with `albert finetune --resume %s`", step, target)
+            log.warning(
+                "interrupted at step %d: continue with `albert finetune --resume %s`", progress.step, run.target
+            )
         return {**result, "interrupted": True}
     if dist.is_main:
-        if dev is None:
-            save_classifier(model, tok, out)
-        elif best is not None and best.get("predicted_labels") == 1 and len(labels) > 1:
-            records = [json.loads(line) for line in reporter.path.read_text().splitlines() if line]
+        best = progress.best
+        log_path = out / "log.jsonl"
+        if run.dev is None:
+            save_classifier(run.model, run.tok, out)
+        elif best is not None and best.get("predicted_labels") == 1 and len(run.labels) > 1:
+            records = [json.loads(line) for line in log_path.read_text().splitlines() if line]
             losses = [r["loss"] for r in records if isinstance(r.get("loss"), float)]
-            log.warning(one_label_warning(rate, rate_source, losses, best, len(labels)))
-        plot.finetune_curves(reporter.path, out / "curves.png", metric)
+            log.warning(one_label_warning(progress.learning_rate, progress.rate_source, losses, best, len(run.labels)))
+        metric = run.family.selection_metric(best) if best else run.family.metric
+        plot.finetune_curves(log_path, out / "curves.png", metric)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the run is complete: its model is out itself
-        run = {"steps": step, "best_step": best_step, "rate": rate, "world_size": dist.world_size}
-        run["examples"] = (len(train_examples), len(eval_examples) if eval_examples is not None else 0)
-        card = modelcard.finetuned(cfg, family, model, tok, labels, best, target.name, run)
+        facts = {"steps": progress.step, "best_step": progress.best_step, "rate": progress.learning_rate}
+        facts |= {"world_size": dist.world_size, "examples": run.examples}
+        card = modelcard.finetuned(cfg, run.family, run.model, run.tok, run.labels, best, run.target.name, facts)
         write_text(out / modelcard.FILENAME, card)  # README.md, the model card (albert/modelcard.py)
-        finish_directory(target, out)
+        finish_directory(run.target, out)
     distributed.teardown(dist)
     return result
 

@@ -186,7 +186,7 @@ class _Fetcher:
         self.offline = options.local_files_only or constants.HF_HUB_OFFLINE
         self.cache = options.cache_dir or constants.HF_HUB_CACHE
         # Nothing listening at the endpoint (no network, a wrong HF_ENDPOINT): huggingface_hub would retry each file
-        # five times with backoff (23 s a file) before falling back to the cache; one probe decides it at once.
+        # five times with backoff (seconds each) before falling back to the cache; one probe decides it at once.
         self.unreachable = not self.offline and not _reachable(self.endpoint)
 
     def one(self, filename: str) -> Path:

@@ -146,9 +146,9 @@ def verdict(rates: list[float], smoothed: list[float], suggested: float) -> str:
 
 
 def rate_for_size(config) -> float:
-    """The default peak rate by the model's width. 1e-3 for H ≤ 256 is measured (make demo: the pretrained 4-layer
-    H=256 model reaches 0.843 test accuracy at 1e-3, 0.665 at 1e-4); 3e-5 for released sizes is the
-    middle of the paper's Table 14 (1e-5 to 5e-5); 3e-4 between them is an interpolation, not a measurement."""
+    """The default peak rate by the model's width: 1e-3 for H ≤ 256 (chosen on the demo's data: docs/finetuning.md),
+    3e-5 for released sizes (the middle of the paper's Table 14, 1e-5 to 5e-5), and 3e-4 between them, an
+    interpolation rather than a measurement."""
     if config.hidden_size <= 256:
         return 1e-3
     if config.hidden_size <= 512:

@@ -1,9 +1,10 @@
 """Pretraining instances as pure functions: sentence-order pairs and whole-word n-gram masking.
 
 Both follow google-research/albert create_pretraining_data.py (HEAD), with every random draw taken from the
-``np.random.Generator`` passed in (the reference drew n-gram lengths from the global, unseeded ``np.random``, so its
-data could not be reproduced). Two deliberate departures, both fixes:
+``np.random.Generator`` passed in. Three deliberate departures, all fixes:
 
+* Every random draw comes from that generator; the reference drew n-gram lengths from the global, unseeded
+  ``np.random``, so its data could not be reproduced.
 * A chunk of a single segment is split inside that segment to make the pair. The reference took segment B from a
   random *other* document there and labelled it "swapped", an NSP-style negative inside SOP.
 * The 10 % random replacement draws from the non-special vocabulary; the reference could insert [CLS] or <pad>.

@@ -368,8 +368,8 @@ class AlbertModel(AlbertPreTrainedModel):
         """pooled_only: for callers that read only ``pooler_output`` (sequence classification, multiple choice).
         The last layer then computes the [CLS] row alone (every layer before it, and the last one's keys and
         values, still see every token), so ``last_hidden_state`` is (B, 1, H) and the pooled vector is the same
-        (up to float rounding) for most of one layer's work less: a training step of a 4-layer H=256 classifier
-        on 32 × 256 tokens 1.32× faster, of albert-base 1.08× (benchmarks/classifier_step.py)."""
+        (up to float rounding) for most of one layer's work less (what that buys per training step:
+        benchmarks/classifier_step.py, quoted in docs/performance.md)."""
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, T, E), or (B, T, H) for brightmart
         if self.projection is not None:
             x = self.projection(x)  # (B, T, H)
@@ -380,7 +380,7 @@ class AlbertModel(AlbertPreTrainedModel):
                 first_only = pooled_only and i == L - 1 and j == last
                 if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                     # keep only each layer's input; recompute its activations in backward (long sequences, large
-                    # presets: activation memory falls from O(layers) to O(1) layers for about 30 % more compute)
+                    # presets: activation memory falls from O(layers) to O(1) layers for one more forward pass)
                     x = torch.utils.checkpoint.checkpoint(layer, x, mask, first_only, use_reentrant=False)
                 else:
                     x = layer(x, mask, first_only)

@@ -73,7 +73,9 @@ def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float 
     groups = parameter_groups(model, weight_decay)
     if name == "lamb":
         return Lamb(groups, lr=lr, weight_decay=weight_decay)
-    if name == "adamw":  # the official AdamW path: same groups, decoupled decay, ε 1e-6
+    # AdamW with the official groups, decoupled decay and ε 1e-6; unlike the official AdamWeightDecayOptimizer, torch's
+    # AdamW corrects the moments' bias (the official one has no bias correction)
+    if name == "adamw":
         for group in groups:
             group.pop("adapt")
         return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-6)

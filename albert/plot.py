@@ -20,7 +20,7 @@ def pyplot():
 
 
 def check_available() -> None:
-    """The MissingExtra error of `pyplot`, before a run's work, without importing matplotlib (~1 s)."""
+    """The MissingExtra error of `pyplot`, before a run's work, without importing matplotlib (slow to import)."""
     check("matplotlib", PURPOSE)
 
 

@@ -159,10 +159,8 @@ OFFICIAL_LAMB_RATE = 0.00176  # run_pretraining.py, for a global batch of 4,096
 def small_batch_rate(optimizer: str, hidden_size: int) -> float:
     """The default peak rate below OFFICIAL_BATCH: AdamW 2e-3 × 256 / hidden size (Adam's rate for hidden matrices
     scales with 1 / width; μP, Yang et al. 2021), LAMB 5e-3 (its trust ratio already sizes each layer's step by its
-    weights' norm). Measured with the unigram-prior bias and 10 % warmup (benchmarks/pretrain_learning.py and
-    tests/test_pretrain.py): on Brown, 4 layers H=256, 300 steps of 32 × 128, AdamW 2e-3 is the best of 1e-3 to
-    5e-3 (3e-3 equal, 5e-3 falls into predicting one token) and LAMB 5e-3 the best of 1.76e-3 to 1e-2; for 2 layers
-    H=64 at 200 steps of 16 × 64, 8e-3 beats 5e-3 and 2e-3. Wider than 256 is extrapolated, not measured here."""
+    weights' norm). Chosen at H=256 by benchmarks/pretrain_learning.py across corpora (docs/pretraining.md has the
+    table and the corpus left out); wider models are extrapolated, not measured here."""
     if optimizer == "lamb":
         return 5e-3
     return 2e-3 * 256 / hidden_size
@@ -171,9 +169,8 @@ def small_batch_rate(optimizer: str, hidden_size: int) -> float:
 def resolve_masking(cfg: PretrainConfig, world_size: int) -> PretrainConfig:
     """cfg with the masking budget it leaves to the defaults filled in. The released recipe masks 15 % with at
     most 20 predictions per sequence; a small batch sees few tokens per step, and masking 40 % (up to
-    ceil(0.4 × max_seq_length) predictions) gave it more to learn from: on Brown at 300 steps of 32 × 128
-    (benchmarks/pretrain_learning.py) held-out accuracy, measured at 15 % either way, 0.108 against 0.100 (Wettig
-    et al. 2023 found 40 % no worse than 15 % for BERT's fine-tuning results)."""
+    ceil(0.4 × max_seq_length) predictions) gives it more to learn from (Wettig et al. 2023 found 40 % no worse than
+    15 % for BERT; ours is compared in docs/pretraining.md, held-out accuracy measured at 15 % either way)."""
     official = cfg.batch_size * cfg.grad_accum * world_size >= OFFICIAL_BATCH
     prob = cfg.masked_lm_prob
     if prob is None:
@@ -393,15 +390,39 @@ def pretrain_data(cfg: PretrainConfig, split: str) -> PretrainData:
     )
 
 
+@dataclass
+class Run:
+    """A pretraining run once set up: what its loop and its end read (set_up builds it)."""
+
+    cfg: PretrainConfig  # resolved: masking, optimizer, rate and warmup filled in, paths absolute
+    dist: Any  # this process's place in the run (albert/dist.py)
+    data: PretrainData
+    eval_data: PretrainData | None
+    model: AlbertForPreTraining
+    ddp: torch.nn.Module  # the model, or its DistributedDataParallel wrapper across processes
+    optimizer: torch.optim.Optimizer
+    schedule: Any
+    step: int  # steps done: 0, or the checkpoint's when resuming
+    target: Path  # where the run ends up
+    out: Path  # where it writes (a staging directory when it replaces target)
+    autocast: Any
+
+
 def train(cfg: PretrainConfig) -> dict[str, Any]:
     """Run (or resume) pretraining; returns the last logged metrics. Rank 0 writes everything under cfg.out."""
-    from tqdm import tqdm
+    run = set_up(cfg)
+    last = train_loop(run)
+    return finish(run, last)
 
+
+def set_up(cfg: PretrainConfig) -> Run:
+    """Checks, resolved settings, data, model, optimizer (a checkpoint's when resuming); the run directory claimed and
+    its run_config.json written."""
     if not cfg.data or not cfg.out:
         raise RunError("pretraining needs data (a prepared directory) and out (the run directory)")
     plot.check_available()  # the curves at the end need the [train] extra: say so now, not after the run
     dist = distributed.setup(cfg.device)
-    target = Path(cfg.out)  # where the run ends up; out: where it writes (a staging directory when replacing one)
+    target = Path(cfg.out)
     # decided by every rank before any writes (rank 0 claims only after DDP's construction has synchronised them)
     out = working_directory(target, cfg.overwrite, cfg.resume)
     _check_run_dir(cfg, target, out)
@@ -434,72 +455,97 @@ def train(cfg: PretrainConfig) -> dict[str, Any]:
         claim_directory(target, "--out", cfg.overwrite, _inputs(cfg), resumable=cfg.resume, work=out)
         record = {**dataclasses.asdict(cfg), "world_size": dist.world_size}
         write_text(out / "run_config.json", strict_json(record, indent=2) + "\n")
-    reporter = Reporter(out, cfg.report_to, dist.is_main, resumed_step=step)
+    on_gpu_bf16 = dist.device.type == "cuda" and cfg.bf16
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu_bf16 else contextlib.nullcontext()
+    return Run(cfg, dist, data, eval_data, model, ddp, optimizer, schedule, step, target, out, autocast)
+
+
+def train_loop(run: Run) -> dict[str, Any]:
+    """Steps until max_steps or a stop signal, logging every log_every, evaluating every eval_every and checkpointing
+    every save_every steps (and at the end, and when stopped); returns the last logged metrics."""
+    from tqdm import tqdm
+
+    cfg, dist = run.cfg, run.dist
+    reporter = Reporter(run.out, cfg.report_to, dist.is_main, resumed_step=run.step)
     stop = StopFlag()
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if dist.device.type == "cuda" and cfg.bf16
-        else contextlib.nullcontext()
-    )
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not (cfg.progress and dist.is_main), desc="pretraining")
-    last: dict[str, Any] = {}
-    tokens, tick = 0, time.perf_counter()
-    while step < cfg.max_steps:
-        epoch, micro = _micro_batches(data, step, cfg, dist)
-        sums: dict[str, float] = {}
-        for m, indices in enumerate(micro):
-            batch = {k: v.to(dist.device) for k, v in data.batch(epoch, indices).items()}
-            sync = contextlib.nullcontext() if (m == len(micro) - 1 or not dist.enabled) else ddp.no_sync()
-            with sync, autocast:
-                result = ddp(**batch)
-                (result.loss / cfg.grad_accum).backward()
-            for key, value in _metrics(result, batch).items():
-                sums[key] = sums.get(key, 0.0) + value / cfg.grad_accum
-            tokens += int(batch["attention_mask"].sum()) * dist.world_size
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-        if not torch.isfinite(grad_norm):  # all-reduced, so every rank stops here together; no step is taken
-            distributed.teardown(dist)
-            raise RunError(
-                f"step {step + 1}: the gradient is not finite (loss {sums.get('loss', float('nan')):.4g}); lower "
-                f"--learning-rate (now {cfg.learning_rate:g}) and --resume from the last checkpoint in {target}"
-            )
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.max_steps:
-            elapsed, tick = time.perf_counter() - tick, time.perf_counter()
-            last = {
-                "step": step,
-                "epoch": epoch,
-                **{k: dist.mean(v) for k, v in sums.items()},
-                "lr": schedule.get_last_lr()[0],
-                "grad_norm": float(grad_norm),
-                "tokens_per_s": tokens / elapsed,
-            }
-            tokens = 0
-            bar.set_postfix(loss=f"{last['loss']:.3f}", mlm=f"{last['mlm_acc']:.3f}", sop=f"{last['sop_acc']:.3f}")
-            reporter.write(last)
-        if eval_data is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
-            metrics = evaluate(model, eval_data, cfg, dist.device, cfg.eval_batches)
-            reporter.write({"step": step, **{k: dist.mean(v) for k, v in metrics.items()}})
-            last.update(metrics)
-        stopping = stop.requested(dist)
-        if step % cfg.save_every == 0 or step == cfg.max_steps or stopping:
-            rng_states = dist.gather_objects(rng_state())  # every rank's, in rank order (a collective: all ranks call)
-            if dist.is_main:
-                card = modelcard.pretrained(cfg, model, data, step, dist.world_size, reporter.path)
-                runs.save_checkpoint(out, model, optimizer, schedule, step, cfg.data, cfg.keep_last, rng_states, card)
-            dist.barrier()
-        if stopping:
-            break
-    bar.close()
-    stop.restore()
-    reporter.close()
-    if dist.is_main and step == cfg.max_steps:
-        plot.pretrain_curves(reporter.path, out / "curves.png")
-    distributed.teardown(dist)
-    if dist.is_main and step >= cfg.max_steps:
-        finish_directory(target, out)
-    return {**last, "step": step, "interrupted": step < cfg.max_steps}
+    bar = tqdm(total=cfg.max_steps, initial=run.step, disable=not (cfg.progress and dist.is_main), desc="pretraining")
+    try:  # the signal handlers restored and the log closed however the loop ends (an error, a stop, the last step)
+        last: dict[str, Any] = {}
+        tokens, tick = 0, time.perf_counter()
+        while run.step < cfg.max_steps:
+            epoch, sums, step_tokens, grad_norm = train_step(run)
+            step, tokens = run.step, tokens + step_tokens
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                elapsed, tick = time.perf_counter() - tick, time.perf_counter()
+                last = {"step": step, "epoch": epoch, **{k: dist.mean(v) for k, v in sums.items()}}
+                last |= {"lr": run.schedule.get_last_lr()[0], "grad_norm": float(grad_norm)}
+                last["tokens_per_s"], tokens = tokens / elapsed, 0
+                bar.set_postfix(loss=f"{last['loss']:.3f}", mlm=f"{last['mlm_acc']:.3f}", sop=f"{last['sop_acc']:.3f}")
+                reporter.write(last)
+            if run.eval_data is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+                metrics = evaluate(run.model, run.eval_data, cfg, dist.device, cfg.eval_batches)
+                reporter.write({"step": step, **{k: dist.mean(v) for k, v in metrics.items()}})
+                last.update(metrics)
+            stopping = stop.requested(dist)
+            if step % cfg.save_every == 0 or step == cfg.max_steps or stopping:
+                save_checkpoint(run, reporter.path)
+            if stopping:
+                break
+    finally:
+        bar.close()
+        stop.restore()
+        reporter.close()
+    return last
+
+
+def train_step(run: Run) -> tuple[int, dict[str, float], int, torch.Tensor]:
+    """One optimizer step: forward and backward over this process's micro-batches (DDP syncs on the last), clip,
+    update. Returns the epoch, this process's mean metrics, the tokens all processes read, and the gradient norm."""
+    cfg, dist = run.cfg, run.dist
+    epoch, micro = _micro_batches(run.data, run.step, cfg, dist)
+    sums: dict[str, float] = {}
+    tokens = 0
+    for m, indices in enumerate(micro):
+        batch = {k: v.to(dist.device) for k, v in run.data.batch(epoch, indices).items()}
+        sync = contextlib.nullcontext() if (m == len(micro) - 1 or not dist.enabled) else run.ddp.no_sync()
+        with sync, run.autocast:
+            result = run.ddp(**batch)
+            (result.loss / cfg.grad_accum).backward()
+        for key, value in _metrics(result, batch).items():
+            sums[key] = sums.get(key, 0.0) + value / cfg.grad_accum
+        tokens += int(batch["attention_mask"].sum()) * dist.world_size
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip_norm)
+    if not torch.isfinite(grad_norm):  # all-reduced, so every rank stops here together; no step is taken
+        distributed.teardown(dist)
+        raise RunError(
+            f"step {run.step + 1}: the gradient is not finite (loss {sums.get('loss', float('nan')):.4g}); lower "
+            f"--learning-rate (now {cfg.learning_rate:g}) and --resume from the last checkpoint in {run.target}"
+        )
+    run.optimizer.step()
+    run.schedule.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    return epoch, sums, tokens, grad_norm
+
+
+def save_checkpoint(run: Run, log_path: Path) -> None:
+    """Weights, optimizer, schedule, step and every process's random state, with a model card for the weights (a
+    collective: every rank calls it)."""
+    rng_states = run.dist.gather_objects(rng_state())  # every rank's, in rank order
+    if run.dist.is_main:
+        card = modelcard.pretrained(run.cfg, run.model, run.data, run.step, run.dist.world_size, log_path)
+        args = (run.model, run.optimizer, run.schedule, run.step, run.cfg.data, run.cfg.keep_last, rng_states, card)
+        runs.save_checkpoint(run.out, *args)
+    run.dist.barrier()
+
+
+def finish(run: Run, last: dict[str, Any]) -> dict[str, Any]:
+    """A complete run gets its curves and takes the target's place; an interrupted one stays where it is."""
+    done = run.step >= run.cfg.max_steps
+    if run.dist.is_main and done:
+        plot.pretrain_curves(run.out / "log.jsonl", run.out / "curves.png")
+    distributed.teardown(run.dist)
+    if run.dist.is_main and done:
+        finish_directory(run.target, run.out)
+    return {**last, "step": run.step, "interrupted": not done}

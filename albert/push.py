@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from albert.errors import AlbertError, CheckpointError
+from albert.extras import installed_version
 from albert.hub import TOKENIZER, WEIGHTS
 from albert.outputs import INCOMPLETE
 
@@ -85,7 +86,7 @@ def push_folder(
         stale = sorted(name for name in present if replaced(name, kind) and name not in files)
         operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in files]
         operations += [CommitOperationDelete(path_in_repo=name) for name in stale]
-        message = commit_message or f"Upload {_WHAT[kind]} with albert-lite {_version()}"
+        message = commit_message or f"Upload {_WHAT[kind]} with albert-lite {installed_version()}"
         commit = api.create_commit(repo_id, operations, commit_message=message, revision=branch, parent_commit=info.sha)
     except AlbertError:
         raise
@@ -107,12 +108,6 @@ def push_saved(obj: Any, repo_id: str, kind: str, **options: Any) -> dict[str, A
     with tempfile.TemporaryDirectory(prefix="albert-push-") as tmp:
         obj.save_pretrained(tmp)
         return push_folder(tmp, repo_id, kind=kind, **options)
-
-
-def _version() -> str:
-    import albert
-
-    return albert.__version__
 
 
 def replaced(path: str, kind: str) -> bool:

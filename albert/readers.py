@@ -2,7 +2,8 @@
 
 Every command reads through here: ``decoded_lines`` (UTF-8, a byte-order mark dropped, bad bytes name the line),
 ``read_text`` (a whole file), ``records`` (a .csv/.tsv/.jsonl/.txt file as (line, record) pairs, streamed),
-``stdin_lines`` and ``csv_records``.
+``stdin_lines``, ``csv_records`` and ``read_lines`` (the non-empty lines of text or .jsonl files: tokenizer training and
+encoding).
 
 Python's csv module is lenient where a user's file is wrong: a row with more fields than the header keeps the extras
 under a None key (``I liked it, a lot,great`` silently became text "I liked it" with label " a lot"), a short row
@@ -15,11 +16,11 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from albert.errors import AlbertError
+from albert.errors import AlbertError, TokenizerError
 
 
 class DataError(AlbertError):
@@ -135,3 +136,20 @@ def csv_records(path: str | Path, lines: Iterable[str], delimiter: str = ",") ->
         if row:  # a blank line is no row
             yield start, dict(zip(header, row, strict=True))
         start = reader.line_num + 1
+
+
+def read_lines(paths: Sequence[str | Path]) -> Iterator[str]:
+    """Non-empty lines of text files (.jsonl: the "text" field), decoded strictly so bad bytes name file and line."""
+    for path in map(Path, paths):
+        for number, line in decoded_lines(path, TokenizerError):
+            if path.suffix == ".jsonl" and line.strip():
+                line = _text_field(json_object(line, f"{path}:{number}", TokenizerError), f"{path}:{number}")
+            line = line.strip()
+            if line:
+                yield line
+
+
+def _text_field(record: dict, where: str) -> str:
+    if not isinstance(record.get("text"), str):
+        raise TokenizerError(f'{where}: expected a JSON object with a "text" field')
+    return record["text"]

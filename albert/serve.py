@@ -11,7 +11,8 @@
   (engines.plan_passes). Requests that queued while the model ran go at once; only when the model was idle does the
   first request wait up to ``max_wait_ms`` for company. A full queue answers 503.
 - Limits: body size (413), texts per request, characters per text, empty lists, wrong types (422), malformed JSON
-  or non-UTF-8 bodies (400); every error body is ``{"error": ..., "details": [...]}`` and the server keeps serving.
+  or non-UTF-8 bodies (400); every error the app or BodyGuard answers has the body ``{"error": ..., "details":
+  [...]}`` (bytes that are not HTTP at all get uvicorn's plain-text 400) and the server keeps serving.
   An oversized body is read and thrown away (up to ``drain_bytes``) before the 413, so a client that sends its whole
   body before reading (urllib, most) gets the answer instead of a reset; a client that asked ``Expect:
   100-continue`` (curl) gets it before sending anything. A request head (request line and headers) not received
@@ -47,7 +48,7 @@ from importlib import resources
 from typing import Annotated, Any, ClassVar
 
 from albert.errors import AlbertError
-from albert.extras import require
+from albert.extras import installed_version, require
 from albert.fields import AT_LEAST_1, NON_NEGATIVE, PORT, POSITIVE, THREADS, Range, coerce_fields
 from albert.hub import HubOptions
 from albert.infer import Predictor
@@ -253,7 +254,7 @@ def create_app(cfg: ServeConfig, predictor: Predictor | None = None):
 
     app = FastAPIOffline(
         title="albert-lite",
-        version=__import__("albert").__version__,
+        version=installed_version(),
         description=f"{predictor.architecture} from {cfg.model} ({'onnxruntime' if cfg.onnx else 'PyTorch'})",
         lifespan=lifespan,
     )

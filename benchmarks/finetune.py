@@ -159,7 +159,7 @@ def run_trainer(
     import transformers
 
     import albert
-    from albert.collate import as_tensors, encoder_inputs
+    from albert.batching import as_tensors, encoder_inputs
     from albert.optim import build_schedule
 
     class OfficialDecayTrainer(transformers.Trainer):

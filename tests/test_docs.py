@@ -37,12 +37,12 @@ PAGES = [
     ),
 ]
 SHOWN_ONLY = {  # line prefix: why the docs test does not run it
-    "make ": "the Makefile's own targets (make test runs this test; make demo takes ~18 minutes)",
+    "make ": "the Makefile's own targets (make test runs this test; make demo takes about twenty minutes)",
     "pip install": "installing the package is what the test environment already did",
     "torchrun --nnodes 2": "the second machine of a two-machine example",
     "git clone": "the repository is already here",
     "python benchmarks/": "benchmarks take minutes to hours; the tables quote the results files they write",
-    "python examples/": "the end-to-end examples take 10-20 minutes; the pages quote the results files they write",
+    "python examples/": "the end-to-end examples take many minutes; the pages quote the results files they write",
     "albert push": "needs a hub account; tests/test_push.py pushes to a local hub server",
 }
 BLOCK = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.S | re.M)

@@ -103,7 +103,7 @@ def test_the_cut_is_the_cheapest_partition():
 def test_passes_weighted_by_their_rows_give_the_gradient_of_one_padded_batch():
     from conftest import tiny_config
 
-    from albert.collate import as_tensors, encoder_inputs
+    from albert.batching import as_tensors, encoder_inputs
 
     cfg = tiny_config(num_labels=2, classifier_dropout_prob=0.0)  # dropout off: the same function in both
     torch.manual_seed(0)
@@ -679,7 +679,7 @@ def test_the_loop_takes_the_same_steps_as_transformers_trainer(reviews, tmp_path
     weights: any accuracy difference between the two in benchmarks/finetune.py comes from the random draws."""
     pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate (the [bench] extra)")
     transformers = pytest.importorskip("transformers")
-    from albert.collate import as_tensors, encoder_inputs
+    from albert.batching import as_tensors, encoder_inputs
     from albert.optim import build_schedule
     from albert.tasks.classification import read_examples
 

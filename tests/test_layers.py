@@ -1,5 +1,5 @@
-"""The package's layering: each module imports only from its own layer or below, module-level imports form no
-circle, and every module imports on its own (from a fresh `albert` package), so a newcomer can read it bottom-up."""
+"""The package's layering: each module imports only from its own layer or below, imports (inside functions too) form
+no circle, and every module imports on its own (from a fresh `albert` package), so a newcomer can read it bottom-up."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ LAYERS = [
     },
     {"config", "checkpoint", "hub", "push", "tfcheckpoint", "tflayouts", "tokenizer", "spm", "plot", "modelcard"},
     {"model", "heads"},  # the forward pass and its heads
-    {"collate", "engines", "data", "runs", "lrfind"},  # padding rows; running a model over rows; pretraining data; runs
+    {"engines", "data", "runs", "lrfind"},  # running a model over rows; pretraining data; runs
     {
         "tasks",
         "tasks.base",
@@ -68,13 +68,18 @@ def _imports(module: str) -> tuple[set[str], set[str]]:
         names = []
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "albert":
             base = node.module.removeprefix("albert").lstrip(".")
-            # `from albert import hub` and `from albert.tasks import ner` name modules; `from albert.x import f` x
+            # `from albert import hub` and `from albert.tasks import ner` name modules; `from albert.x import f` x;
+            # `from albert import AlbertModel` the package itself
             names = [
-                f"{base}.{a.name}".lstrip(".") if f"{base}.{a.name}".lstrip(".") in LAYER_OF else base
+                f"{base}.{a.name}".lstrip(".") if f"{base}.{a.name}".lstrip(".") in LAYER_OF else base or "__init__"
                 for a in node.names
             ]
-        elif isinstance(node, ast.Import):
-            names = [a.name.removeprefix("albert.") for a in node.names if a.name.startswith("albert.")]
+        elif isinstance(node, ast.Import):  # `import albert` is the package itself (layer of __init__)
+            names = [
+                "__init__" if a.name == "albert" else a.name.removeprefix("albert.")
+                for a in node.names
+                if a.name == "albert" or a.name.startswith("albert.")
+            ]
         for name in names:
             name = name if name in LAYER_OF else name.rsplit(".", 1)[0]
             if name in LAYER_OF and name != module:
@@ -98,6 +103,16 @@ def test_every_module_has_a_layer():
     assert set(MODULES) == set(LAYER_OF), set(MODULES) ^ set(LAYER_OF)
 
 
+def test_the_architecture_page_draws_these_layers():
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = text.split("<!-- layers -->", 1)[1].split("<!-- /layers -->", 1)[0]
+    drawn = {}
+    for row in table.strip().splitlines()[2:]:
+        layer, modules = row.strip("|").split("|")
+        drawn[int(layer.split(":")[0])] = {m.strip().strip("`") for m in modules.split(",")}
+    assert drawn == dict(enumerate(LAYERS))
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_imports_go_down_the_layers(module):
     _, anywhere = _imports(module)
@@ -105,8 +120,9 @@ def test_imports_go_down_the_layers(module):
     assert not upward, f"albert.{module} (layer {LAYER_OF[module]}) imports from above: {upward}"
 
 
-def test_module_level_imports_form_no_circle():
-    graph = {m: _imports(m)[0] for m in MODULES}
+def test_imports_form_no_circle_at_any_level():
+    """Not even through an import inside a function: a circle there is two modules that cannot be read apart."""
+    graph = {m: _imports(m)[1] for m in MODULES}
     state: dict[str, int] = {}
 
     def visit(node: str, path: list[str]) -> None:
@@ -125,7 +141,7 @@ def test_module_level_imports_form_no_circle():
 
 # One interpreter imports each module after dropping every albert module it holds: each import starts from a fresh
 # albert package (so import order cannot hide a circle or a missing import), while torch and the other third-party
-# packages stay imported (one interpreter, ~2 s, where one per module took ~30 s of the suite).
+# packages stay imported (one interpreter instead of one per module, which cost the suite an import of torch each).
 IMPORT_EACH_ALONE = """
 import importlib, json, sys
 failed = {}

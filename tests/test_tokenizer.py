@@ -10,7 +10,15 @@ import pytest
 from conftest import hf4_ids
 
 from albert import spm
-from albert.tokenizer import AlbertTokenizer, TokenizerError, WordPieceTokenizer, _truncated_lengths
+from albert.readers import read_lines
+from albert.tokenizer import (
+    ALBERT_USER_SYMBOLS,
+    AlbertTokenizer,
+    SentencePieceTokenizer,
+    TokenizerError,
+    WordPieceTokenizer,
+    _truncated_lengths,
+)
 
 MIXED = [
     "我爱北京天安门，Hello World！😀 ｆｕｌｌ ｗｉｄｔｈ １２３",
@@ -43,7 +51,7 @@ def corpora(realdata):
 def test_training_uses_albert_ids_and_symbols(brown_tokenizer):
     sp = brown_tokenizer.sp
     assert [sp.id_to_piece(i) for i in range(5)] == ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
-    assert [sp.id_to_piece(i) for i in range(5, 13)] == spm.ALBERT_USER_SYMBOLS
+    assert [sp.id_to_piece(i) for i in range(5, 13)] == ALBERT_USER_SYMBOLS
     assert (brown_tokenizer.pad_token_id, brown_tokenizer.cls_token_id, brown_tokenizer.mask_token_id) == (0, 2, 4)
     assert sp.get_piece_size() == 8000
 
@@ -77,7 +85,7 @@ def test_sentencepiece_pairs_with_truncation_match(brown_tokenizer, corpora):
 
 @pytest.mark.parametrize("options", [{"keep_accents": True}, {"do_lower_case": False}])
 def test_sentencepiece_options_match(brown_tokenizer, corpora, options):
-    tok = spm.SentencePieceTokenizer(brown_tokenizer.model_file, **options)
+    tok = SentencePieceTokenizer(brown_tokenizer.model_file, **options)
     lines = corpora["spam"][:300] + MIXED
     assert tok(lines)["input_ids"] == hf4_ids(
         {"kind": "albert", "path": str(tok.model_file), "texts": lines, **options}
@@ -312,7 +320,7 @@ def test_bad_training_input(tmp_path):
     bad_json = tmp_path / "bad.jsonl"
     bad_json.write_text('{"text": "ok"}\n{"txt": "no"}\n')
     with pytest.raises(TokenizerError, match=r"bad\.jsonl:2: expected a JSON object with a \"text\" field"):
-        list(spm.read_lines([bad_json]))
+        list(read_lines([bad_json]))
 
 
 # -- command line -------------------------------------------------------------------------------------------------
@@ -349,7 +357,7 @@ TRICKY = [
 
 def test_ids_do_not_depend_on_asking_for_offsets(realdata, brown_tokenizer):
     """The offsets path (QA, /qa, NER) preprocesses exactly as the plain path: same text, same ids, on real text."""
-    from albert.spm import preprocess_text, preprocess_with_offsets
+    from albert.tokenizer import preprocess_text, preprocess_with_offsets
 
     texts = realdata.brown_lines()[:2000] + realdata.spam_lines(2000) + realdata.python_doc_paragraphs()[:500]
     texts += TRICKY
@@ -370,7 +378,7 @@ def test_every_combining_mark_lies_below_the_scanned_bound():
     import sys
     import unicodedata
 
-    from albert.spm import COMBINING_MARKS_BELOW, preprocess_text
+    from albert.tokenizer import COMBINING_MARKS_BELOW, preprocess_text
 
     above = [cp for cp in range(COMBINING_MARKS_BELOW, sys.maxunicode + 1) if unicodedata.combining(chr(cp))]
     assert above == []
@@ -459,7 +467,7 @@ def test_wordpiece_special_tokens_in_text_match_transformers(wordpiece, corpora)
 def test_split_special_tokens_encodes_them_as_text(brown_tokenizer, wordpiece, corpora):
     """split_special_tokens=True, as in transformers: "[MASK]" is six characters of text again."""
     transformers = pytest.importorskip("transformers")
-    sp = spm.SentencePieceTokenizer(brown_tokenizer.model_file, split_special_tokens=True)
+    sp = SentencePieceTokenizer(brown_tokenizer.model_file, split_special_tokens=True)
     lines = _with_specials(corpora["brown"][:400], SPECIAL_FORMS["sp"], seed=1)
     ours = sp(lines, add_special_tokens=False)["input_ids"]
     assert ours == _hf4_split_ids("albert", sp.model_file, lines)

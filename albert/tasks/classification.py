@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from typing_extensions import TypedDict
 
-from albert.collate import as_tensors, encoder_inputs
+from albert.batching import as_tensors, encoder_inputs
 from albert.engines import TorchForward, run_rows
 from albert.extras import require
 from albert.readers import DataError, records

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from typing_extensions import TypedDict
 
-from albert.collate import encoder_inputs
+from albert.batching import encoder_inputs
 from albert.engines import plan_batches
 from albert.readers import json_object, read_text
 from albert.tasks.base import Task

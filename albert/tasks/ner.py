@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from typing_extensions import TypedDict
 
-from albert.collate import as_tensors, encoder_inputs, pad_rows
+from albert.batching import as_tensors, encoder_inputs, pad_rows
 from albert.extras import require
 from albert.readers import read_text
 from albert.tasks.base import Task

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from typing_extensions import TypedDict
 
-from albert.collate import as_tensors, encoder_inputs
+from albert.batching import as_tensors, encoder_inputs
 from albert.readers import read_text
 from albert.tasks.base import Task
 from albert.tasks.classification import TaskDataError

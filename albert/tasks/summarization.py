@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from typing_extensions import TypedDict
 
-from albert.collate import as_tensors, encoder_inputs, pad_rows
+from albert.batching import as_tensors, encoder_inputs, pad_rows
 from albert.engines import plan_batches
 from albert.extras import require
 from albert.readers import read_text
