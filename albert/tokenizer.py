@@ -7,8 +7,11 @@ SentencePiece model is albert/spm.py's.)
 SentencePiece follows google-research/albert tokenization.py exactly, which is what the released checkpoints were
 pretrained with: ``preprocess_text`` (collapse whitespace, ``` `` ```/``''`` → ``"``, NFKD and drop combining marks
 unless keep_accents, lower-case), the SentencePiece model, then re-splitting pieces that end in digit + comma
-(``▁9,`` → ``▁9`` ``,``). The engine is the sentencepiece library; WordPiece runs on the ``tokenizers`` library's
-BERT pipeline (basic tokenisation, CJK characters split, greedy longest-match ``##`` pieces).
+(``▁9,`` → ``▁9`` ``,``). The engine is the sentencepiece library, batched in C++. transformers 4.x's
+sentencepiece-based AlbertTokenizer implements the same algorithm (the parity tests compare ids with it);
+transformers 5's Rust-backed one approximates the digit-comma rule and treats the user-defined symbols differently, so
+it disagrees on some lines (docs/tokenizers.md). WordPiece runs on the ``tokenizers`` library's BERT pipeline (basic
+tokenisation, CJK characters split, greedy longest-match ``##`` pieces).
 """
 
 from __future__ import annotations
