@@ -166,6 +166,11 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def with_notes(header: list[str], rows: list[list[str]], *notes: str) -> str:
+    """A block's text: the table, an empty line, then its notes (the source line among them)."""
+    return "\n".join([*table(header, rows), "", *notes])
+
+
 def source(command: str, *files: str) -> str:
     return f"Source: {', '.join(f'`{f}`' for f in files)}, written by `{command}`."
 
@@ -490,14 +495,12 @@ def forward(f: Files) -> str:
         for r in d["rows"]
     ]
     header = ["batch × length", "albert-lite seq/s", "transformers seq/s", "speed-up", "max abs diff", "of GEMM peak"]
-    return "\n".join(
-        [
-            *table(header, rows),
-            "",
-            f"{d['machine']}, torch {d['torch']}, transformers {d['transformers']}, medians of {d['repeats']} "
-            f"alternating runs; the GEMM measured at the start of the run: {fixed(d['gemm_gflops'], 1)} GFLOP/s. "
-            + source("python benchmarks/forward.py", FORWARD),
-        ]
+    return with_notes(
+        header,
+        rows,
+        f"{d['machine']}, torch {d['torch']}, transformers {d['transformers']}, medians of {d['repeats']} "
+        f"alternating runs; the GEMM measured at the start of the run: {fixed(d['gemm_gflops'], 1)} GFLOP/s. "
+        + source("python benchmarks/forward.py", FORWARD),
     )
 
 
@@ -532,15 +535,13 @@ def predict(f: Files) -> str:
             ]
         )
     header = ["contender", "demo model seq/s", "× pipeline", "accuracy", "albert-base seq/s", "× pipeline"]
-    return "\n".join(
-        [
-            *table([*header, "albert-base GFLOP/s"], rows),
-            "",
-            f"The demo model on {demo['texts']:,} texts ({demo['tokens']:,} tokens), albert-base on {base['texts']:,} "
-            f"({base['tokens']:,} tokens: {fixed(base['tokens'] / base['texts'], 1)} a text); medians of "
-            f"{demo['repeats']} rounds; transformers {d['transformers']}. "
-            + source("python benchmarks/predict.py", PREDICT),
-        ]
+    return with_notes(
+        [*header, "albert-base GFLOP/s"],
+        rows,
+        f"The demo model on {demo['texts']:,} texts ({demo['tokens']:,} tokens), albert-base on {base['texts']:,} "
+        f"({base['tokens']:,} tokens: {fixed(base['tokens'] / base['texts'], 1)} a text); medians of "
+        f"{demo['repeats']} rounds; transformers {d['transformers']}. "
+        + source("python benchmarks/predict.py", PREDICT),
     )
 
 
@@ -565,17 +566,15 @@ def onnx(f: Files) -> str:
     header += ["albert-base: MatMuls in int8", "size MB", "max abs diff from PyTorch"]
     ours, theirs = "ours, ONNX int8", "onnxruntime, transformers int8"
     fp32 = "ours, ONNX fp32"
-    return "\n".join(
-        [
-            *table(header, rows),
-            "",
-            f"Our int8 against onnxruntime's int8 of transformers' export: "
-            f"{times(demo[ours]['seq_per_s'] / demo[theirs]['seq_per_s'])} the speed on the demo model, "
-            f"{times(base[ours]['seq_per_s'] / base[theirs]['seq_per_s'])} at albert-base size. Test accuracy of the "
-            f"demo model in int8 {fixed(demo[ours]['accuracy'], 4)} against {fixed(demo[fp32]['accuracy'], 4)} in fp32 "
-            f"({signed(100 * (demo[ours]['accuracy'] - demo[fp32]['accuracy']), 2)} points). "
-            + source("python benchmarks/predict.py", PREDICT),
-        ]
+    return with_notes(
+        header,
+        rows,
+        f"Our int8 against onnxruntime's int8 of transformers' export: "
+        f"{times(demo[ours]['seq_per_s'] / demo[theirs]['seq_per_s'])} the speed on the demo model, "
+        f"{times(base[ours]['seq_per_s'] / base[theirs]['seq_per_s'])} at albert-base size. Test accuracy of the "
+        f"demo model in int8 {fixed(demo[ours]['accuracy'], 4)} against {fixed(demo[fp32]['accuracy'], 4)} in fp32 "
+        f"({signed(100 * (demo[ours]['accuracy'] - demo[fp32]['accuracy']), 2)} points). "
+        + source("python benchmarks/predict.py", PREDICT),
     )
 
 
@@ -589,12 +588,10 @@ def predict_budget(f: Files) -> str:
             raise FigureError(f"{BUDGET}: 'demo' and 'base' were measured at different budgets")
         rows.append([f"{label}, seq/s", *(fixed(d[name][k], 1) for k in budgets)])
         fastest.append(f"{int(max(budgets, key=lambda k, n=name: d[n][k])):,} ({label})")
-    return "\n".join(
-        [
-            *table(["tokens per batch (`--max-tokens`)", *(f"{int(k):,}" for k in budgets)], rows),
-            "",
-            f"Fastest: {', '.join(fastest)}. " + source("python benchmarks/predict.py --budget-sweep", BUDGET),
-        ]
+    return with_notes(
+        ["tokens per batch (`--max-tokens`)", *(f"{int(k):,}" for k in budgets)],
+        rows,
+        f"Fastest: {', '.join(fastest)}. " + source("python benchmarks/predict.py --budget-sweep", BUDGET),
     )
 
 
@@ -625,12 +622,10 @@ def serve(f: Files) -> str:
             )
     header = ["engine", "clients", "requests/s", "offline texts/s", "of offline", "p50 ms", "p99 ms"]
     header += ["texts per model call", "labels = offline", "probabilities = offline (1e-5)"]
-    return "\n".join(
-        [
-            *table(header, rows),
-            "",
-            f"{d['requests']:,} requests, {d['threads']} threads. " + source("python benchmarks/serve.py", SERVE),
-        ]
+    return with_notes(
+        header,
+        rows,
+        f"{d['requests']:,} requests, {d['threads']} threads. " + source("python benchmarks/serve.py", SERVE),
     )
 
 
@@ -679,13 +674,11 @@ def tokenizer(f: Files) -> str:
     ]
     header = ["tokenizer", "albert-lite lines/s", "transformers 5 (Rust)", "transformers 4.57 (Python)", "speed vs 5"]
     lines = sorted({f"{r['lines']:,}" for r in d["rows"]})
-    return "\n".join(
-        [
-            *table([*header, "same ids as 4.57", "same ids as 5"], rows),
-            "",
-            f"{' / '.join(lines)} lines each, {d['threads']} threads, transformers {d['transformers']}. "
-            + source("python benchmarks/tokenizer.py", TOKENIZER),
-        ]
+    return with_notes(
+        [*header, "same ids as 4.57", "same ids as 5"],
+        rows,
+        f"{' / '.join(lines)} lines each, {d['threads']} threads, transformers {d['transformers']}. "
+        + source("python benchmarks/tokenizer.py", TOKENIZER),
     )
 
 
@@ -712,15 +705,13 @@ def pretrain(f: Files) -> str:
     ]
     ddp = d["ddp_cpu"]
     header = ["contender", "s/step", "tokens/s", "vs transformers", "peak RSS GiB", "loss at step 0"]
-    return "\n".join(
-        [
-            *table(header, rows),
-            "",
-            f"Each contender's fastest of {len(d['runs']['transformers'])} runs. DDP on this CPU: 1 process "
-            f"{fixed(ddp['tokens_per_s_1_process'], 0)} tokens/s, 2 processes "
-            f"{fixed(ddp['tokens_per_s_2_processes'], 0)} ({times(ddp['scaling'])}). "
-            + source("python benchmarks/pretrain.py", PRETRAIN),
-        ]
+    return with_notes(
+        header,
+        rows,
+        f"Each contender's fastest of {len(d['runs']['transformers'])} runs. DDP on this CPU: 1 process "
+        f"{fixed(ddp['tokens_per_s_1_process'], 0)} tokens/s, 2 processes "
+        f"{fixed(ddp['tokens_per_s_2_processes'], 0)} ({times(ddp['scaling'])}). "
+        + source("python benchmarks/pretrain.py", PRETRAIN),
     )
 
 
@@ -762,12 +753,10 @@ def finetune(f: Files) -> str:
             ]
         )
     header = ["data", "rounds", "albert-lite ex/s", "Trainer ex/s", "speed", "peak RSS GiB (ours / Trainer)"]
-    return "\n".join(
-        [
-            *table([*header, "dev accuracy by seed (ours; Trainer)"], rows),
-            "",
-            source("python benchmarks/finetune.py", FINETUNE),
-        ]
+    return with_notes(
+        [*header, "dev accuracy by seed (ours; Trainer)"],
+        rows,
+        source("python benchmarks/finetune.py", FINETUNE),
     )
 
 
@@ -836,13 +825,11 @@ def classifier_step(f: Files) -> str:
             )
     header = ["model, batch × tokens", "measured", "ours (pooled-only) s", "ours, full pass s", "transformers s"]
     largest = max(x for s in d["shapes"].values() for x in s["max_abs_logit_diff"].values())
-    return "\n".join(
-        [
-            *table([*header, "vs full pass", "vs transformers"], rows),
-            "",
-            f"Medians of {d['repeats']} alternating repeats, {d['threads']} threads; logits within {sci(largest)} of "
-            "transformers'. " + source("python benchmarks/classifier_step.py", CLASSIFIER),
-        ]
+    return with_notes(
+        [*header, "vs full pass", "vs transformers"],
+        rows,
+        f"Medians of {d['repeats']} alternating repeats, {d['threads']} threads; logits within {sci(largest)} of "
+        "transformers'. " + source("python benchmarks/classifier_step.py", CLASSIFIER),
     )
 
 
@@ -860,13 +847,11 @@ def convert(f: Files) -> str:
         f"{sci(c['transformers_vs_tensorflow_mlm_max_abs_diff'])} ({fixed(c['tensorflow_mlm_logits_max_abs'], 2)})",
         sci(c["transformers_vs_tensorflow_sop_max_abs_diff"]),
     ]
-    return "\n".join(
-        [
-            *table(header, [row]),
-            "",
-            f"The logits: transformers {c['transformers']}'s `AlbertForPreTraining` loading the output, against "
-            "TensorFlow's own. " + source("python benchmarks/convert.py /tmp/albert_base_tf", CONVERT),
-        ]
+    return with_notes(
+        header,
+        [row],
+        f"The logits: transformers {c['transformers']}'s `AlbertForPreTraining` loading the output, against "
+        "TensorFlow's own. " + source("python benchmarks/convert.py /tmp/albert_base_tf", CONVERT),
     )
 
 
@@ -890,14 +875,12 @@ def find_lr(f: Files) -> str:
     )
     test, dev = m["auto_minus_best_test_points"], m["auto_minus_best_dev_points"]
     split = f(FIND_LR)["split"]
-    return "\n".join(
-        [
-            *table(["rate", "dev accuracy", "test accuracy", "minutes"], rows),
-            "",
-            f"`auto` against the sweep's best: {signed(test, 2)} test points, {signed(dev, 2)} dev points; its minutes "
-            f"include the range test. {split['train']:,} training reviews, {split['dev']:,} dev, {split['test']:,} "
-            "test. " + source("python examples/find_lr.py", FIND_LR),
-        ]
+    return with_notes(
+        ["rate", "dev accuracy", "test accuracy", "minutes"],
+        rows,
+        f"`auto` against the sweep's best: {signed(test, 2)} test points, {signed(dev, 2)} dev points; its minutes "
+        f"include the range test. {split['train']:,} training reviews, {split['dev']:,} dev, {split['test']:,} "
+        "test. " + source("python examples/find_lr.py", FIND_LR),
     )
 
 
@@ -916,17 +899,15 @@ def demo(f: Files) -> str:
     d = runs[0]
     pre = d["pretraining"]
     same = "the same" if runs[1]["pretraining"].value == pre.value else "its own"
-    return "\n".join(
-        [
-            *table(header, rows),
-            "",
-            f"Test set: {d['split']['test']:,} reviews. Pretraining, {pre['steps']:,} steps: held-out MLM accuracy "
-            f"{fixed(pre['eval_mlm_acc'], 3)}, SOP accuracy {fixed(pre['eval_sop_acc'], 3)}. The run: "
-            f"{demo_minutes(d)}. "
-            + source("make demo", DEMO)
-            + f" The lr {rate(runs[1]['finetune_lr'])} columns: `{DEMO_LR}` "
-            f"(`python examples/demo.py --finetune-lr {rate(runs[1]['finetune_lr'])}`, {same} pretrained checkpoint).",
-        ]
+    return with_notes(
+        header,
+        rows,
+        f"Test set: {d['split']['test']:,} reviews. Pretraining, {pre['steps']:,} steps: held-out MLM accuracy "
+        f"{fixed(pre['eval_mlm_acc'], 3)}, SOP accuracy {fixed(pre['eval_sop_acc'], 3)}. The run: "
+        f"{demo_minutes(d)}. "
+        + source("make demo", DEMO)
+        + f" The lr {rate(runs[1]['finetune_lr'])} columns: `{DEMO_LR}` "
+        f"(`python examples/demo.py --finetune-lr {rate(runs[1]['finetune_lr'])}`, {same} pretrained checkpoint).",
     )
 
 
@@ -940,17 +921,15 @@ def real_encoder(f: Files) -> str:
         ["(c) TF-IDF + logistic regression", fixed(c["accuracy"], 4), fixed(c["macro_f1"], 4)],
         ["always the most frequent class", fixed(d["majority_class_accuracy"], 4), ""],
     ]
-    return "\n".join(
-        [
-            *table(["model", "accuracy", "macro-F1"], rows),
-            "",
-            f"(a) − (b): {signed(100 * (a['accuracy'] - b['accuracy']), 1)} points of accuracy, "
-            f"{signed(100 * (a['macro_f1'] - b['macro_f1']), 1)} of macro-F1; (a) − (c): "
-            f"{signed(100 * (a['accuracy'] - c['accuracy']), 1)} and "
-            f"{signed(100 * (a['macro_f1'] - c['macro_f1']), 1)}. "
-            f"Test set: {d['split']['test']:,} passages. The whole run: {fixed(d['minutes'], 1)} min on 2 cores. "
-            + source("make real-encoder", REAL_ENCODER),
-        ]
+    return with_notes(
+        ["model", "accuracy", "macro-F1"],
+        rows,
+        f"(a) − (b): {signed(100 * (a['accuracy'] - b['accuracy']), 1)} points of accuracy, "
+        f"{signed(100 * (a['macro_f1'] - b['macro_f1']), 1)} of macro-F1; (a) − (c): "
+        f"{signed(100 * (a['accuracy'] - c['accuracy']), 1)} and "
+        f"{signed(100 * (a['macro_f1'] - c['macro_f1']), 1)}. "
+        f"Test set: {d['split']['test']:,} passages. The whole run: {fixed(d['minutes'], 1)} min on 2 cores. "
+        + source("make real-encoder", REAL_ENCODER),
     )
 
 
@@ -971,12 +950,10 @@ def pretrain_data(f: Files) -> str:
     ]
     header = ["tokens", "pairs", "pair table, bytes per token", "building the epoch, s", "peak RSS MB"]
     header += ["RSS growth MB", f"a {d['batch']}-sequence batch, ms"]
-    return "\n".join(
-        [
-            *table(header, rows),
-            "",
-            f"Sequence length {d['max_seq_length']}. " + source("python benchmarks/pretrain_data.py", PRETRAIN_DATA),
-        ]
+    return with_notes(
+        header,
+        rows,
+        f"Sequence length {d['max_seq_length']}. " + source("python benchmarks/pretrain_data.py", PRETRAIN_DATA),
     )
 
 
@@ -1068,17 +1045,15 @@ def pretrain_recipes(f: Files) -> str:
     worst, where = min(out)
     lowest = min(ratio[(c, chosen)] for c in corpora if (c, chosen) in ratio)
     passes = f"; with `{chosen}` every corpus, the held-out novel included, passes 2× at 300 steps."
-    return "\n".join(
-        [
-            *table(["recipe", *corpora, "worst (selection corpora)"], rows),
-            "",
-            f"Chosen by its worst selection corpus: `{chosen}`.",
-            "",
-            *table(["left out", "chosen on the other three", "its × unigram on the one left out"], out_rows),
-            "",
-            f"The worst case, out of sample: {times(worst)} the unigram baseline ({where})"
-            + (passes if lowest >= 2 else "."),
-        ]
+    return with_notes(
+        ["recipe", *corpora, "worst (selection corpora)"],
+        rows,
+        f"Chosen by its worst selection corpus: `{chosen}`.",
+        "",
+        *table(["left out", "chosen on the other three", "its × unigram on the one left out"], out_rows),
+        "",
+        f"The worst case, out of sample: {times(worst)} the unigram baseline ({where})"
+        + (passes if lowest >= 2 else "."),
     )
 
 
@@ -1116,13 +1091,11 @@ def pretrain_then_finetune(f: Files) -> str:
         raise FigureError(f"the pretrain_then_finetune*.json files hold different pretrain_steps: {sorted(steps)}")
     header = ["task", "labelled examples", f"pretrained ({steps.pop()} steps)", "random initialisation"]
     header += ["pretrained ahead", "majority class", "TF-IDF + LR"]
-    return "\n".join(
-        [
-            *table(header, rows),
-            "",
-            "Test accuracy, mean ± sd over the seeds. Source: `examples/results/pretrain_then_finetune*.json`, written "
-            "by `python examples/pretrain_then_finetune.py` (the options in the text).",
-        ]
+    return with_notes(
+        header,
+        rows,
+        "Test accuracy, mean ± sd over the seeds. Source: `examples/results/pretrain_then_finetune*.json`, written "
+        "by `python examples/pretrain_then_finetune.py` (the options in the text).",
     )
 
 
@@ -1138,14 +1111,12 @@ def pretrain_small(f: Files) -> str:
         ]
     )
     final = d["final"]
-    return "\n".join(
-        [
-            *table(["step", "held-out MLM accuracy", "held-out SOP accuracy"], rows),
-            "",
-            f"{d['steps']:,} steps in {fixed(d['minutes'], 1)} min on 2 cores; at the end, held-out MLM accuracy "
-            f"{times(final['eval_mlm_acc'] / d['unigram_mlm_acc'])} the unigram baseline. "
-            + source("python examples/pretrain_small.py --minutes 22", PRETRAIN_SMALL),
-        ]
+    return with_notes(
+        ["step", "held-out MLM accuracy", "held-out SOP accuracy"],
+        rows,
+        f"{d['steps']:,} steps in {fixed(d['minutes'], 1)} min on 2 cores; at the end, held-out MLM accuracy "
+        f"{times(final['eval_mlm_acc'] / d['unigram_mlm_acc'])} the unigram baseline. "
+        + source("python examples/pretrain_small.py --minutes 22", PRETRAIN_SMALL),
     )
 
 

@@ -75,6 +75,24 @@ def write_small_model(path, vocab_size: int, max_positions: int = 128) -> None:
     path.write_text(config.to_json_string())
 
 
+def prepared_corpus(root: Path, documents, vocab_size: int = 2000, write_model=None) -> Path:
+    """``root`` with documents (lists of sentences) as corpus.txt, a SentencePiece tokenizer of ``vocab_size``
+    pieces in tok/, `albert prepare`'s shards in data/ and a model config in model.json (write_small_model's
+    unless another writer is given)."""
+    from albert import spm
+    from albert.data import PrepareConfig, prepare
+
+    text = "\n\n".join("\n".join(sentences) for sentences in documents)  # a blank line between documents
+    (root / "corpus.txt").write_text(text + "\n", encoding="utf-8")
+    spm.train([root / "corpus.txt"], root / "tok", vocab_size=vocab_size, progress=False)
+    prepare(
+        PrepareConfig(input=[str(root / "corpus.txt")], tokenizer=str(root / "tok"), out=str(root / "data")),
+        progress=False,
+    )
+    (write_model or write_small_model)(root / "model.json", vocab_size=vocab_size)
+    return root
+
+
 def write_tiny_model(path, vocab_size: int) -> None:
     """config.json of a 1-layer, H=32 ALBERT: for runs that must start fast, not learn."""
     config = albert.AlbertConfig(

@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, tiny_config, write_tiny_model
+from conftest import ROOT, prepared_corpus, tiny_config, write_tiny_model
 from huggingface_hub import ModelCard
 
 import albert
 from albert import importers, modelcard, tasks
-from albert.data import PrepareConfig, prepare
 from albert.finetune import FinetuneConfig, evaluate_directory, train
 from albert.pretrain import PretrainConfig
 from albert.pretrain import train as pretrain
@@ -113,18 +112,8 @@ def test_a_run_without_a_dev_file_says_it_was_not_evaluated(reviews, tmp_path):
 @pytest.fixture(scope="module")
 def corpus(realdata, tmp_path_factory):
     """40 Brown documents, a 1,000-piece tokenizer, prepared shards (test_pretrain.py's, smaller)."""
-    from albert import spm
-
-    root = tmp_path_factory.mktemp("pretrain-card")
-    text = "\n\n".join("\n".join(d["sentences"]) for d in realdata.brown_documents()[:40])
-    (root / "corpus.txt").write_text(text + "\n", encoding="utf-8")
-    spm.train([root / "corpus.txt"], root / "tok", vocab_size=1000, progress=False)
-    prepare(
-        PrepareConfig(input=[str(root / "corpus.txt")], tokenizer=str(root / "tok"), out=str(root / "data")),
-        progress=False,
-    )
-    write_tiny_model(root / "model.json", vocab_size=1000)
-    return root
+    documents = [d["sentences"] for d in realdata.brown_documents()[:40]]
+    return prepared_corpus(tmp_path_factory.mktemp("pretrain-card"), documents, 1000, write_tiny_model)
 
 
 def test_pretraining_writes_the_card_into_model_with_the_held_out_metrics(corpus, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import free_port, tensorboard_scalars, torchrun, torchrun_nodes, write_small_model
+from conftest import free_port, prepared_corpus, tensorboard_scalars, torchrun, torchrun_nodes
 from safetensors.torch import load_file
 
 import albert
@@ -26,19 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def corpus(realdata, tmp_path_factory):
-    """120 Brown documents (blank line between documents), a 2,000-piece tokenizer, prepared shards."""
-    from albert import spm
-
-    root = tmp_path_factory.mktemp("pretrain")
-    text = "\n\n".join("\n".join(d["sentences"]) for d in realdata.brown_documents()[:120])
-    (root / "corpus.txt").write_text(text + "\n", encoding="utf-8")
-    spm.train([root / "corpus.txt"], root / "tok", vocab_size=2000, progress=False)
-    prepare(
-        PrepareConfig(input=[str(root / "corpus.txt")], tokenizer=str(root / "tok"), out=str(root / "data")),
-        progress=False,
-    )
-    write_small_model(root / "model.json", vocab_size=2000)
-    return root
+    """120 Brown documents, a 2,000-piece tokenizer, prepared shards, a small model's config."""
+    documents = [d["sentences"] for d in realdata.brown_documents()[:120]]
+    return prepared_corpus(tmp_path_factory.mktemp("pretrain"), documents)
 
 
 def _cfg(corpus: Path, out: Path, **overrides) -> PretrainConfig:
@@ -518,20 +508,9 @@ def _unigram_accuracy(cfg: PretrainConfig, batches: list[dict]) -> float:
 
 @pytest.fixture(scope="module")
 def novel(realdata, tmp_path_factory):
-    """Botchan (a 1918 translation of a Japanese novel) prepared as `corpus` is: the corpus that
-    benchmarks/pretrain_learning.py leaves out when it chooses the defaults, so a run here is out of sample."""
-    from albert import spm
-
-    root = tmp_path_factory.mktemp("novel")
-    text = "\n\n".join("\n".join(sentences) for sentences in realdata.botchan_documents())
-    (root / "corpus.txt").write_text(text + "\n", encoding="utf-8")
-    spm.train([root / "corpus.txt"], root / "tok", vocab_size=2000, progress=False)
-    prepare(
-        PrepareConfig(input=[str(root / "corpus.txt")], tokenizer=str(root / "tok"), out=str(root / "data")),
-        progress=False,
-    )
-    write_small_model(root / "model.json", vocab_size=2000)
-    return root
+    """Botchan (a 1918 translation of a Japanese novel), prepared: the corpus that benchmarks/pretrain_learning.py
+    leaves out when it chooses the defaults, so a run here is out of sample."""
+    return prepared_corpus(tmp_path_factory.mktemp("novel"), realdata.botchan_documents())
 
 
 @pytest.mark.parametrize("text", ["corpus", "novel"])

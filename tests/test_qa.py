@@ -218,41 +218,19 @@ def test_answerability_classifier(span_qa, derived, tmp_path):
     above 0 and the swept threshold (best_f1, as the official v2.0 evaluation reports) is the measure."""
     import albert
 
-    result = train(
-        FinetuneConfig(
-            task="qa",
-            answerability=True,
-            train=str(derived / "train.json"),
-            eval=str(derived / "dev.json"),
-            init=str(span_qa[0]),
-            out=str(tmp_path / "out"),
-            epochs=2,
-            batch_size=16,
-            learning_rate=1e-3,
-            max_seq_length=192,
-            doc_stride=64,
-            progress=False,
+    def answerability(out: str, **schedule) -> dict:
+        """The answerability head fine-tuned on the span model, for this schedule."""
+        data = dict(train=str(derived / "train.json"), eval=str(derived / "dev.json"), init=str(span_qa[0]))
+        shape = dict(batch_size=16, max_seq_length=192, doc_stride=64, progress=False)
+        return train(
+            FinetuneConfig(task="qa", answerability=True, out=str(tmp_path / out), **data, **shape, **schedule)
         )
-    )
+
+    result = answerability("out", epochs=2, learning_rate=1e-3)
     baseline = no_answer_f1(derived / "dev.json")
     # the classifier alone decides, and what it learned is measured against the same model with its head untrained
     # (one step at a negligible rate): an untrained head's noise scored anywhere from the no-answer F1 to ~54
-    untrained = train(
-        FinetuneConfig(
-            task="qa",
-            answerability=True,
-            train=str(derived / "train.json"),
-            eval=str(derived / "dev.json"),
-            init=str(span_qa[0]),
-            out=str(tmp_path / "untrained"),
-            max_steps=1,
-            batch_size=16,
-            learning_rate=1e-12,
-            max_seq_length=192,
-            doc_stride=64,
-            progress=False,
-        )
-    )
+    untrained = answerability("untrained", max_steps=1, learning_rate=1e-12)
     print(f"best F1 {result['best_f1']:.1f}, untrained head {untrained['best_f1']:.1f}, no answer {baseline:.1f}")
     assert result["best_f1"] > max(baseline + 15, untrained["best_f1"] + 8)
     f1, _ = predicted_f1(tmp_path / "out", derived / "dev.json", tmp_path)  # the classifier's threshold, applied
