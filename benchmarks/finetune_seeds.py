@@ -17,10 +17,14 @@ the same label.
 8,000-piece SentencePiece tokenizer trained on their training split's text, the reviews the demo's. Each run is
 appended to benchmarks/results/finetune_seeds.json as it ends, and a rerun skips the runs already there (the whole
 grid is an hour or more on 2 cores); the summary in that file (per set and rate: mean and worst test accuracy, runs
-that fell to one label) is what docs/finetuning.md is to quote once the grid has run.
+that fell to one label) is what docs/finetuning.md's rate table quotes (scripts/figures.py writes it).
 
     python benchmarks/finetune_seeds.py [--sets ...] [--rates 3e-4 1e-3 3e-3] [--seeds 0 1 2 3 4]
         [--train-examples 2000] [--epochs 3] [--results FILE]
+    python benchmarks/finetune_seeds.py --join A.json B.json [--results FILE]
+
+The committed grid ran as two processes of one thread each (OMP_NUM_THREADS=1; this model runs about as fast on one
+thread as on two), on disjoint --sets, each with its own --results file, then joined with --join (about 70 minutes).
 """
 
 from __future__ import annotations
@@ -160,6 +164,32 @@ def save(record: dict, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def join(parts: list[Path], results: Path) -> None:
+    """One results file from several runs with the same settings, each (set, rate, seed) once, the sets in SETS
+    order."""
+    records = [json.loads(part.read_text()) for part in parts]
+    if any(record["settings"] != records[0]["settings"] for record in records):
+        raise SystemExit(f"--join: {', '.join(map(str, parts))} were run with different settings")
+    runs: dict[tuple, dict] = {}
+    for part, record in zip(parts, records, strict=True):
+        for r in record["runs"]:
+            key = (r["set"], r["rate"], r["seed"])
+            if key in runs:
+                raise SystemExit(f"--join: {part} holds {r['set']} lr {r['rate']:g} seed {r['seed']} a second time")
+            runs[key] = r
+    order = {name: i for i, name in enumerate(SETS)}
+    shares = {name: share for record in records for name, share in record["majority_share"].items()}
+    save(
+        {
+            "settings": records[0]["settings"],
+            "runs": sorted(runs.values(), key=lambda r: (order.get(r["set"], len(order)), r["rate"], r["seed"])),
+            "majority_share": dict(sorted(shares.items(), key=lambda item: order.get(item[0], len(order)))),
+        },
+        results,
+    )
+    print(f"{len(runs)} runs from {len(parts)} files in {results}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
@@ -168,11 +198,15 @@ def main() -> None:
     parser.add_argument("--train-examples", type=int, default=2000)
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the runs go (a trial: another file)")
+    parser.add_argument("--join", nargs="+", type=Path, help="join these results files (same settings) into --results")
     args = parser.parse_args()
-    settings = {"train_examples": args.train_examples, "epochs": args.epochs, "model": MODEL}
     results = args.results
     if results.is_dir():
         raise SystemExit(f"--results {results} is a folder: name the JSON file the runs go to")
+    if args.join:
+        join(args.join, results)
+        return
+    settings = {"train_examples": args.train_examples, "epochs": args.epochs, "model": MODEL}
     record = json.loads(results.read_text()) if results.is_file() else {"settings": settings, "runs": []}
     if record["settings"] != settings:
         raise SystemExit(f"{results} holds runs with other settings ({record['settings']}); move it away first")
