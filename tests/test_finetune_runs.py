@@ -649,7 +649,7 @@ def test_the_default_rate_follows_the_model_size(reviews, tmp_path):
             progress=False,
         )
     )
-    assert result["learning_rate"] == 1e-3  # H=64: a small model's rate, not Table 14's 3e-5
+    assert result["learning_rate"] == 3e-4  # H=64: a small model's rate, not Table 14's 3e-5
     sizes = [albert.AlbertConfig.from_name(name) for name in ("albert-base-v2", "albert-large-v2")]
     assert [rate_for_size(c) for c in sizes] == [3e-5, 3e-5]
 

@@ -115,6 +115,7 @@ def test_finetune_with_bf16_autocast_learns_on_cuda(tmp_path):
             out=str(tmp_path / "out"),
             epochs=3,
             batch_size=16,
+            learning_rate=1e-3,  # a rate this toy task learns at in 90 steps (the small-model default is 3e-4)
             device="cuda",
             progress=False,
         )
