@@ -5,14 +5,17 @@
 2. Tokenizer: SentencePiece (ALBERT's settings) trained on People's Daily 1998-01 + the training reviews.
 3. Pretraining: a small ALBERT (4 layers, H=256, E=128, shared weights) on the training reviews (the domain; never
    the dev/test texts) + 6,000 People's Daily paragraphs, SOP + whole-word n-gram MLM, LAMB, 1,000 steps of 32 × 64.
-4. Fine-tuning the same classifier twice, identically (one epoch, AdamW lr 1e-3, 96 tokens): (a) from the
-   pretrained weights, (b) from random weights.
+4. Fine-tuning the same classifier twice, identically (one epoch, AdamW at the default rate for this width, 96
+   tokens): (a) from the pretrained weights, (b) from random weights; each with seeds 0, 1 and 2 (the seed draws the
+   random weights, the data order and dropout), since one run says little: a rate near the edge of stability learns
+   on one seed and not on the next. The comparison reports each side's mean, worst and best seed.
 5. Baseline (c): TF-IDF over character 1-3-grams + logistic regression (scikit-learn) on the same split.
-6. Test accuracy and macro-F1 of (a), (b), (c), a few predictions, and the curves as PNG.
+6. Test accuracy and macro-F1 of (a), (b), (c), a few predictions, and the curves as PNG (of the first seed).
 
 Everything is cached under .cache/demo/; a second run reuses the tokenizer and the pretrained checkpoint.
 
-    python examples/demo.py [--pretrain-steps 1000] [--finetune-lr 1e-3] [--fresh]
+    python examples/demo.py [--pretrain-steps 1000] [--finetune-lr RATE] [--seeds 0 1 2] [--fresh]
+
 """
 
 from __future__ import annotations
@@ -29,13 +32,16 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "examples")]
 import realdata  # noqa: E402
+import seeds  # noqa: E402
 
 from albert import spm  # noqa: E402
+from albert.config import AlbertConfig  # noqa: E402
 from albert.data import PrepareConfig, prepare  # noqa: E402
 from albert.estimators import TextClassifier  # noqa: E402
 from albert.finetune import FinetuneConfig, train  # noqa: E402
+from albert.lrfind import rate_for_size  # noqa: E402
 from albert.pretrain import PretrainConfig  # noqa: E402
 from albert.pretrain import train as pretrain  # noqa: E402
 from albert.tasks import classification as task  # noqa: E402
@@ -50,6 +56,7 @@ MODEL = {
     "intermediate_size": 1024,
     "max_position_embeddings": 512,
 }
+FINETUNE_LR = rate_for_size(AlbertConfig(**MODEL))  # both sides: `albert finetune`'s default for this width
 SENTENCES = [
     "这个手机很好用，电池也耐用",
     "质量太差了，用了两天就坏了",
@@ -109,8 +116,6 @@ def build_pretrained(splits, steps: int) -> tuple[Path, dict]:
     prepare(
         PrepareConfig(input=[str(corpus)], tokenizer=str(WORK / "tokenizer"), out=str(WORK / "data")), progress=False
     )
-    from albert.config import AlbertConfig
-
     (WORK / "model.json").write_text(AlbertConfig(vocab_size=8000, **MODEL).to_json_string())
     shutil.rmtree(WORK / "pretrain", ignore_errors=True)
     t0 = time.perf_counter()
@@ -150,7 +155,7 @@ def build_pretrained(splits, steps: int) -> tuple[Path, dict]:
     return model_dir, {**measured, "reused": False}
 
 
-def finetune(init: Path | str, name: str, tokenizer: Path, lr: float) -> tuple[dict, TextClassifier]:
+def finetune(init: Path | str, name: str, tokenizer: Path, lr: float, seed: int) -> tuple[dict, TextClassifier]:
     out = WORK / name
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
@@ -166,7 +171,7 @@ def finetune(init: Path | str, name: str, tokenizer: Path, lr: float) -> tuple[d
             learning_rate=lr,
             max_seq_length=96,
             eval_every=200,
-            seed=0,
+            seed=seed,
         )
     )
     clf = TextClassifier.from_pretrained(out, max_length=96)
@@ -174,7 +179,19 @@ def finetune(init: Path | str, name: str, tokenizer: Path, lr: float) -> tuple[d
     scores = np.log(clf.predict_proba([e.text for e in test]))
     metrics = task.metrics("classification", task.targets(test, clf.labels, "classification"), scores)
     print(f"   {name}: test accuracy {metrics['accuracy']:.4f} ({(time.perf_counter() - t0) / 60:.1f} min)")
-    return metrics, clf
+    return {"seed": seed, **metrics}, clf
+
+
+def over_seeds(init: Path | str, name: str, lr: float, seed_list: list[int]) -> tuple[dict, TextClassifier]:
+    """One fine-tuning run per seed (the first seed's model in WORK/name, the others in WORK/name-seedN): their
+    summary (examples/seeds.py) and the first seed's classifier."""
+    runs, first = [], None
+    for seed in seed_list:
+        out = name if seed == seed_list[0] else f"{name}-seed{seed}"
+        metrics, clf = finetune(init, out, WORK / "tokenizer", lr, seed)
+        runs.append(metrics)
+        first = clf if first is None else first
+    return seeds.summary(runs), first
 
 
 def tfidf_baseline() -> dict:
@@ -194,7 +211,8 @@ def tfidf_baseline() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pretrain-steps", type=int, default=1000)
-    parser.add_argument("--finetune-lr", type=float, default=1e-3, help="the same for (a) and (b)")
+    parser.add_argument("--finetune-lr", type=float, default=FINETUNE_LR, help="the same for (a) and (b)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="fine-tuning seeds, each side")
     parser.add_argument("--fresh", action="store_true", help="ignore the cache in .cache/demo/")
     args = parser.parse_args()
     if args.fresh:
@@ -207,9 +225,9 @@ def main() -> None:
     print("   " + ", ".join(f"{k} {len(v):,}" for k, v in splits.items()) + " (stratified, no text in two splits)")
     print("2-3. Tokenizer and pretraining on People's Daily + training reviews")
     pretrained, pretraining = build_pretrained(splits, args.pretrain_steps)
-    print("4. Fine-tuning: (a) from the pretrained model, (b) from random weights")
-    a, clf = finetune(pretrained, "finetune-pretrained", WORK / "tokenizer", args.finetune_lr)
-    b, _ = finetune(f"random:{WORK / 'model.json'}", "finetune-random", WORK / "tokenizer", args.finetune_lr)
+    print(f"4. Fine-tuning: (a) from the pretrained model, (b) from random weights; seeds {args.seeds}")
+    a, clf = over_seeds(pretrained, "finetune-pretrained", args.finetune_lr, args.seeds)
+    b, _ = over_seeds(f"random:{WORK / 'model.json'}", "finetune-random", args.finetune_lr, args.seeds)
     print("5. TF-IDF + logistic regression")
     c = tfidf_baseline()
     minutes = (time.perf_counter() - started) / 60
@@ -219,14 +237,12 @@ def main() -> None:
         ("(c) TF-IDF + logistic regression", c),
     ]
     print(f"\n6. Test set ({len(splits['test']):,} reviews)\n")
-    print("| model | accuracy | macro-F1 |\n|---|---|---|")
-    for name, m in table:
-        print(f"| {name} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} |")
+    print(seeds.table(table, len(args.seeds)))
     print("\nPredictions of (a):")
     for text, label, p in zip(SENTENCES, clf.predict(SENTENCES), clf.predict_proba(SENTENCES).max(-1), strict=True):
         print(f"   {label} {p:.2f}  {text}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    default = args.finetune_lr == 1e-3  # a side run with another rate writes its own JSON and leaves the plots
+    default = args.finetune_lr == FINETUNE_LR  # a side run with another rate writes its own JSON and leaves the plots
     if default:
         shutil.copyfile(WORK / "finetune-pretrained" / "curves.png", RESULTS / "demo_finetune_pretrained.png")
     if default and (WORK / "pretrain" / "curves.png").exists():
@@ -236,6 +252,7 @@ def main() -> None:
         "pretraining": pretraining,
         "pretrain_steps": args.pretrain_steps,
         "finetune_lr": args.finetune_lr,
+        "seeds": args.seeds,
         "split": {k: len(v) for k, v in splits.items()},
         "pretrained": a,
         "random_init": b,

@@ -237,8 +237,8 @@ B, E = "benchmarks/results/", "examples/results/"
 FORWARD, PREDICT, BUDGET, SERVE = B + "forward.json", B + "predict.json", B + "predict_budget.json", B + "serve.json"
 TOKENIZER, PRETRAIN, PRETRAIN_DATA = B + "tokenizer.json", B + "pretrain.json", B + "pretrain_data.json"
 LEARNING, FINETUNE, CLASSIFIER = B + "pretrain_learning.json", B + "finetune.json", B + "classifier_step.json"
-CONVERT, INSTALL = B + "convert.json", B + "install.json"
-DEMO, DEMO_LR, FIND_LR = E + "demo.json", E + "demo_lr0.0001.json", E + "find_lr.json"
+CONVERT, INSTALL, SEEDS = B + "convert.json", B + "install.json", B + "finetune_seeds.json"
+DEMO, FIND_LR = E + "demo.json", E + "find_lr.json"
 REAL_ENCODER, PRETRAIN_SMALL = E + "real_encoder.json", E + "pretrain_small.json"
 BROWN_300, BROWN_2000 = E + "pretrain_then_finetune_300.json", E + "pretrain_then_finetune.json"
 SPAM = {n: E + f"pretrain_then_finetune_spam_{n}.json" for n in (200, 500, 1000)} | {
@@ -436,23 +436,26 @@ def readme(f: Files) -> str:
     rows.append(
         [
             "`make demo`: small ALBERT pretrained here, fine-tuned",
-            f"{fixed(d['pretrained']['accuracy'], 3)} test accuracy vs {fixed(d['random_init']['accuracy'], 3)} from "
-            f"random init; {demo_minutes(d)}",
+            f"test accuracy {seed_spread(d['pretrained'])} vs {seed_spread(d['random_init'])} from random init (the "
+            f"mean, and the worst–best of {len(d['seeds'])} seeds); {demo_minutes(d)}",
             f"TF-IDF + LR {fixed(d['tfidf_logreg']['accuracy'], 3)}",
         ]
     )
     few, many = f(SPAM[200]), f(SPAM[2000])
 
-    def majority(r: Data) -> str:
-        return " (the majority)" if r["random_init"]["accuracy"] == r["majority_class_accuracy"] else ""
+    def spread(r: Data, side: str) -> str:
+        """Mean ± sd over the seeds; "the majority" when every seed gave the majority share."""
+        if side == "random_init" and r[side]["accuracy"] == r["majority_class_accuracy"]:
+            return f"{fixed(r[side]['accuracy'], 3)} (the majority)"
+        return f"{fixed(r[side]['accuracy'], 3)} ± {fixed(r[side]['accuracy_sd'], 3)}"
 
     rows.append(
         [
             f"{few['args']['pretrain_steps']} pretraining steps on emails, fine-tuned on {few['split']['train']:,} / "
             f"{many['split']['train']:,} labelled ones",
-            f"{fixed(few['pretrained']['accuracy'], 3)} / {fixed(many['pretrained']['accuracy'], 3)} test accuracy vs "
-            f"{fixed(few['random_init']['accuracy'], 3)}{majority(few)} / "
-            f"{fixed(many['random_init']['accuracy'], 3)}{majority(many)} from random init",
+            f"{spread(few, 'pretrained')} / {spread(many, 'pretrained')} test accuracy vs "
+            f"{spread(few, 'random_init')} / {spread(many, 'random_init')} from random init (mean ± sd of "
+            f"{len(few['runs']['pretrained'])} seeds)",
             f"TF-IDF + LR {fixed(few['tfidf_logreg']['accuracy'], 3)} / {fixed(many['tfidf_logreg']['accuracy'], 3)}",
         ]
     )
@@ -861,7 +864,7 @@ def find_lr(f: Files) -> str:
     default = m["default"]["learning_rate"]
     rows = []
     for r in sorted(m["sweep"].values(), key=lambda r: r["learning_rate"]):
-        note = " (also the width's default)" if r["learning_rate"] == default else ""
+        note = " (the width's default when measured)" if r["learning_rate"] == default else ""
         accuracies = [fixed(r["dev_accuracy"], 4), fixed(r["test_accuracy"], 4)]
         rows.append([rate(r["learning_rate"]) + note, *accuracies, fixed(r["minutes"], 2)])
     auto = m["auto"]
@@ -884,30 +887,95 @@ def find_lr(f: Files) -> str:
     )
 
 
-@block("demo", DEMO, DEMO_LR)
-def demo(f: Files) -> str:
-    runs = [f(DEMO), f(DEMO_LR)]
-    names = [
-        ("pretrained", "(a) ALBERT, pretrained here"),
-        ("random_init", "(b) ALBERT, random init"),
-        ("tfidf_logreg", "(c) TF-IDF + logistic regression"),
-    ]
-    header = ["model"]
-    for d in runs:
-        header += [f"accuracy, lr {rate(d['finetune_lr'])}", f"macro-F1, lr {rate(d['finetune_lr'])}"]
-    rows = [[label, *(fixed(d[key][m], 4) for d in runs for m in ("accuracy", "macro_f1"))] for key, label in names]
-    d = runs[0]
-    pre = d["pretraining"]
-    same = "the same" if runs[1]["pretraining"].value == pre.value else "its own"
+SEED_SETS = {
+    "reviews-random": "reviews, random weights",
+    "reviews-pretrained": "reviews, the demo's pretrained encoder",
+    "emails": "emails (ham / spam), random weights",
+    "brown-genre": "Brown genres, random weights",
+}
+
+
+@block("finetune-rates", SEEDS)
+def finetune_rates(f: Files) -> str:
+    d = f(SEEDS)
+    runs: dict[str, dict[float, list[Data]]] = {}
+    for run in d["runs"]:
+        runs.setdefault(run["set"], {}).setdefault(float(run["rate"]), []).append(run)
+    rates = sorted({r for by_rate in runs.values() for r in by_rate})
+    seed_list = sorted({int(run["seed"]) for run in d["runs"]})
+    rows = []
+    for name in [n for n in SEED_SETS if n in runs] + sorted(set(runs) - set(SEED_SETS)):
+        row = [SEED_SETS.get(name, name), fixed(d["majority_share"][name], 3)]
+        for r in rates:
+            group = runs[name].get(r, [])
+            if not group:
+                row.append("")
+                continue
+            accuracies = [float(run["test_accuracy"]) for run in group]
+            fell = sum(bool(run["one_label"]) for run in group)
+            cell = f"{fixed(statistics.fmean(accuracies), 3)} / {fixed(min(accuracies), 3)}"
+            seeds = f" ({len(group)} of {len(seed_list)} seeds)" if len(group) != len(seed_list) else ""
+            row.append(cell + (f", **{fell} at one label**" if fell else "") + seeds)
+        rows.append(row)
+    over_sets = []
+    for r in rates:
+        groups = [runs[name][r] for name in runs if r in runs[name]]
+        fell = sum(bool(run["one_label"]) for group in groups for run in group)
+        worst = statistics.fmean(min(float(run["test_accuracy"]) for run in group) for group in groups)
+        over_sets.append(f"lr {rate(r)}: {fell} runs at one label, worst seeds {fixed(worst, 3)} on average")
+    s = d["settings"]
+    m = s["model"]
     return with_notes(
-        header,
+        ["set", "majority share", *(f"lr {rate(r)}: mean / worst seed" for r in rates)],
         rows,
-        f"Test set: {d['split']['test']:,} reviews. Pretraining, {pre['steps']:,} steps: held-out MLM accuracy "
+        "Over the sets: " + "; ".join(over_sets) + ".",
+        "",
+        f"Test accuracy of the kept model (the best dev checkpoint) over seeds {', '.join(map(str, seed_list))}, each "
+        'seed drawing the weights, the data order and dropout; "at one label": runs whose kept model gives every '
+        "test example the same "
+        f"label (its accuracy is then that label's share). Each run: {s['train_examples']:,} training examples, "
+        f"600 dev, {fixed(s['epochs'], 0)} epochs of batch 32 ({int(s['epochs']) * (s['train_examples'] // 32)} "
+        "optimizer steps), 96 tokens for the reviews, 128 for the emails, 64 for Brown, the defaults otherwise "
+        "(10 % warmup, linear decay), a "
+        f"{m['num_hidden_layers']}-layer H={m['hidden_size']} model; "
+        f"{fixed(statistics.fmean(float(run['minutes']) for run in d['runs']), 1)} min a run on average "
+        f"({len(d['runs'])} runs). " + source("python benchmarks/finetune_seeds.py", SEEDS),
+    )
+
+
+def seed_spread(side: Data) -> str:
+    """A fine-tuning compared over seeds: its mean test accuracy, then its worst and best seed's."""
+    return (
+        f"{fixed(side['mean']['accuracy'], 3)} ({fixed(side['worst_accuracy'], 3)}–{fixed(side['best_accuracy'], 3)})"
+    )
+
+
+@block("demo", DEMO)
+def demo(f: Files) -> str:
+    d = f(DEMO)
+    rows = []
+    for key, label in (("pretrained", "(a) ALBERT, pretrained here"), ("random_init", "(b) ALBERT, random init")):
+        side = d[key]
+        rows.append(
+            [
+                label,
+                fixed(side["mean"]["accuracy"], 4),
+                f"{fixed(side['worst_accuracy'], 4)} / {fixed(side['best_accuracy'], 4)}",
+                fixed(side["mean"]["macro_f1"], 4),
+                f"{side['one_label_runs']} of {len(side['runs'])}",
+            ]
+        )
+    c = d["tfidf_logreg"]
+    rows.append(["(c) TF-IDF + logistic regression", fixed(c["accuracy"], 4), "(no seed)", fixed(c["macro_f1"], 4), ""])
+    pre = d["pretraining"]
+    seeds = ", ".join(str(s) for s in d["seeds"])
+    return with_notes(
+        ["model", "accuracy: mean", "worst / best seed", "macro-F1: mean", "runs at one label"],
+        rows,
+        f"Fine-tuning at lr {rate(d['finetune_lr'])}, seeds {seeds} for each of (a) and (b). Test set: "
+        f"{d['split']['test']:,} reviews. Pretraining, {pre['steps']:,} steps: held-out MLM accuracy "
         f"{fixed(pre['eval_mlm_acc'], 3)}, SOP accuracy {fixed(pre['eval_sop_acc'], 3)}. The run: "
-        f"{demo_minutes(d)}. "
-        + source("make demo", DEMO)
-        + f" The lr {rate(runs[1]['finetune_lr'])} columns: `{DEMO_LR}` "
-        f"(`python examples/demo.py --finetune-lr {rate(runs[1]['finetune_lr'])}`, {same} pretrained checkpoint).",
+        f"{demo_minutes(d)}. " + source("make demo", DEMO),
     )
 
 

@@ -37,7 +37,7 @@ PAGES = [
     ),
 ]
 SHOWN_ONLY = {  # line prefix: why the docs test does not run it
-    "make ": "the Makefile's own targets (make test runs this test; make demo takes about twenty minutes)",
+    "make ": "the Makefile's own targets (make test runs this test; make demo takes about half an hour)",
     "pip install": "installing the package is what the test environment already did",
     "torchrun --nnodes 2": "the second machine of a two-machine example",
     "git clone": "the repository is already here",
