@@ -1,4 +1,4 @@
-"""A fine-tuning compared over seeds: the summary that the demo writes for each side.
+"""A fine-tuning compared over seeds: the summary that the demo and the real-encoder example write for each side.
 
 One run says little where a rate is near the edge of stability (a seed decides whether the model learns or gives
 every example one label), so each side of a "pretrained vs random" comparison is fine-tuned with several seeds and
