@@ -37,10 +37,13 @@ def _median_seconds(python: Path, code: str, runs: int = 5) -> float:
 
 
 def measure(venv: Path, timings: bool = True) -> dict:
-    """Build the bare venv and report on it; timings=False leaves out the start-up medians (20 processes)."""
+    """Build the bare venv and report on it; timings=False leaves out the start-up medians (20 processes) and the
+    byte-compiling they would measure."""
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     pip = [str(python), "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt")]
+    if not timings:
+        pip.append("--no-compile")  # compiling torch's .py files is most of the install's CPU, and only speeds imports
     subprocess.run([*pip, "torch==2.13.0"], check=True)
     subprocess.run([*pip, str(ROOT)], check=True)
     site = next((venv / "lib").glob("python3.*/site-packages"))

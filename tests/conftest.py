@@ -20,15 +20,43 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
-# Modules that take longest, started first: make test hands out whole modules (--dist loadfile, so module fixtures
-# are built once), and a long one started last would run alone at the end. test_docs.py's pages share one sandbox in
-# reading order, so it is one worker's from start to end: the longest chain of the suite.
-LONGEST_FIRST = ("test_docs.py", "test_qa.py", "test_finetune_runs.py", "test_outputs.py", "test_pretrain.py")
+# Work units of pytest-xdist (make test runs --dist loadgroup): a whole module each, so a module's fixtures are built
+# once, except test_docs.py's pages, one unit each (they share only the README's tour, built once per run). The
+# units that take longest start first, so that none starts last and runs alone at the end: the README first (the
+# tour the other pages wait for), the docs' other pages after the long modules (by then the tour is done).
+LONGEST_FIRST = (
+    "test_docs.py[README.md]",
+    "test_qa.py",
+    "test_finetune_runs.py",
+    "test_pretrain.py",
+    "test_outputs.py",
+    "test_install.py",
+    "test_hub.py",
+    "test_tokenizer.py",
+    "test_summarization.py",
+    "test_predict_equals_evaluate.py",
+    "test_docs.py[finetuning.md]",
+    "test_docs.py[tasks.md]",
+    "test_docs.py[pretraining.md]",
+    "test_docs.py[prediction.md]",
+    "test_docs.py[conversion.md]",
+    "test_docs.py[serving.md]",
+    "test_docs.py[tokenizers.md]",
+)
 
 
+def work_unit(item) -> str:
+    """The module's file name, or for a docs page "test_docs.py[PAGE]"."""
+    page = getattr(item, "callspec", None) and item.callspec.params.get("page")
+    return f"{item.path.name}[{page.name}]" if page else item.path.name
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module's own order is kept
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(work_unit(item)))
+    items.sort(key=lambda item: rank.get(work_unit(item), len(rank)))  # stable: each unit's own order is kept
 
 
 def tiny_config(**overrides) -> albert.AlbertConfig:
@@ -170,22 +198,40 @@ def shared_folder(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """The run's shared folder ``name``, made by ``build(folder)`` once per run: the first worker that asks builds it
+    while the others wait on a file lock, then all read it. A build that fails leaves no folder behind, so the next
+    worker that asks tries again (and reports its own failure)."""
+    import fcntl
+    import shutil
+
+    shared = shared_folder(tmp_path_factory)
+    folder = shared / name
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / f"{name}.complete").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            try:
+                build(folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            (shared / f"{name}.complete").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def brown_tokenizer(realdata, tmp_path_factory):
     """A SentencePiece model trained with ALBERT's settings on the Brown corpus (8,000 pieces): trained once per run,
     by the first worker that asks, and read by the others."""
-    import fcntl
-
     from albert import AlbertTokenizer, spm
 
-    shared = shared_folder(tmp_path_factory)
-    with open(shared / "brown-tokenizer.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (shared / "brown-tokenizer" / "spiece.model").is_file():
-            corpus = tmp_path_factory.mktemp("brown") / "brown.txt"
-            corpus.write_text("\n".join(realdata.brown_lines()), encoding="utf-8")
-            spm.train([corpus], shared / "brown-tokenizer", vocab_size=8000, progress=False)
-    return AlbertTokenizer.from_pretrained(shared / "brown-tokenizer")
+    def build(folder: Path) -> None:
+        corpus = tmp_path_factory.mktemp("brown") / "brown.txt"
+        corpus.write_text("\n".join(realdata.brown_lines()), encoding="utf-8")
+        spm.train([corpus], folder, vocab_size=8000, progress=False)
+
+    return AlbertTokenizer.from_pretrained(built_once(tmp_path_factory, "brown-tokenizer", build))
 
 
 # ----------------------------------------------------------------------------------------------------------------
