@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import subprocess
 import sys
@@ -80,6 +81,17 @@ def test_bad_ner_files(tmp_path):
         ner.read_sentences(tmp_path / "c.jsonl")
 
 
+def character_tagger_f1(train_path, dev_path) -> float:
+    """Entity F1 on dev of the context-free baseline: each character gets its most frequent tag in training."""
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for sentence in ner.read_sentences(train_path):
+        for token, tag in zip(sentence.tokens, sentence.tags, strict=True):
+            counts[token][tag] += 1
+    dev = ner.read_sentences(dev_path)
+    guess = [[counts[t].most_common(1)[0][0] if t in counts else "O" for t in s.tokens] for s in dev]
+    return ner.metrics([s.tags for s in dev], guess)["f1"]
+
+
 def test_ner_trains_and_predicts_spans(peoples_daily, tmp_path):
     out = tmp_path / "ner"
     result = train(
@@ -99,9 +111,11 @@ def test_ner_trains_and_predicts_spans(peoples_daily, tmp_path):
     )
     rows = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "step" in r]
     assert sum(r["loss"] for r in rows[-10:]) < sum(r["loss"] for r in rows[:10])
-    # Tagging everything O scores entity F1 0 (and ~0.90 token accuracy, which is why token accuracy proves nothing
-    # here); this random-init 2-layer model after 6 short epochs finds about a fifth of the entities exactly.
-    assert result["f1"] > 0.15 and result["precision"] > 0.1 and result["recall"] > 0.1, result
+    # Tagging everything O scores entity F1 0 (and ~0.88 token accuracy, which is why token accuracy proves nothing
+    # here); tagging each character with its most frequent training tag, no context, ~0.10. This random-init 2-layer
+    # model after 6 short epochs finds about a fifth of the entities exactly: it reads the characters around.
+    baseline = character_tagger_f1(peoples_daily / "train.txt", peoples_daily / "dev.txt")
+    assert result["f1"] > baseline + 0.05 and result["precision"] > 0.1 and result["recall"] > 0.1, (result, baseline)
     # `albert evaluate` on the dev file scores the saved (best) model exactly as training's evaluation did
     assert cli_evaluate(out, peoples_daily / "dev.txt")["f1"] == pytest.approx(result["f1"], abs=1e-4)
     config = json.loads((out / "config.json").read_text())
