@@ -47,7 +47,7 @@ LONGEST_FIRST = (
 
 def work_unit(item) -> str:
     """The module's file name, or for a docs page "test_docs.py[PAGE]"."""
-    page = getattr(item, "callspec", None) and item.callspec.params.get("page")
+    page = item.path.name == "test_docs.py" and getattr(item, "callspec", None) and item.callspec.params.get("page")
     return f"{item.path.name}[{page.name}]" if page else item.path.name
 
 
