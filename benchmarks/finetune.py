@@ -315,7 +315,11 @@ def main() -> None:
             write_model(folder, albert.AlbertTokenizer.from_pretrained(folder / "tok").vocab_size)
             with open(folder / "train.csv", encoding="utf-8") as f:
                 n = sum(1 for _ in f) - 1
+            with open(folder / "dev.csv", encoding="utf-8", newline="") as f:
+                dev_labels = [row["label"] for row in csv.DictReader(f)]
             entry = {"max_length": max_length, "train_examples": n, "epochs": epochs, "learning_rate": lr}
+            # a run whose dev accuracy is this share gives every example one label
+            entry["dev_majority_share"] = max(map(dev_labels.count, set(dev_labels))) / len(dev_labels)
             entry |= {"trainer_schedule": args.trainer_schedule, "trainer_timed_from": "files", "runs": {}}
             rounds: dict[str, list[dict]] = {kind: [] for kind in args.contenders}
             for repeat in range(args.repeats):  # contenders alternate, so a slow spell of the machine hits all

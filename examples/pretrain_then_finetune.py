@@ -11,9 +11,8 @@
    spam         SpamAssassin ham / spam (subject and body, whitespace collapsed, first 128 tokens), split by a hash
                 of the text (60 % train, 20 % dev, 20 % test), 2,000 training emails; pretraining on every training
                 email, each a document of its lines: the user who pretrains on their own unlabelled domain text.
-3. `albert finetune` with its defaults (3 epochs) but the rate, 1e-3 (the width's default when the committed
-   results were measured; 3e-4 now), from the pretrained weights and from random weights in the same shape
-   (`random:config.json`), same tokenizer, once per seed.
+3. `albert finetune` with its defaults (3 epochs, the width's default rate), from the pretrained weights and from
+   random weights in the same shape (`random:config.json`), same tokenizer, once per seed.
 4. Test accuracy and macro-F1 of both (mean ± sd over the seeds, and each run), the majority class and TF-IDF +
    logistic regression, to examples/results/pretrain_then_finetune.json (brown-genre) or
    pretrain_then_finetune_spam.json (_spam_500.json etc. for another --train-examples), and, once a task has
@@ -43,9 +42,11 @@ from pretrain_learning import MODEL  # noqa: E402
 
 from albert import spm  # noqa: E402
 from albert.cliflags import COUNT  # noqa: E402
+from albert.config import AlbertConfig  # noqa: E402
 from albert.data import PrepareConfig, prepare  # noqa: E402
 from albert.finetune import FinetuneConfig  # noqa: E402
 from albert.finetune import train as finetune_train  # noqa: E402
+from albert.lrfind import rate_for_size  # noqa: E402
 from albert.pretrain import PretrainConfig  # noqa: E402
 from albert.pretrain import train as pretrain_train  # noqa: E402
 
@@ -121,7 +122,6 @@ def finetune(work: Path, init: str, name: str, seed: int, length: int) -> dict:
             tokenizer=str(work / "pretrain" / "model"),
             out=str(out),
             max_seq_length=length,
-            learning_rate=1e-3,  # what the committed results were measured at (the default then)
             seed=seed,
         )
     )
@@ -217,6 +217,7 @@ def main() -> None:
     result = {
         "args": vars(args),
         "split": {k: len(v) for k, v in splits.items()},
+        "learning_rate": rate_for_size(AlbertConfig(**MODEL)),  # both sides: `albert finetune`'s default
         "pretraining_documents": len(documents),
         "majority_class_accuracy": sum(1 for _, x in splits["test"] if x == majority) / len(splits["test"]),
         "pretrained": pretrained,
