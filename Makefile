@@ -41,12 +41,12 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 # pytest-xdist: one worker per core and one more (tests wait on servers, signals and subprocesses, and the extra
-# worker fills those waits), whole modules to each but the docs' pages, one each (xdist groups), longest first
-# (tests/conftest.py: LONGEST_FIRST, one thread per worker); the 25 slowest tests are printed every run.
+# worker fills those waits), whole modules to each, longest first (tests/conftest.py: LONGEST_FIRST, one thread per
+# worker); the 25 slowest tests are printed every run.
 WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 export WORKERS
 test: lint $(HF4) data browser
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25 tests
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 tests
 
 # The playground's browser test drives Debian's Chromium: installed with apt-get where this runs as root (CI);
 # elsewhere tests/test_playground.py skips and says how to get it. Never fails the build by itself.

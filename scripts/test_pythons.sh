@@ -43,11 +43,11 @@ for version in "${versions[@]}"; do
     fi
     if [ "$version" = "${versions[0]}" ]; then
         echo "== the whole suite on $("$venv/bin/python" --version)"
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider -n "$workers" --dist loadgroup --no-loadscope-reorder \
+        "$venv/bin/python" -m pytest -q -p no:cacheprovider -n "$workers" --dist loadfile --no-loadscope-reorder \
             --durations=25 tests
     else
         echo "== the interpreter-dependent tests on $("$venv/bin/python" --version)"
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider -n "$workers" --dist loadgroup --no-loadscope-reorder \
+        "$venv/bin/python" -m pytest -q -p no:cacheprovider -n "$workers" --dist loadfile --no-loadscope-reorder \
             --durations=25 $NEWEST_TESTS
     fi
 done

@@ -14,49 +14,22 @@ import torch
 
 import albert
 
-# Under pytest-xdist (make test runs one worker per core), each worker and the commands it starts use one thread:
-# the suite's models are tiny, and two workers with two threads each on two cores only contend.
+# Under pytest-xdist (make test runs one worker per core and one more), each worker and the commands it starts use
+# one thread: the suite's models are tiny, and two workers with two threads each on two cores only contend.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
-# Work units of pytest-xdist (make test runs --dist loadgroup): a whole module each, so a module's fixtures are built
-# once, except test_docs.py's pages, one unit each (they share only the README's tour, built once per run). The
-# units that take longest start first, so that none starts last and runs alone at the end: the README first (the
-# tour the other pages wait for), the docs' other pages after the long modules (by then the tour is done).
-LONGEST_FIRST = (
-    "test_docs.py[README.md]",
-    "test_qa.py",
-    "test_finetune_runs.py",
-    "test_pretrain.py",
-    "test_outputs.py",
-    "test_install.py",
-    "test_hub.py",
-    "test_tokenizer.py",
-    "test_summarization.py",
-    "test_predict_equals_evaluate.py",
-    "test_docs.py[finetuning.md]",
-    "test_docs.py[tasks.md]",
-    "test_docs.py[pretraining.md]",
-    "test_docs.py[prediction.md]",
-    "test_docs.py[conversion.md]",
-    "test_docs.py[serving.md]",
-    "test_docs.py[tokenizers.md]",
-)
+# Modules that take longest, started first: make test hands out whole modules (--dist loadfile, so module fixtures
+# are built once), and a long one started last would run alone at the end. test_docs.py builds the README's tour
+# once and runs each page in a copy of it; it stays one module (xdist 3.8's per-group scheduling, --dist loadgroup,
+# does not group under pytest 9.2, which no longer reads the node id xdist rewrites).
+LONGEST_FIRST = ("test_docs.py", "test_qa.py", "test_finetune_runs.py", "test_pretrain.py", "test_outputs.py")
 
 
-def work_unit(item) -> str:
-    """The module's file name, or for a docs page "test_docs.py[PAGE]"."""
-    page = item.path.name == "test_docs.py" and getattr(item, "callspec", None) and item.callspec.params.get("page")
-    return f"{item.path.name}[{page.name}]" if page else item.path.name
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(work_unit(item)))
-    items.sort(key=lambda item: rank.get(work_unit(item), len(rank)))  # stable: each unit's own order is kept
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module's own order is kept
 
 
 def tiny_config(**overrides) -> albert.AlbertConfig:
@@ -200,21 +173,24 @@ def shared_folder(tmp_path_factory) -> Path:
 
 def built_once(tmp_path_factory, name: str, build) -> Path:
     """The run's shared folder ``name``, made by ``build(folder)`` once per run: the first worker that asks builds it
-    while the others wait on a file lock, then all read it. A build that fails leaves no folder behind, so the next
-    worker that asks tries again (and reports its own failure)."""
+    while the others wait on a file lock, then all read it. A build that fails leaves no folder behind and fails every
+    test that asks for it, on any worker, with the first failure's message (it is not built again)."""
     import fcntl
     import shutil
 
     shared = shared_folder(tmp_path_factory)
-    folder = shared / name
+    folder, failed = shared / name, shared / f"{name}.failed"
     with open(shared / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if failed.exists():  # one failed build per run: the other workers report it instead of building again
+            pytest.fail(f"building {name} failed on another worker:\n{failed.read_text()}", pytrace=False)
         if not (shared / f"{name}.complete").exists():
             shutil.rmtree(folder, ignore_errors=True)
             try:
                 build(folder)
-            except BaseException:
+            except BaseException as err:
                 shutil.rmtree(folder, ignore_errors=True)
+                failed.write_text(f"{type(err).__name__}: {err}")
                 raise
             (shared / f"{name}.complete").touch()
     return folder
