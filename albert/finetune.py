@@ -375,7 +375,7 @@ def set_up(cfg: FinetuneConfig, train_examples, eval_examples, labels) -> Run:
 
 def finish_range_test(run: Run, chosen: lrfind.Rate) -> dict[str, Any]:
     """--find-lr: the range test was the whole run; its curve and numbers are in the output directory."""
-    distributed.teardown(run.dist)
+    distributed.teardown(run.dist, run)
     if run.dist.is_main:
         finish_directory(run.target, run.out)
     if chosen.inconclusive:  # no suggestion: what `auto` would train at instead, and why
@@ -457,7 +457,7 @@ def train_step(run: Run, optimizer, schedule, progress: Progress) -> dict[str, A
     grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
     if not (math.isfinite(loss) and torch.isfinite(grad_norm)):  # both agreed by all processes: all stop here
         kept = f"the best model so far (step {progress.best_step}) is in {run.out}" if progress.best_step else ""
-        distributed.teardown(run.dist)
+        distributed.teardown(run.dist, run)
         raise AlbertError(
             f"step {progress.step + 1}: the training loss is {loss} (not finite); lower --learning-rate "
             f"(now {progress.learning_rate:g}) or check the model config ({kept or 'nothing was saved'})"
@@ -511,7 +511,7 @@ def finish(run: Run, progress: Progress, interrupted: bool) -> dict[str, Any]:
     result = {"best_step": progress.best_step, **(progress.best or {}), "steps": progress.step}
     result |= {"train_examples": len(run.train_data), "learning_rate": progress.learning_rate}
     if interrupted:
-        distributed.teardown(dist)
+        distributed.teardown(dist, run)
         if dist.is_main:
             log.warning(
                 "interrupted at step %d: continue with `albert finetune --resume %s`", progress.step, run.target
@@ -534,7 +534,7 @@ def finish(run: Run, progress: Progress, interrupted: bool) -> dict[str, Any]:
         card = modelcard.finetuned(cfg, run.family, run.model, run.tok, run.labels, best, run.target.name, facts)
         write_text(out / modelcard.FILENAME, card)  # README.md, the model card (albert/modelcard.py)
         finish_directory(run.target, out)
-    distributed.teardown(dist)
+    distributed.teardown(dist, run)
     return result
 
 

@@ -517,7 +517,7 @@ def train_step(run: Run) -> tuple[int, dict[str, float], int, torch.Tensor]:
         tokens += int(batch["attention_mask"].sum()) * dist.world_size
     grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip_norm)
     if not torch.isfinite(grad_norm):  # all-reduced, so every rank stops here together; no step is taken
-        distributed.teardown(dist)
+        distributed.teardown(dist, run)
         raise RunError(
             f"step {run.step + 1}: the gradient is not finite (loss {sums.get('loss', float('nan')):.4g}); lower "
             f"--learning-rate (now {cfg.learning_rate:g}) and --resume from the last checkpoint in {run.target}"
@@ -545,7 +545,7 @@ def finish(run: Run, last: dict[str, Any]) -> dict[str, Any]:
     done = run.step >= run.cfg.max_steps
     if run.dist.is_main and done:
         plot.pretrain_curves(run.out / "log.jsonl", run.out / "curves.png")
-    distributed.teardown(run.dist)
+    distributed.teardown(run.dist, run)
     if run.dist.is_main and done:
         finish_directory(run.target, run.out)
     return {**last, "step": run.step, "interrupted": not done}

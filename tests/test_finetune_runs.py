@@ -251,7 +251,7 @@ def test_a_step_cut_into_passes_has_the_gradient_of_one_padded_batch(task):
 
 
 _DDP_STEP = """
-import contextlib, sys
+import contextlib, sys, types
 import torch
 sys.path.insert(0, {tests!r})
 from test_finetune_runs import _step
@@ -261,16 +261,14 @@ from albert.finetune import forward_backward
 dist = distributed.setup("cpu")
 model, data = _step("ner")
 passes = batching.step_passes(range(len(data)), batching.row_costs(data), dist.rank, 2, 10**6, overhead=20)
-ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-loss = forward_backward(ddp, data, passes, dist, contextlib.nullcontext())
+run = types.SimpleNamespace(model=model)
+run.ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+loss = forward_backward(run.ddp, data, passes, dist, contextlib.nullcontext())
 if dist.is_main:
     grads = {{name: p.grad for name, p in model.named_parameters() if p.grad is not None}}
     torch.save({{"loss": loss, "passes": len(passes), "grads": grads}}, {out!r})
-# the reducer gone and both ranks here before the process group is destroyed: a rank that destroyed it while rank 0
-# was still saving aborted once ("terminate called without an active exception")
-del ddp
 dist.barrier()
-distributed.teardown(dist)
+distributed.teardown(dist, run)  # as the loops end: the wrapper freed first (albert/dist.py says why)
 """
 
 
