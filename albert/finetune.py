@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from albert import batching, heads, hub, lrfind, modelcard, plot, runs, tasks
@@ -299,7 +300,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     run = set_up(cfg, train_examples, eval_examples, labels)
     chosen = None  # a resumed run trains at its checkpoint's rate
     if not run.resuming:  # the rate given, the width's, or a range test's (--learning-rate auto, --find-lr)
-        chosen = lrfind.choose_rate(cfg, run.model, lambda step: train_pass(run, step), run.out, run.dist)
+        chosen = lrfind.choose_rate(cfg, run.model, lambda step: train_pass(run, step), run.out, run.dist, run.total)
     if cfg.find_lr:
         return finish_range_test(run, chosen)
     optimizer, schedule, progress = start(run, chosen)
@@ -525,7 +526,9 @@ def finish(run: Run, progress: Progress, interrupted: bool) -> dict[str, Any]:
         elif best is not None and best.get("predicted_labels") == 1 and len(run.labels) > 1:
             records = [json.loads(line) for line in log_path.read_text().splitlines() if line]
             losses = [r["loss"] for r in records if isinstance(r.get("loss"), float)]
-            log.warning(one_label_warning(progress.learning_rate, progress.rate_source, losses, best, len(run.labels)))
+            prior = label_entropy(getattr(run.train_data, "y", None))
+            rate, source = progress.learning_rate, progress.rate_source
+            log.warning(one_label_warning(rate, source, losses, best, len(run.labels), prior))
         metric = run.family.selection_metric(best) if best else run.family.metric
         plot.finetune_curves(log_path, out / "curves.png", metric)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the run is complete: its model is out itself
@@ -578,15 +581,27 @@ def loss_units(model, batch: dict[str, torch.Tensor]) -> int:
     return len(batch["input_ids"])
 
 
-def one_label_warning(rate: float, source: str, losses: list[float], best: dict[str, float], n_labels: int) -> str:
+def one_label_warning(
+    rate: float, source: str, losses: list[float], best: dict[str, float], n_labels: int, prior: float | None = None
+) -> str:
     """What to say when the kept model gives every dev text the same label: it learned the label prior only, which
     looks like a result (accuracy = the majority share) unless someone says so; and what to change, by what the
     training loss did (``lrfind.one_label_advice``)."""
     return (
         f"the best model predicts one label for every dev example (of {n_labels}; accuracy {best['accuracy']:.4f} is "
         f"that label's share): it learned the label prior, not the task. "
-        + lrfind.one_label_advice(losses, rate, source)
+        + lrfind.one_label_advice(losses, rate, source, prior)
     )
+
+
+def label_entropy(y) -> float | None:
+    """The entropy of single-label training targets (class indices), in nats: the training loss of a model that
+    predicts each label's share whatever the text; None for other targets."""
+    if not isinstance(y, np.ndarray) or y.ndim != 1 or y.dtype.kind not in "iu" or not len(y):
+        return None
+    shares = np.bincount(y) / len(y)
+    shares = shares[shares > 0]
+    return float(-(shares * np.log(shares)).sum())
 
 
 MAX_LENGTH_KEY = "max_seq_length"  # config.json key of TextClassifier's max_length (transformers ignores it)

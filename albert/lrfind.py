@@ -145,15 +145,29 @@ def verdict(rates: list[float], smoothed: list[float], suggested: float) -> str:
     return ""
 
 
-def rate_for_size(config) -> float:
-    """The default peak rate by the model's width: 3e-4 up to H=512, 3e-5 for released sizes (the middle of the
-    paper's Table 14, 1e-5 to 5e-5). For small models 3e-4 is the largest rate at which no seed of any set gave one
-    label in benchmarks/finetune_seeds.py's runs on four real sets, and it held in benchmarks/finetune.py's longer
-    runs from a pretrained encoder, where 1e-3 did not; very short runs from random weights can still end at one
-    label at it (docs/finetuning.md). Between H=256 and 512 it is an extrapolation."""
-    if config.hidden_size <= 512:
-        return 3e-4
-    return 3e-5
+SHORT_RUN_STEPS, SHORT_RUN_RATE = 64, 1e-3  # a small model's run of fewer steps than this defaults to this rate
+
+
+def rate_for_size(config, steps: int | None = None) -> float:
+    """The default peak rate by the model's width and the run's length in optimizer steps: for released sizes
+    (H > 512) 3e-5, the middle of the paper's Table 14 (1e-5 to 5e-5); for small models 3e-4, or SHORT_RUN_RATE for
+    a run of fewer than SHORT_RUN_STEPS steps. Chosen on four real sets over five seeds (docs/finetuning.md's rate
+    tables) by the fewest runs whose model ends at one label, ties to the lower rate: in runs of a few hundred steps
+    neither 3e-4 nor 1e-3 left a seed there, and in longer runs from a pretrained encoder 1e-3 did where 3e-4 did
+    not; in the shortest runs 3e-4 left most seeds from random weights at one label, and 1e-3 fewer. Between H=256
+    and 512 it is an extrapolation."""
+    if config.hidden_size > 512:
+        return 3e-5
+    if steps is not None and steps < SHORT_RUN_STEPS:
+        return SHORT_RUN_RATE
+    return 3e-4
+
+
+def default_for(config, steps: int | None) -> str:
+    """What the default rate was chosen by, as the log says it."""
+    if config.hidden_size > 512 or steps is None:
+        return f"hidden size {config.hidden_size}"
+    return f"hidden size {config.hidden_size} and a run of {steps} steps"
 
 
 @dataclass
@@ -166,32 +180,31 @@ class Rate:
     inconclusive: str = ""
 
 
-def choose_rate(cfg, model, run_step, out: Path, dist) -> Rate:
-    """Fine-tuning's peak rate (cfg: a FinetuneConfig): the rate given; else, for auto and --find-lr, the range
-    test's suggestion (its curve saved in out) when the curve tells one, the rate for the model's width when it
-    cannot; else the rate for the model's width."""
+def choose_rate(cfg, model, run_step, out: Path, dist, steps: int | None = None) -> Rate:
+    """Fine-tuning's peak rate (cfg: a FinetuneConfig; steps: the run's optimizer steps): the rate given; else, for
+    auto and --find-lr, the range test's suggestion (its curve saved in out) when the curve tells one, the default
+    for the model's width and the run's length when it cannot; else that default."""
     if isinstance(cfg.learning_rate, float) and not cfg.find_lr:
         return Rate(cfg.learning_rate, "given")
+    default = rate_for_size(model.config, steps)
     if cfg.learning_rate is None and not cfg.find_lr:
-        rate = rate_for_size(model.config)
         if dist.is_main:
-            log.warning("learning rate %g (the default for hidden size %d)", rate, model.config.hidden_size)
-        return Rate(rate, "default")
+            log.warning("learning rate %g (the default for %s)", default, default_for(model.config, steps))
+        return Rate(default, "default")
     optimizer = build_optimizer(model, "adamw", 1.0, cfg.weight_decay)
     test = range_test(model, optimizer, run_step, cfg.find_lr_steps, progress=cfg.progress and dist.is_main)
     if dist.is_main:
         test.save(out)
     if test.inconclusive:
-        rate = rate_for_size(model.config)
         if dist.is_main:
             log.warning(
-                "learning-rate range test inconclusive: %s (curve: %s); using the default for hidden size %d, %g",
+                "learning-rate range test inconclusive: %s (curve: %s); using the default for %s, %g",
                 test.inconclusive,
                 out / "lr_find.png",
-                model.config.hidden_size,
-                rate,
+                default_for(model.config, steps),
+                default,
             )
-        return Rate(rate, "default, range test inconclusive", test.inconclusive)
+        return Rate(default, "default, range test inconclusive", test.inconclusive)
     if dist.is_main:
         log.warning(
             "learning-rate range test: suggested rate %.2g (curve: %s; %d steps)",
@@ -202,11 +215,14 @@ def choose_rate(cfg, model, run_step, out: Path, dist) -> Rate:
     return Rate(test.suggested, "range test")
 
 
-def one_label_advice(losses: list[float], rate: float, source: str) -> str:
+def one_label_advice(losses: list[float], rate: float, source: str, prior: float | None = None) -> str:
     """What to change after a run whose kept model predicts one label, read from its training losses: a loss that
     rose well above where it started, or fell and then climbed back, is a rate too high (the model learned and then
-    lost it: lower it); a loss that stayed where it started is a rate too low or a run too short (raise it); a loss
-    that fell and stayed down fits the training data without generalising (more data or epochs, not a rate)."""
+    lost it: lower it); a loss that ended no lower than ``prior`` (the entropy of the training labels: the loss of
+    predicting each label's share and nothing else) learned the label shares only, which short runs from random
+    weights do at any rate (docs/finetuning.md): train longer; a loss that stayed where it started is a rate too low
+    or a run too short (raise it); a loss that fell and stayed down fits the training data without generalising (more
+    data or epochs, not a rate)."""
     if len(losses) < 10:
         return f"Only {len(losses)} steps ran: train longer (--epochs)"
     window = max(2, len(losses) // 10)
@@ -217,6 +233,13 @@ def one_label_advice(losses: list[float], rate: float, source: str) -> str:
         return (
             f"The training loss went from {start:.3f} up to {peak:.3f} (lowest {low:.3f}, last {end:.3f}): the rate "
             f"{rate:g} ({source}) is too high for this model and data; try --learning-rate {lower}"
+        )
+    if prior is not None and end > 0.95 * prior:
+        return (
+            f"The training loss went from {start:.3f} to {end:.3f}, no lower than the training labels' entropy "
+            f"({prior:.3f}, what predicting each label's share gives): the model learned how often each label occurs "
+            f"and nothing from the texts. {len(losses)} steps ran: train longer (more --epochs or data); a higher "
+            f"--learning-rate ({higher}) alone rarely helps a run this short"
         )
     if end > 0.9 * start:
         return (

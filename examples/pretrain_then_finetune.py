@@ -11,8 +11,9 @@
    spam         SpamAssassin ham / spam (subject and body, whitespace collapsed, first 128 tokens), split by a hash
                 of the text (60 % train, 20 % dev, 20 % test), 2,000 training emails; pretraining on every training
                 email, each a document of its lines: the user who pretrains on their own unlabelled domain text.
-3. `albert finetune` with its defaults (3 epochs, the width's default rate), from the pretrained weights and from
-   random weights in the same shape (`random:config.json`), same tokenizer, once per seed.
+3. `albert finetune` with its defaults (3 epochs, the default rate for the width and the run's length), from the
+   pretrained weights and from random weights in the same shape (`random:config.json`), same tokenizer, once per
+   seed.
 4. Test accuracy and macro-F1 of both (mean ± sd over the seeds, and each run), the majority class and TF-IDF +
    logistic regression, to examples/results/pretrain_then_finetune.json (brown-genre) or
    pretrain_then_finetune_spam.json (_spam_500.json etc. for another --train-examples), and, once a task has
@@ -42,11 +43,9 @@ from pretrain_learning import MODEL  # noqa: E402
 
 from albert import spm  # noqa: E402
 from albert.cliflags import COUNT  # noqa: E402
-from albert.config import AlbertConfig  # noqa: E402
 from albert.data import PrepareConfig, prepare  # noqa: E402
 from albert.finetune import FinetuneConfig  # noqa: E402
 from albert.finetune import train as finetune_train  # noqa: E402
-from albert.lrfind import rate_for_size  # noqa: E402
 from albert.pretrain import PretrainConfig  # noqa: E402
 from albert.pretrain import train as pretrain_train  # noqa: E402
 
@@ -114,7 +113,7 @@ def finetune(work: Path, init: str, name: str, seed: int, length: int) -> dict:
     out = work / name
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    finetune_train(
+    done = finetune_train(
         FinetuneConfig(
             train=str(work / "train.csv"),
             eval=str(work / "dev.csv"),
@@ -126,9 +125,17 @@ def finetune(work: Path, init: str, name: str, seed: int, length: int) -> dict:
         )
     )
     metrics = real_encoder.score_on_test(out, work / "test.csv", length)
+    metrics["learning_rate"] = done["learning_rate"]  # the default for the width and the run's length
     metrics["minutes"] = (time.perf_counter() - t0) / 60
     print(f"   {name}: test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
     return metrics
+
+
+def the_one(rates: set[float]) -> float:
+    """The rate every run used: both sides take `albert finetune`'s default for the same width and steps."""
+    if len(rates) != 1:
+        raise SystemExit(f"the runs used different rates ({sorted(rates)}): both sides should take the same default")
+    return rates.pop()
 
 
 def _pretrained_steps(work: Path) -> int | None:
@@ -217,7 +224,7 @@ def main() -> None:
     result = {
         "args": vars(args),
         "split": {k: len(v) for k, v in splits.items()},
-        "learning_rate": rate_for_size(AlbertConfig(**MODEL)),  # both sides: `albert finetune`'s default
+        "learning_rate": the_one({run["learning_rate"] for side in runs.values() for run in side}),
         "pretraining_documents": len(documents),
         "majority_class_accuracy": sum(1 for _, x in splits["test"] if x == majority) / len(splits["test"]),
         "pretrained": pretrained,

@@ -238,6 +238,7 @@ FORWARD, PREDICT, BUDGET, SERVE = B + "forward.json", B + "predict.json", B + "p
 TOKENIZER, PRETRAIN, PRETRAIN_DATA = B + "tokenizer.json", B + "pretrain.json", B + "pretrain_data.json"
 LEARNING, FINETUNE, CLASSIFIER = B + "pretrain_learning.json", B + "finetune.json", B + "classifier_step.json"
 CONVERT, INSTALL, SEEDS = B + "convert.json", B + "install.json", B + "finetune_seeds.json"
+SHORT_SEEDS = (B + "finetune_seeds_500.json", B + "finetune_seeds_1000.json")  # the same grid, fewer examples
 DEMO, FIND_LR = E + "demo.json", E + "find_lr.json"
 REAL_ENCODER, PRETRAIN_SMALL = E + "real_encoder.json", E + "pretrain_small.json"
 BROWN_300, BROWN_2000 = E + "pretrain_then_finetune_300.json", E + "pretrain_then_finetune.json"
@@ -896,27 +897,43 @@ SEED_SETS = {
 }
 
 
-@block("finetune-rates", SEEDS)
-def finetune_rates(f: Files) -> str:
-    d = f(SEEDS)
+def runs_by_set_and_rate(d: Data) -> dict[str, dict[float, list[Data]]]:
     runs: dict[str, dict[float, list[Data]]] = {}
     for run in d["runs"]:
         runs.setdefault(run["set"], {}).setdefault(float(run["rate"]), []).append(run)
+    return runs
+
+
+def seed_cell(group: list[Data], seed_count: int) -> str:
+    """Mean / worst test accuracy over a set's seeds at one rate, and how many ended at one label."""
+    if not group:
+        return ""
+    accuracies = [float(run["test_accuracy"]) for run in group]
+    fell = sum(bool(run["one_label"]) for run in group)
+    cell = f"{fixed(statistics.fmean(accuracies), 3)} / {fixed(min(accuracies), 3)}"
+    seeds = f" ({len(group)} of {seed_count} seeds)" if len(group) != seed_count else ""
+    return cell + (f", **{fell} at one label**" if fell else "") + seeds
+
+
+def optimizer_steps(settings: Data) -> int:
+    """What the loop takes: whole batches of 32 per epoch (batching.py's steps_per_epoch), times the epochs."""
+    return int(settings["epochs"]) * (settings["train_examples"] // 32)
+
+
+def set_order(names) -> list[str]:
+    return [n for n in SEED_SETS if n in names] + sorted(set(names) - set(SEED_SETS))
+
+
+@block("finetune-rates", SEEDS)
+def finetune_rates(f: Files) -> str:
+    d = f(SEEDS)
+    runs = runs_by_set_and_rate(d)
     rates = sorted({r for by_rate in runs.values() for r in by_rate})
     seed_list = sorted({int(run["seed"]) for run in d["runs"]})
     rows = []
-    for name in [n for n in SEED_SETS if n in runs] + sorted(set(runs) - set(SEED_SETS)):
+    for name in set_order(runs):
         row = [SEED_SETS.get(name, name), fixed(d["majority_share"][name], 3)]
-        for r in rates:
-            group = runs[name].get(r, [])
-            if not group:
-                row.append("")
-                continue
-            accuracies = [float(run["test_accuracy"]) for run in group]
-            fell = sum(bool(run["one_label"]) for run in group)
-            cell = f"{fixed(statistics.fmean(accuracies), 3)} / {fixed(min(accuracies), 3)}"
-            seeds = f" ({len(group)} of {len(seed_list)} seeds)" if len(group) != len(seed_list) else ""
-            row.append(cell + (f", **{fell} at one label**" if fell else "") + seeds)
+        row += [seed_cell(runs[name].get(r, []), len(seed_list)) for r in rates]
         rows.append(row)
     over_sets = []
     for r in rates:
@@ -935,12 +952,96 @@ def finetune_rates(f: Files) -> str:
         'seed drawing the weights, the data order and dropout; "at one label": runs whose kept model gives every '
         "test example the same "
         f"label (its accuracy is then that label's share). Each run: {s['train_examples']:,} training examples, "
-        f"600 dev, {fixed(s['epochs'], 0)} epochs of batch 32 ({int(s['epochs']) * (s['train_examples'] // 32)} "
+        f"600 dev, {fixed(s['epochs'], 0)} epochs of batch 32 ({optimizer_steps(s)} "
         "optimizer steps), 96 tokens for the reviews, 128 for the emails, 64 for Brown, the defaults otherwise "
         "(10 % warmup, linear decay), a "
         f"{m['num_hidden_layers']}-layer H={m['hidden_size']} model; "
         f"{fixed(statistics.fmean(float(run['minutes']) for run in d['runs']), 1)} min a run on average "
         f"({len(d['runs'])} runs). " + source("python benchmarks/finetune_seeds.py", SEEDS),
+    )
+
+
+def fewest_at_one_label(runs: dict[str, dict[float, list[Data]]], names) -> float:
+    """The rate with the fewest runs at one label over these sets, ties to the lower rate (the rule
+    albert.lrfind.rate_for_size follows: a higher rate wins only where it spares seeds)."""
+    rates = sorted({r for name in names for r in runs[name]})
+    return min(rates, key=lambda r: (sum(one_label_count(runs[name].get(r, [])) for name in names), r))
+
+
+def one_label_count(group: list[Data]) -> int:
+    return sum(bool(run["one_label"]) for run in group)
+
+
+@block("finetune-rates-short", *SHORT_SEEDS)
+def finetune_rates_short(f: Files) -> str:
+    """The rate grid with fewer training examples (fewer steps): which rate learns where, seed by seed."""
+    grids = [f(path) for path in SHORT_SEEDS]
+    columns = []  # (grid, its runs by set and rate, steps, rate)
+    for d in grids:
+        runs = runs_by_set_and_rate(d)
+        for r in sorted({r for by_rate in runs.values() for r in by_rate}):
+            columns.append((d, runs, optimizer_steps(d["settings"]), r))
+    names = set_order({name for d in grids for name in d["majority_share"]})
+    seed_list = sorted({int(run["seed"]) for d in grids for run in d["runs"]})
+    rows = []
+    for name in names:
+        share = next(d["majority_share"][name] for d in grids if name in d["majority_share"])
+        row = [SEED_SETS.get(name, name), fixed(share, 3)]
+        row += [seed_cell(runs.get(name, {}).get(r, []), len(seed_list)) for _, runs, _, r in columns]
+        rows.append(row)
+    # the issue's test, run by run: a seed at one label at one rate that learned at another
+    rescued, lost, fell_everywhere = [], [], []
+    for d in grids:
+        steps, runs = optimizer_steps(d["settings"]), runs_by_set_and_rate(d)
+        for name in set_order(runs):
+            by_seed: dict[int, dict[float, bool]] = {}
+            for r, group in runs[name].items():
+                for run in group:
+                    by_seed.setdefault(int(run["seed"]), {})[r] = bool(run["one_label"])
+            for seed, fell in sorted(by_seed.items()):
+                if len(fell) < 2 or not any(fell.values()):
+                    continue
+                where = f"{SEED_SETS.get(name, name)} at {steps} steps, seed {seed}"
+                if all(fell.values()):
+                    fell_everywhere.append(where)
+                elif fell.get(min(fell)):
+                    rescued.append(f"{where} (one label at {rate(min(fell))})")
+                else:
+                    lost.append(f"{where} (one label at {rate(max(fell))})")
+    chosen, held_out = [], []
+    for d in grids:
+        steps, runs = optimizer_steps(d["settings"]), runs_by_set_and_rate(d)
+        names = set_order(runs)
+        chosen.append(f"{steps} steps: {rate(fewest_at_one_label(runs, names))}")
+        for name in names:
+            pick = fewest_at_one_label(runs, [n for n in names if n != name])
+            there = ", ".join(f"{rate(r)}: {one_label_count(g)}" for r, g in sorted(runs[name].items()))
+            held_out.append(f"{SEED_SETS.get(name, name)} at {steps} steps, {rate(pick)} (runs at one label {there})")
+    m = grids[0]["settings"]["model"]
+    sizes = ", ".join(f"{d['settings']['train_examples']:,} ({optimizer_steps(d['settings'])} steps)" for d in grids)
+    return with_notes(
+        ["set", "majority share", *(f"{steps} steps, lr {rate(r)}: mean / worst seed" for _, _, steps, r in columns)],
+        rows,
+        "Seeds at one label at the lower rate that learned at the higher: "
+        + ("; ".join(rescued) or "none")
+        + ". At the higher rate that learned at the lower: "
+        + ("; ".join(lost) or "none")
+        + ". At one label at every rate: "
+        + ("; ".join(fell_everywhere) or "none")
+        + ".",
+        "",
+        "The rate with the fewest runs at one label over every set (ties to the lower rate): "
+        + "; ".join(chosen)
+        + ". Chosen on the other three, for the one left out: "
+        + "; ".join(held_out)
+        + ".",
+        "",
+        f"The grid above with fewer training examples: {sizes}, {fixed(grids[0]['settings']['epochs'], 0)} epochs of "
+        "batch 32, the same dev and test rows, "
+        f"seeds {', '.join(map(str, seed_list))}, a {m['num_hidden_layers']}-layer H={m['hidden_size']} model; "
+        f"{fixed(statistics.fmean(float(run['minutes']) for d in grids for run in d['runs']), 1)} min a run on "
+        f"average. Source: {', '.join(f'`{p}`' for p in SHORT_SEEDS)}, written by "
+        "`python benchmarks/finetune_seeds.py --train-examples N --rates 3e-4 1e-3 --results FILE`.",
     )
 
 

@@ -607,10 +607,11 @@ def test_auto_with_a_curve_that_tells_nothing_trains_at_the_size_default_and_say
     assert "learning-rate range test inconclusive" in done.stderr and "using the default" in done.stderr
     header = json.loads((tmp_path / "auto" / "log.jsonl").read_text().splitlines()[0])
     config = albert.AlbertConfig.from_json_file(reviews / "model.json")
-    assert header["learning_rate"] == rate_for_size(config)
+    assert header["learning_rate"] == rate_for_size(config, steps=2)
     saved = json.loads((tmp_path / "auto" / "lr_find.json").read_text())
     assert saved["inconclusive"] and saved["suggested"] is None and saved["rejected"] > 0
-    found = subprocess.run(_cli(reviews, tmp_path / "find", "--find-lr", "--find-lr-steps", "30"), capture_output=True)
+    find = _cli(reviews, tmp_path / "find", "--find-lr", "--find-lr-steps", "30", "--max-steps", "2")
+    found = subprocess.run(find, capture_output=True)
     reported = json.loads(found.stdout)
     assert reported["suggested_learning_rate"] is None and reported["default"] == header["learning_rate"]
     assert reported["inconclusive"] == saved["inconclusive"]
@@ -634,22 +635,38 @@ def test_the_one_label_warning_suggests_what_the_loss_supports(losses, advice):
     assert advice in said and "auto" not in said
 
 
-def test_the_default_rate_follows_the_model_size(reviews, tmp_path):
-    from albert.lrfind import rate_for_size
+def test_a_loss_that_fell_to_the_label_shares_entropy_asks_for_more_steps():
+    """A short run from random weights on ham / spam at 68 / 32: the loss falls from log 2 to the labels' entropy
+    (0.627) and stops there; it learned the shares, not the texts."""
+    from albert.lrfind import one_label_advice
 
-    result = train(
-        FinetuneConfig(
+    losses = [0.693 - 0.07 * min(k, 30) / 30 for k in range(45)]
+    said = one_label_advice(losses, 3e-4, "default", prior=0.627)
+    assert "learned how often each label occurs" in said and "45 steps ran: train longer" in said
+    for prior in (None, 0.69):  # unknown, or a balanced prior the loss fell well below: the other readings
+        assert "learned how often" not in one_label_advice(losses, 3e-4, "default", prior=prior)
+
+
+def test_the_default_rate_follows_the_model_size_and_the_run_length(reviews, tmp_path):
+    from albert.lrfind import SHORT_RUN_STEPS, rate_for_size
+
+    def default_rate(steps: int) -> float:
+        cfg = FinetuneConfig(
             train=str(reviews / "train.csv"),
             init=f"random:{reviews / 'model.json'}",
             tokenizer=str(reviews / "tok"),
-            out=str(tmp_path / "default"),
-            max_steps=2,
+            out=str(tmp_path / f"default-{steps}"),
+            max_steps=steps,
+            batch_size=2,
+            max_seq_length=16,
             progress=False,
         )
-    )
-    assert result["learning_rate"] == 3e-4  # H=64: a small model's rate, not Table 14's 3e-5
+        return train(cfg)["learning_rate"]
+
+    # H=64: a small model's rates, not Table 14's 3e-5; a run too short for 3e-4 from random weights gets 1e-3
+    assert [default_rate(SHORT_RUN_STEPS - 1), default_rate(SHORT_RUN_STEPS)] == [1e-3, 3e-4]
     sizes = [albert.AlbertConfig.from_name(name) for name in ("albert-base-v2", "albert-large-v2")]
-    assert [rate_for_size(c) for c in sizes] == [3e-5, 3e-5]
+    assert [rate_for_size(c, steps) for c in sizes for steps in (None, 10, 10_000)] == [3e-5] * 6
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
