@@ -23,6 +23,9 @@ that fell to one label) is what docs/finetuning.md's rate table quotes (scripts/
         [--train-examples 2000] [--epochs 3] [--results FILE]
     python benchmarks/finetune_seeds.py --join A.json B.json [--results FILE]
 
+benchmarks/results/finetune_seeds_500.json and _1000.json hold the same grid with fewer training examples (fewer
+steps) at 3e-4 and 1e-3: where the default rate turns from 1e-3 to 3e-4 (docs/finetuning.md's shorter runs).
+
 The committed grid ran as two processes of one thread each (OMP_NUM_THREADS=1; this model runs about as fast on one
 thread as on two), on disjoint --sets, each with its own --results file, then joined with --join (about 70 minutes).
 """

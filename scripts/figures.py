@@ -989,52 +989,47 @@ def finetune_rates_short(f: Files) -> str:
         row = [SEED_SETS.get(name, name), fixed(share, 3)]
         row += [seed_cell(runs.get(name, {}).get(r, []), len(seed_list)) for _, runs, _, r in columns]
         rows.append(row)
-    # the issue's test, run by run: a seed at one label at one rate that learned at another
-    rescued, lost, fell_everywhere = [], [], []
-    for d in grids:
-        steps, runs = optimizer_steps(d["settings"]), runs_by_set_and_rate(d)
-        for name in set_order(runs):
-            by_seed: dict[int, dict[float, bool]] = {}
-            for r, group in runs[name].items():
-                for run in group:
-                    by_seed.setdefault(int(run["seed"]), {})[r] = bool(run["one_label"])
-            for seed, fell in sorted(by_seed.items()):
-                if len(fell) < 2 or not any(fell.values()):
-                    continue
-                where = f"{SEED_SETS.get(name, name)} at {steps} steps, seed {seed}"
-                if all(fell.values()):
-                    fell_everywhere.append(where)
-                elif fell.get(min(fell)):
-                    rescued.append(f"{where} (one label at {rate(min(fell))})")
-                else:
-                    lost.append(f"{where} (one label at {rate(max(fell))})")
-    chosen, held_out = [], []
+    # the issue's test, run by run: a run at one label where the other rate learned on the same seed
+    spared, both, chosen, held_out = [], [], [], {}
     for d in grids:
         steps, runs = optimizer_steps(d["settings"]), runs_by_set_and_rate(d)
         names = set_order(runs)
+        fell: dict[tuple[str, int], dict[float, bool]] = {}
+        for name in names:
+            for r, group in runs[name].items():
+                for run in group:
+                    fell.setdefault((name, int(run["seed"])), {})[r] = bool(run["one_label"])
+        counts = {r: sum(v[r] and not all(v.values()) for v in fell.values() if r in v) for r in sorted(columns_of(d))}
+        spared.append(f"{steps} steps: " + ", ".join(f"{n} at {rate(r)}" for r, n in counts.items()))
+        both.append(f"{sum(len(v) > 1 and all(v.values()) for v in fell.values())} at {steps} steps")
         chosen.append(f"{steps} steps: {rate(fewest_at_one_label(runs, names))}")
         for name in names:
             pick = fewest_at_one_label(runs, [n for n in names if n != name])
-            there = ", ".join(f"{rate(r)}: {one_label_count(g)}" for r, g in sorted(runs[name].items()))
-            held_out.append(f"{SEED_SETS.get(name, name)} at {steps} steps, {rate(pick)} (runs at one label {there})")
+            others = [f"{rate(r)}: {one_label_count(g)}" for r, g in sorted(runs[name].items()) if r != pick]
+            cell = f"{rate(pick)}: {one_label_count(runs[name].get(pick, []))} ({', '.join(others)})"
+            held_out.setdefault(name, {})[steps] = cell
+    all_steps = [optimizer_steps(d["settings"]) for d in grids]
+    left_out = [
+        [SEED_SETS.get(name, name), *(cells.get(steps, "") for steps in all_steps)] for name, cells in held_out.items()
+    ]
     m = grids[0]["settings"]["model"]
     sizes = ", ".join(f"{d['settings']['train_examples']:,} ({optimizer_steps(d['settings'])} steps)" for d in grids)
+    header = [
+        "left out",
+        *(f"{n} steps: rate chosen without it, its runs at one label" for n in all_steps),
+    ]
     return with_notes(
         ["set", "majority share", *(f"{steps} steps, lr {rate(r)}: mean / worst seed" for _, _, steps, r in columns)],
         rows,
-        "Seeds at one label at the lower rate that learned at the higher: "
-        + ("; ".join(rescued) or "none")
-        + ". At the higher rate that learned at the lower: "
-        + ("; ".join(lost) or "none")
-        + ". At one label at every rate: "
-        + ("; ".join(fell_everywhere) or "none")
-        + ".",
-        "",
-        "The rate with the fewest runs at one label over every set (ties to the lower rate): "
+        "Runs at one label where the other rate learned on the same seed: "
+        + "; ".join(spared)
+        + " (seeds at one label at both rates: "
+        + ", ".join(both)
+        + "). The rate with the fewest runs at one label over every set (ties to the lower rate): "
         + "; ".join(chosen)
-        + ". Chosen on the other three, for the one left out: "
-        + "; ".join(held_out)
-        + ".",
+        + ". Each set left out, the rate chosen on the others the same way (the other rate's count in brackets):",
+        "",
+        *table(header, left_out),
         "",
         f"The grid above with fewer training examples: {sizes}, {fixed(grids[0]['settings']['epochs'], 0)} epochs of "
         "batch 32, the same dev and test rows, "
@@ -1043,6 +1038,10 @@ def finetune_rates_short(f: Files) -> str:
         f"average. Source: {', '.join(f'`{p}`' for p in SHORT_SEEDS)}, written by "
         "`python benchmarks/finetune_seeds.py --train-examples N --rates 3e-4 1e-3 --results FILE`.",
     )
+
+
+def columns_of(d: Data) -> set[float]:
+    return {float(run["rate"]) for run in d["runs"]}
 
 
 @block("finetune-default-rate", FINETUNE)
@@ -1306,16 +1305,16 @@ def majority_note(accuracies: list[float], major: float) -> str:
 def pretrain_then_finetune(f: Files) -> str:
     files = [("Brown genres", BROWN_300), ("Brown genres", BROWN_2000)]
     files += [("SpamAssassin ham / spam", SPAM[n]) for n in sorted(SPAM)]
-    rows, steps, rates = [], set(), set()
+    rows, steps = [], set()
     for task, name in files:
         d = f(name)
         steps.add(d["args"]["pretrain_steps"])
-        rates.add(d["learning_rate"])
         p, r, major = d["pretrained"], d["random_init"], d["majority_class_accuracy"]
         rows.append(
             [
                 task,
                 f"{d['split']['train']:,}",
+                f"{3 * (d['split']['train'] // 32)}, {rate(d['learning_rate'])}",
                 f"{fixed(p['accuracy'], 3)} ± {fixed(p['accuracy_sd'], 3)}"
                 + majority_note([run["accuracy"] for run in d["runs"]["pretrained"]], major),
                 f"{fixed(r['accuracy'], 3)} ± {fixed(r['accuracy_sd'], 3)}"
@@ -1325,17 +1324,17 @@ def pretrain_then_finetune(f: Files) -> str:
                 fixed(d["tfidf_logreg"]["accuracy"], 3),
             ]
         )
-    for name, values in (("pretrain_steps", steps), ("learning_rate", rates)):
-        if len(values) != 1:
-            raise FigureError(f"the pretrain_then_finetune*.json files hold different {name}: {sorted(values)}")
-    header = ["task", "labelled examples", f"pretrained ({steps.pop()} steps)", "random initialisation"]
-    header += ["pretrained ahead", "majority class", "TF-IDF + LR"]
+    if len(steps) != 1:
+        raise FigureError(f"the pretrain_then_finetune*.json files hold different pretrain_steps: {sorted(steps)}")
+    header = ["task", "labelled examples", "fine-tuning steps, rate", f"pretrained ({steps.pop()} steps)"]
+    header += ["random initialisation", "pretrained ahead", "majority class", "TF-IDF + LR"]
     return with_notes(
         header,
         rows,
-        f"Test accuracy, mean ± sd over the seeds, both sides fine-tuned at lr {rate(rates.pop())} (`albert "
-        "finetune`'s default for the width). Source: `examples/results/pretrain_then_finetune*.json`, written by "
-        "`python examples/pretrain_then_finetune.py` (the options in the text).",
+        "Test accuracy, mean ± sd over the seeds; both sides fine-tuned with `albert finetune`'s defaults: 3 epochs of "
+        "batch 32, at the default rate for the width and the run's length (the rate each file records). Source: "
+        "`examples/results/pretrain_then_finetune*.json`, written by `python examples/pretrain_then_finetune.py` (the "
+        "options in the text).",
     )
 
 
