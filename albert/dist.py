@@ -95,12 +95,13 @@ def setup(device: str = "auto") -> Dist:
 
 
 def teardown(dist: Dist, run=None) -> None:
-    """End this process's part in the process group. ``run`` (a loop's state with ``model`` and ``ddp``) gives up
-    its DistributedDataParallel wrapper first: the wrapper's reducer holds the process group, which would otherwise
-    outlive destroy_process_group and be freed at interpreter exit, where gloo's threads now and then abort the
-    process ("terminate called without an active exception": exit code -6 after a run that finished)."""
+    """End this process's part in the process group; every process calls it. ``run`` (a loop's state with ``model``
+    and ``ddp``) gives up its DistributedDataParallel wrapper first: the wrapper's reducer holds the process group,
+    which would otherwise outlive destroy_process_group and be freed at interpreter exit, where gloo's threads now and
+    then abort the process ("terminate called without an active exception": exit code -6 after a run that finished)."""
     if run is not None:
         run.ddp = run.model
     if dist.enabled and torch_dist.is_initialized():
-        gc.collect()  # the wrapper sits in reference cycles (module hooks): free it while the group still exists
+        gc.collect()  # free the wrapper (it may sit in reference cycles) while the group still exists
+        torch_dist.barrier()  # every process here (rank 0 may still be writing) before the group goes
         torch_dist.destroy_process_group()

@@ -83,7 +83,7 @@ class FinetuneConfig:
     grad_accum: int = 1  # gradient accumulation: batch_size × grad_accum examples per process and optimizer step
     group_by_length: bool = False  # steps of similar lengths (shuffled windows sorted by length): less padding still
     max_tokens: int | None = None  # padded tokens per forward pass (default batch_size × max_seq_length)
-    learning_rate: float | str | None = None  # peak AdamW rate, or auto (a range test picks it); None: by model width
+    learning_rate: float | str | None = None  # peak AdamW rate, or auto (a range test picks it); None: by width, steps
     find_lr: bool = False  # only run the learning-rate range test: lr_find.png and the suggested rate in out
     find_lr_steps: int = 200  # steps of the range test (it stops early once the loss blows up)
     warmup_ratio: float = 0.1  # share of the steps spent warming the rate up from 0
@@ -299,7 +299,7 @@ def fit_examples(cfg: FinetuneConfig, train_examples, eval_examples, labels=None
     """Fine-tune on examples already read (train() reads the files; the estimators pass their own)."""
     run = set_up(cfg, train_examples, eval_examples, labels)
     chosen = None  # a resumed run trains at its checkpoint's rate
-    if not run.resuming:  # the rate given, the width's, or a range test's (--learning-rate auto, --find-lr)
+    if not run.resuming:  # the rate given, the default (width, steps) or a range test's (auto, --find-lr)
         chosen = lrfind.choose_rate(cfg, run.model, lambda step: train_pass(run, step), run.out, run.dist, run.total)
     if cfg.find_lr:
         return finish_range_test(run, chosen)
@@ -597,7 +597,7 @@ def one_label_warning(
 def label_entropy(y) -> float | None:
     """The entropy of single-label training targets (class indices), in nats: the training loss of a model that
     predicts each label's share whatever the text; None for other targets."""
-    if not isinstance(y, np.ndarray) or y.ndim != 1 or y.dtype.kind not in "iu" or not len(y):
+    if not isinstance(y, np.ndarray) or y.ndim != 1 or y.dtype.kind not in "iu" or not len(y) or y.min() < 0:
         return None
     shares = np.bincount(y) / len(y)
     shares = shares[shares > 0]

@@ -218,9 +218,9 @@ def choose_rate(cfg, model, run_step, out: Path, dist, steps: int | None = None)
 def one_label_advice(losses: list[float], rate: float, source: str, prior: float | None = None) -> str:
     """What to change after a run whose kept model predicts one label, read from its training losses: a loss that
     rose well above where it started, or fell and then climbed back, is a rate too high (the model learned and then
-    lost it: lower it); a loss that ended no lower than ``prior`` (the entropy of the training labels: the loss of
-    predicting each label's share and nothing else) learned the label shares only, which short runs from random
-    weights do at any rate (docs/finetuning.md): train longer; a loss that stayed where it started is a rate too low
+    lost it: lower it); a loss that fell to ``prior`` (the entropy of the training labels: the loss of predicting
+    each label's share and nothing else) and stopped there learned the label shares only, as short runs from random
+    weights often do (docs/finetuning.md): train longer; a loss that stayed where it started is a rate too low
     or a run too short (raise it); a loss that fell and stayed down fits the training data without generalising (more
     data or epochs, not a rate)."""
     if len(losses) < 10:
@@ -234,12 +234,12 @@ def one_label_advice(losses: list[float], rate: float, source: str, prior: float
             f"The training loss went from {start:.3f} up to {peak:.3f} (lowest {low:.3f}, last {end:.3f}): the rate "
             f"{rate:g} ({source}) is too high for this model and data; try --learning-rate {lower}"
         )
-    if prior is not None and end > 0.95 * prior:
+    if prior is not None and start > 1.05 * prior and abs(end - prior) <= 0.1 * prior:
         return (
-            f"The training loss went from {start:.3f} to {end:.3f}, no lower than the training labels' entropy "
-            f"({prior:.3f}, what predicting each label's share gives): the model learned how often each label occurs "
-            f"and nothing from the texts. {len(losses)} steps ran: train longer (more --epochs or data); a higher "
-            f"--learning-rate ({higher}) alone rarely helps a run this short"
+            f"The training loss fell from {start:.3f} to {end:.3f}, the training labels' entropy ({prior:.3f}, what "
+            f"predicting each label's share gives): the model learned how often each label occurs and nothing from "
+            f"the texts. {len(losses)} steps ran: train longer (more --epochs or data), or try --learning-rate "
+            f"{higher} (in docs/finetuning.md's short runs more steps helped more often than a higher rate)"
         )
     if end > 0.9 * start:
         return (

@@ -104,8 +104,9 @@ def main() -> None:
         }
         best = max(runs, key=lambda r: runs[r]["dev_accuracy"])
         auto = finetune(init, f"{kind}-auto", "auto")
-        width_rate = f"{rate_for_size(AlbertConfig.from_json_file(WORK / 'model.json')):g}"
-        # no --learning-rate trains exactly as the sweep's run at the model width's rate, when the sweep has it
+        steps = sizes["train"] // 32  # one epoch of batch 32
+        width_rate = f"{rate_for_size(AlbertConfig.from_json_file(WORK / 'model.json'), steps):g}"
+        # no --learning-rate trains exactly as the sweep's run at the default rate, when the sweep has it
         default = runs[width_rate] if width_rate in runs else finetune(init, f"{kind}-default", None)
         results["models"][kind] = {
             "sweep": runs,

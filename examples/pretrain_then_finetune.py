@@ -126,6 +126,7 @@ def finetune(work: Path, init: str, name: str, seed: int, length: int) -> dict:
     )
     metrics = real_encoder.score_on_test(out, work / "test.csv", length)
     metrics["learning_rate"] = done["learning_rate"]  # the default for the width and the run's length
+    metrics["steps"] = done["steps"]
     metrics["minutes"] = (time.perf_counter() - t0) / 60
     print(f"   {name}: test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
     return metrics

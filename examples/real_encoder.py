@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="fine-tuning steps of 32 passages, for (a) and (b)")
     parser.add_argument("--max-seq-length", type=int, default=64, help="a 50-word passage is ~65 WordPiece tokens")
     parser.add_argument("--lr-pretrained", type=float, default=2e-4)
-    parser.add_argument("--lr-random", type=float, help="default: `albert finetune`'s for this width (3e-4)")
+    parser.add_argument("--lr-random", type=float, help="default: `albert finetune`'s for this width and --steps")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="fine-tuning seeds, each side")
     parser.add_argument(
         "--keep-pretrained",
@@ -210,7 +210,8 @@ def main() -> None:
 
     # random weights train at `albert finetune`'s default for this width (5e-4 sat at the edge: one seed of three
     # ended at the majority class)
-    args.lr_random = args.lr_random or rate_for_size(AlbertConfig.from_json_file(converted / "config.json"))
+    config = AlbertConfig.from_json_file(converted / "config.json")
+    args.lr_random = args.lr_random or rate_for_size(config, args.steps)
     kept = kept_pretrained_side(args) if args.keep_pretrained else None
     a = kept or over_seeds(str(converted), "pretrained", args.lr_pretrained)
     b = over_seeds(f"random:{converted / 'config.json'}", "random", args.lr_random)

@@ -990,7 +990,7 @@ def finetune_rates_short(f: Files) -> str:
         row += [seed_cell(runs.get(name, {}).get(r, []), len(seed_list)) for _, runs, _, r in columns]
         rows.append(row)
     # the test, run by run: a run at one label where the other rate learned on the same seed
-    spared, both, chosen, held_out = [], [], [], {}
+    spared, both, chosen, held_out, sums = [], [], [], {}, []
     for d in grids:
         steps, runs = optimizer_steps(d["settings"]), runs_by_set_and_rate(d)
         names = set_order(runs)
@@ -1003,11 +1003,18 @@ def finetune_rates_short(f: Files) -> str:
         spared.append(f"{steps} steps: " + ", ".join(f"{n} at {rate(r)}" for r, n in counts.items()))
         both.append(f"{sum(len(v) > 1 and all(v.values()) for v in fell.values())} at {steps} steps")
         chosen.append(f"{steps} steps: {rate(fewest_at_one_label(runs, names))}")
+        out_of_sample = 0
         for name in names:
             pick = fewest_at_one_label(runs, [n for n in names if n != name])
             others = [f"{rate(r)}: {one_label_count(g)}" for r, g in sorted(runs[name].items()) if r != pick]
+            out_of_sample += one_label_count(runs[name].get(pick, []))
             cell = f"{rate(pick)}: {one_label_count(runs[name].get(pick, []))} ({', '.join(others)})"
             held_out.setdefault(name, {})[steps] = cell
+        fixed_rates = [
+            f"{rate(r)} for every set {sum(one_label_count(runs[n].get(r, [])) for n in names)}"
+            for r in sorted(columns_of(d))
+        ]
+        sums.append(f"{steps} steps: the rate chosen without each {out_of_sample}, " + ", ".join(fixed_rates))
     all_steps = [optimizer_steps(d["settings"]) for d in grids]
     left_out = [
         [SEED_SETS.get(name, name), *(cells.get(steps, "") for steps in all_steps)] for name, cells in held_out.items()
@@ -1030,6 +1037,8 @@ def finetune_rates_short(f: Files) -> str:
         + ". Each set left out, the rate chosen on the others the same way (the other rate's count in brackets):",
         "",
         *table(header, left_out),
+        "",
+        "Runs at one label summed over the sets left out: " + "; ".join(sums) + ".",
         "",
         f"The grid above with fewer training examples: {sizes}, {fixed(grids[0]['settings']['epochs'], 0)} epochs of "
         "batch 32, the same dev and test rows, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 import json
 import math
 import subprocess
@@ -166,14 +167,16 @@ def test_a_run_that_learned_only_the_label_prior_says_so(reviews, tmp_path, capl
     assert result["predicted_labels"] == 1
     assert "predicts one label for every dev example (of 2" in caplog.text
     assert "Only 2 steps ran: train longer" in caplog.text  # too short a run to read anything from its loss
+    # training texts that say nothing about their labels (one text, 4 in 5 of them "pos"): the best a model can do is
+    # the label shares, so the loss falls from log 2 to their entropy, 0.500, and stops there
+    _write_csv(tmp_path / "prior.csv", [("质量很好", "pos")] * 80 + [("质量很好", "neg")] * 20)
     caplog.clear()
-    with caplog.at_level("WARNING", logger="albert"):  # a rate that moves nothing: the loss stays at the prior's
-        train(_cfg(reviews, tmp_path / "still", eval=str(tmp_path / "dev.csv"), max_steps=12, learning_rate=1e-9))
-    labels = [e.label for e in task.read_examples(reviews / "train.csv")]
-    shares = [labels.count(label) / len(labels) for label in set(labels)]
-    entropy = -sum(p * math.log(p) for p in shares)  # the training labels', computed here from the file
-    assert f"no lower than the training labels' entropy ({entropy:.3f}" in caplog.text
-    assert "12 steps ran: train longer" in caplog.text
+    with caplog.at_level("WARNING", logger="albert"):
+        run = _cfg(reviews, tmp_path / "prior", train=str(tmp_path / "prior.csv"), eval=str(tmp_path / "dev.csv"))
+        train(dataclasses.replace(run, max_steps=60, learning_rate=3e-3))
+    entropy = -(0.8 * math.log(0.8) + 0.2 * math.log(0.2))
+    assert f"the training labels' entropy ({entropy:.3f}" in caplog.text, caplog.text
+    assert "60 steps ran: train longer" in caplog.text
 
 
 def test_python_api_fit_predict_save(reviews, tmp_path):
