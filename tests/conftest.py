@@ -22,9 +22,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # Modules that take longest, started first: make test hands out whole modules (--dist loadfile, so module fixtures
 # are built once), and a long one started last would run alone at the end. test_docs.py builds the README's tour
-# once and runs each page in a copy of it; it stays one module (xdist 3.8's per-group scheduling, --dist loadgroup,
-# does not group under pytest 9.2, which no longer reads the node id xdist rewrites).
-LONGEST_FIRST = ("test_docs.py", "test_qa.py", "test_finetune_runs.py", "test_pretrain.py", "test_outputs.py")
+# once and runs each page in a copy of it; its later pages are a second module, test_docs_pages.py, so that another
+# worker runs them once the tour is built (xdist 3.8's per-group scheduling, --dist loadgroup, does not group under
+# pytest 9.2, which no longer reads the node id xdist rewrites).
+LONGEST_FIRST = ("test_docs.py", "test_docs_pages.py", "test_qa.py", "test_finetune_runs.py", "test_pretrain.py")
+LONGEST_FIRST += ("test_outputs.py",)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,4 +1,5 @@
-"""Every code block of README.md and docs/*.md runs, so the docs cannot rot.
+"""Every code block of README.md and docs/*.md runs, so the docs cannot rot (the pages after tasks.md: in
+test_docs_pages.py, the same check, so that a second worker runs them).
 
 Each page runs in a folder that ``scripts/docs_data.py`` fills with small slices of real text, after the README's
 tour has run there: the tour trains the tokenizer and models the other pages use. The tour runs once per test run
@@ -124,8 +125,18 @@ def toured(realdata, tmp_path_factory) -> tuple[Path, dict]:
     return folder, json.loads(folder.with_name("docs-tour.json").read_text())
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+FIRST = 2  # the README and tasks.md run here; the other pages in test_docs_pages.py, on another worker (each
+# module goes to one worker whole), once the tour is built
+
+
+@pytest.mark.parametrize("page", PAGES[:FIRST], ids=lambda p: p.name)
 def test_code_blocks_run(page, request, tmp_path):
+    run_page(page, request, tmp_path)
+
+
+def run_page(page: Path, request, tmp_path: Path) -> None:
+    """Every runnable block of ``page``, in order, in a copy of the toured folder (the README: what follows the
+    tour, after the tour's own checks)."""
     todo = commands(page)
     if not todo:
         assert page.name in ("architecture.md", "performance.md"), f"{page.name} has no code block that runs"

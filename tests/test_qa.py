@@ -125,7 +125,6 @@ def span_qa(brown_tokenizer, derived, tmp_path_factory):
             tokenizer=str(root / "tok"),
             out=str(root / "out"),
             epochs=3,
-            eval_every=10**6,  # once, at the end: evaluating each epoch cost as much as training
             batch_size=16,
             learning_rate=2e-3,
             max_seq_length=192,
@@ -227,7 +226,7 @@ def test_answerability_classifier(span_qa, derived, tmp_path):
             FinetuneConfig(task="qa", answerability=True, out=str(tmp_path / out), **data, **shape, **schedule)
         )
 
-    result = answerability("out", epochs=2, learning_rate=1e-3, eval_every=10**6)  # evaluated once, at the end
+    result = answerability("out", epochs=2, learning_rate=1e-3)
     baseline = no_answer_f1(derived / "dev.json")
     # the classifier alone decides, and what it learned is measured against the same model with its head untrained
     # (one step at a negligible rate): an untrained head's noise scored anywhere from the no-answer F1 to ~54
