@@ -83,7 +83,7 @@ class FinetuneConfig:
     grad_accum: int = 1  # gradient accumulation: batch_size × grad_accum examples per process and optimizer step
     group_by_length: bool = False  # steps of similar lengths (shuffled windows sorted by length): less padding still
     max_tokens: int | None = None  # padded tokens per forward pass (default batch_size × max_seq_length)
-    learning_rate: float | str | None = None  # peak AdamW rate, or auto (a range test picks it); None: by width, steps
+    learning_rate: float | str | None = None  # peak AdamW rate, or auto (range test); unset: by width and run length
     find_lr: bool = False  # only run the learning-rate range test: lr_find.png and the suggested rate in out
     find_lr_steps: int = 200  # steps of the range test (it stops early once the loss blows up)
     warmup_ratio: float = 0.1  # share of the steps spent warming the rate up from 0

@@ -164,10 +164,9 @@ def rate_for_size(config, steps: int | None = None) -> float:
 
 
 def default_for(config, steps: int | None) -> str:
-    """What the default rate was chosen by, as the log says it."""
-    if config.hidden_size > 512 or steps is None:
-        return f"hidden size {config.hidden_size}"
-    return f"hidden size {config.hidden_size} and a run of {steps} steps"
+    """What rate_for_size read, as the log says it (the run's length counts for small models only)."""
+    length = f" and a run of {steps} steps" if steps is not None and config.hidden_size <= 512 else ""
+    return f"hidden size {config.hidden_size}{length}"
 
 
 @dataclass

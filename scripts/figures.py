@@ -909,7 +909,7 @@ def seed_cell(group: list[Data], seed_count: int) -> str:
     if not group:
         return ""
     accuracies = [float(run["test_accuracy"]) for run in group]
-    fell = sum(bool(run["one_label"]) for run in group)
+    fell = one_label_count(group)
     cell = f"{fixed(statistics.fmean(accuracies), 3)} / {fixed(min(accuracies), 3)}"
     seeds = f" ({len(group)} of {seed_count} seeds)" if len(group) != seed_count else ""
     return cell + (f", **{fell} at one label**" if fell else "") + seeds
@@ -928,7 +928,7 @@ def set_order(names) -> list[str]:
 def finetune_rates(f: Files) -> str:
     d = f(SEEDS)
     runs = runs_by_set_and_rate(d)
-    rates = sorted({r for by_rate in runs.values() for r in by_rate})
+    rates = rates_in(runs)
     seed_list = sorted({int(run["seed"]) for run in d["runs"]})
     rows = []
     for name in set_order(runs):
@@ -961,72 +961,66 @@ def finetune_rates(f: Files) -> str:
     )
 
 
-def fewest_at_one_label(runs: dict[str, dict[float, list[Data]]], names) -> float:
-    """The rate with the fewest runs at one label over these sets, ties to the lower rate (the rule
-    albert.lrfind.rate_for_size follows: a higher rate wins only where it spares seeds)."""
-    rates = sorted({r for name in names for r in runs[name]})
-    return min(rates, key=lambda r: (sum(one_label_count(runs[name].get(r, [])) for name in names), r))
+def rates_in(runs: dict[str, dict[float, list[Data]]]) -> list[float]:
+    return sorted({r for by_rate in runs.values() for r in by_rate})
 
 
 def one_label_count(group: list[Data]) -> int:
     return sum(bool(run["one_label"]) for run in group)
 
 
+def fewest_at_one_label(runs: dict[str, dict[float, list[Data]]], names) -> float:
+    """The rate with the fewest runs at one label over these sets, ties to the lower rate (the rule
+    albert.lrfind.rate_for_size follows: a higher rate wins only where it spares seeds)."""
+    return min(rates_in(runs), key=lambda r: (sum(one_label_count(runs[n].get(r, [])) for n in names), r))
+
+
 @block("finetune-rates-short", *SHORT_SEEDS)
 def finetune_rates_short(f: Files) -> str:
     """The rate grid with fewer training examples (fewer steps): which rate learns where, seed by seed."""
-    grids = [f(path) for path in SHORT_SEEDS]
-    columns = []  # (grid, its runs by set and rate, steps, rate)
-    for d in grids:
-        runs = runs_by_set_and_rate(d)
-        for r in sorted({r for by_rate in runs.values() for r in by_rate}):
-            columns.append((d, runs, optimizer_steps(d["settings"]), r))
-    names = set_order({name for d in grids for name in d["majority_share"]})
-    seed_list = sorted({int(run["seed"]) for d in grids for run in d["runs"]})
+    grids = [(d, optimizer_steps(d["settings"]), runs_by_set_and_rate(d)) for d in map(f, SHORT_SEEDS)]
+    columns = [(runs, steps, r) for _, steps, runs in grids for r in rates_in(runs)]
+    names = set_order({name for d, _, _ in grids for name in d["majority_share"]})
+    seed_list = sorted({int(run["seed"]) for d, _, _ in grids for run in d["runs"]})
+    seed_count = len(seed_list)
     rows = []
     for name in names:
-        share = next(d["majority_share"][name] for d in grids if name in d["majority_share"])
+        share = next(d["majority_share"][name] for d, _, _ in grids if name in d["majority_share"])
         row = [SEED_SETS.get(name, name), fixed(share, 3)]
-        row += [seed_cell(runs.get(name, {}).get(r, []), len(seed_list)) for _, runs, _, r in columns]
-        rows.append(row)
+        rows.append(row + [seed_cell(runs.get(name, {}).get(r, []), seed_count) for runs, _, r in columns])
     # the issue's test, run by run: a run at one label where the other rate learned on the same seed
     spared, both, chosen, held_out, sums = [], [], [], {}, []
-    for d in grids:
-        steps, runs = optimizer_steps(d["settings"]), runs_by_set_and_rate(d)
+    for _, steps, runs in grids:
         names = set_order(runs)
         fell: dict[tuple[str, int], dict[float, bool]] = {}
         for name in names:
             for r, group in runs[name].items():
                 for run in group:
                     fell.setdefault((name, int(run["seed"])), {})[r] = bool(run["one_label"])
-        counts = {r: sum(v[r] and not all(v.values()) for v in fell.values() if r in v) for r in sorted(columns_of(d))}
+        counts = {r: sum(v.get(r, False) and not all(v.values()) for v in fell.values()) for r in rates_in(runs)}
         spared.append(f"{steps} steps: " + ", ".join(f"{n} at {rate(r)}" for r, n in counts.items()))
         both.append(f"{sum(len(v) > 1 and all(v.values()) for v in fell.values())} at {steps} steps")
         chosen.append(f"{steps} steps: {rate(fewest_at_one_label(runs, names))}")
         out_of_sample = 0
         for name in names:
             pick = fewest_at_one_label(runs, [n for n in names if n != name])
+            picked = one_label_count(runs[name].get(pick, []))
             others = [f"{rate(r)}: {one_label_count(g)}" for r, g in sorted(runs[name].items()) if r != pick]
-            out_of_sample += one_label_count(runs[name].get(pick, []))
-            cell = f"{rate(pick)}: {one_label_count(runs[name].get(pick, []))} ({', '.join(others)})"
-            held_out.setdefault(name, {})[steps] = cell
-        fixed_rates = [
-            f"{rate(r)} for every set {sum(one_label_count(runs[n].get(r, [])) for n in names)}"
-            for r in sorted(columns_of(d))
+            held_out.setdefault(name, {})[steps] = f"{rate(pick)}: {picked} ({', '.join(others)})"
+            out_of_sample += picked
+        every = [
+            f"{rate(r)} for every set {sum(one_label_count(runs[n].get(r, [])) for n in names)}" for r in rates_in(runs)
         ]
-        sums.append(f"{steps} steps: the rate chosen without each {out_of_sample}, " + ", ".join(fixed_rates))
-    all_steps = [optimizer_steps(d["settings"]) for d in grids]
-    left_out = [
-        [SEED_SETS.get(name, name), *(cells.get(steps, "") for steps in all_steps)] for name, cells in held_out.items()
-    ]
-    m = grids[0]["settings"]["model"]
-    sizes = ", ".join(f"{d['settings']['train_examples']:,} ({optimizer_steps(d['settings'])} steps)" for d in grids)
-    header = [
-        "left out",
-        *(f"{n} steps: rate chosen without it, its runs at one label" for n in all_steps),
-    ]
+        sums.append(f"{steps} steps: the rate chosen without each {out_of_sample}, " + ", ".join(every))
+    all_steps = [steps for _, steps, _ in grids]
+    left_out = [[SEED_SETS.get(name, name), *(cells.get(n, "") for n in all_steps)] for name, cells in held_out.items()]
+    header = ["left out", *(f"{n} steps: rate chosen without it, its runs at one label" for n in all_steps)]
+    settings = grids[0][0]["settings"]
+    m = settings["model"]
+    sizes = ", ".join(f"{d['settings']['train_examples']:,} ({steps} steps)" for d, steps, _ in grids)
+    minutes = statistics.fmean(float(run["minutes"]) for d, _, _ in grids for run in d["runs"])
     return with_notes(
-        ["set", "majority share", *(f"{steps} steps, lr {rate(r)}: mean / worst seed" for _, _, steps, r in columns)],
+        ["set", "majority share", *(f"{steps} steps, lr {rate(r)}: mean / worst seed" for _, steps, r in columns)],
         rows,
         "Runs at one label where the other rate learned on the same seed: "
         + "; ".join(spared)
@@ -1040,17 +1034,12 @@ def finetune_rates_short(f: Files) -> str:
         "",
         "Runs at one label summed over the sets left out: " + "; ".join(sums) + ".",
         "",
-        f"The grid above with fewer training examples: {sizes}, {fixed(grids[0]['settings']['epochs'], 0)} epochs of "
-        "batch 32, the same dev and test rows, "
-        f"seeds {', '.join(map(str, seed_list))}, a {m['num_hidden_layers']}-layer H={m['hidden_size']} model; "
-        f"{fixed(statistics.fmean(float(run['minutes']) for d in grids for run in d['runs']), 1)} min a run on "
-        f"average. Source: {', '.join(f'`{p}`' for p in SHORT_SEEDS)}, written by "
+        f"The grid above with fewer training examples: {sizes}, {fixed(settings['epochs'], 0)} epochs of batch 32, "
+        f"the same dev and test rows, seeds {', '.join(map(str, seed_list))}, "
+        f"a {m['num_hidden_layers']}-layer H={m['hidden_size']} model; {fixed(minutes, 1)} min a run on average. "
+        f"Source: {', '.join(f'`{p}`' for p in SHORT_SEEDS)}, written by "
         "`python benchmarks/finetune_seeds.py --train-examples N --rates 3e-4 1e-3 --results FILE`.",
     )
-
-
-def columns_of(d: Data) -> set[float]:
-    return {float(run["rate"]) for run in d["runs"]}
 
 
 @block("finetune-default-rate", FINETUNE)

@@ -125,8 +125,9 @@ def toured(realdata, tmp_path_factory) -> tuple[Path, dict]:
     return folder, json.loads(folder.with_name("docs-tour.json").read_text())
 
 
-FIRST = 2  # the README and tasks.md run here; the other pages in test_docs_pages.py, on another worker (each
-# module goes to one worker whole), once the tour is built
+# The README and tasks.md run here; the other pages in test_docs_pages.py, on another worker (each module goes to one
+# worker whole), once the tour is built.
+FIRST = 2
 
 
 @pytest.mark.parametrize("page", PAGES[:FIRST], ids=lambda p: p.name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import csv
-import dataclasses
 import json
 import math
 import subprocess
@@ -172,8 +171,8 @@ def test_a_run_that_learned_only_the_label_prior_says_so(reviews, tmp_path, capl
     _write_csv(tmp_path / "prior.csv", [("质量很好", "pos")] * 80 + [("质量很好", "neg")] * 20)
     caplog.clear()
     with caplog.at_level("WARNING", logger="albert"):
-        run = _cfg(reviews, tmp_path / "prior", train=str(tmp_path / "prior.csv"), eval=str(tmp_path / "dev.csv"))
-        train(dataclasses.replace(run, max_steps=60, learning_rate=3e-3))
+        data = dict(train=str(tmp_path / "prior.csv"), eval=str(tmp_path / "dev.csv"))
+        train(_cfg(reviews, tmp_path / "prior", **data, max_steps=60, learning_rate=3e-3))
     entropy = -(0.8 * math.log(0.8) + 0.2 * math.log(0.2))
     assert f"the training labels' entropy ({entropy:.3f}" in caplog.text, caplog.text
     assert "60 steps ran: train longer" in caplog.text
