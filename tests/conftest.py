@@ -34,6 +34,50 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module's own order is kept
 
 
+# CPU seconds per test, its subprocesses included, printed after pytest's wall-clock durations: with more workers
+# than cores a test's wall time counts the others' work and its waits on a lock (the docs' tour), so only CPU time
+# says what a test costs, and the run's total what the suite costs on any machine (its wall time is about the total
+# over the cores). Subprocesses count once they have been waited for, as every test here does.
+def _cpu_seconds() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.cpu_start = _cpu_seconds()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if call.when == "teardown" and hasattr(item, "cpu_start"):  # user_properties reach the xdist controller
+        report.user_properties.append(("cpu_s", _cpu_seconds() - item.cpu_start))
+
+
+def pytest_terminal_summary(terminalreporter):
+    spent = [
+        (dict(report.user_properties)["cpu_s"], report.nodeid)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "teardown" and "cpu_s" in dict(getattr(report, "user_properties", ()))
+    ]
+    if not spent:
+        return
+    modules: dict[str, float] = {}
+    for seconds, nodeid in spent:
+        modules[nodeid.split("::")[0]] = modules.get(nodeid.split("::")[0], 0.0) + seconds
+    write = terminalreporter.write_line
+    terminalreporter.section("CPU time (subprocesses included)")
+    write(f"{sum(s for s, _ in spent) / 60:.1f} CPU-minutes in {len(spent)} tests; the 10 costliest modules and tests:")
+    for name, seconds in sorted(modules.items(), key=lambda m: -m[1])[:10]:
+        write(f"{seconds:8.1f}s  {name}")
+    for seconds, nodeid in sorted(spent, reverse=True)[:10]:
+        write(f"{seconds:8.1f}s  {nodeid}")
+
+
 def tiny_config(**overrides) -> albert.AlbertConfig:
     base = dict(
         vocab_size=97,
