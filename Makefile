@@ -45,11 +45,12 @@ lint: setup
 # worker); the 25 slowest tests are printed every run.
 WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 export WORKERS
-# The set-up's parts wait on downloads (.venv and .venv-hf4 from PyPI, Chromium from Debian, the data) more than on
-# the CPU, so they are made side by side (-j), each one's output kept together (-O): on a fresh clone the downloads
-# overlap instead of adding up (docs/architecture.md gives the times).
+# The set-up's parts wait on downloads (.venv and .venv-hf4 from PyPI, Chromium from Debian) more than on the CPU, so
+# they are made side by side, each output line kept whole; the data and lint follow, as both need .venv, and the data
+# may call apt-get, which would not get apt's lock while Chromium installs.
 test:
-	@$(MAKE) --no-print-directory -j4 -O lint $(HF4) data browser
+	@$(MAKE) --no-print-directory -j3 --output-sync=line setup $(HF4) browser
+	@$(MAKE) --no-print-directory -j2 --output-sync=line lint data
 	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 tests
 
 # The playground's browser test drives Debian's Chromium: installed with apt-get where this runs as root (CI);

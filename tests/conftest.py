@@ -36,8 +36,8 @@ def pytest_collection_modifyitems(config, items):
 
 # CPU seconds per test, its subprocesses included, printed after pytest's wall-clock durations: with more workers
 # than cores a test's wall time counts the others' work and its waits on a lock (the docs' tour), so only CPU time
-# says what a test costs, and the run's total what the suite costs on any machine (its wall time is about the total
-# over the cores). Subprocesses count once they have been waited for, as every test here does.
+# says what a test costs, and the tests' total what the suite costs on any machine (the workers' start-up and
+# collection are not in it). Subprocesses count once they have been waited for, as every test here does.
 def _cpu_seconds() -> float:
     import resource
 
@@ -57,6 +57,7 @@ def pytest_runtest_makereport(item, call):
         report.user_properties.append(("cpu_s", _cpu_seconds() - item.cpu_start))
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own durations
 def pytest_terminal_summary(terminalreporter):
     spent = [
         (dict(report.user_properties)["cpu_s"], report.nodeid)
