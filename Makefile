@@ -42,7 +42,7 @@ lint: setup
 
 # pytest-xdist: one worker per core and one more (tests wait on servers, signals and subprocesses, and the extra
 # worker fills those waits), whole modules to each, longest first (tests/conftest.py: LONGEST_FIRST, one thread per
-# worker); the 25 slowest tests are printed every run.
+# worker); the 25 slowest tests are printed every run, then the costliest by CPU time (tests/conftest.py).
 WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 export WORKERS
 # The set-up's parts wait on downloads (.venv and .venv-hf4 from PyPI, Chromium from Debian) more than on the CPU, so

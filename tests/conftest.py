@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -39,8 +40,6 @@ def pytest_collection_modifyitems(config, items):
 # says what a test costs, and the tests' total what the suite costs on any machine (the workers' start-up and
 # collection are not in it). Subprocesses count once they have been waited for, as every test here does.
 def _cpu_seconds() -> float:
-    import resource
-
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
@@ -59,21 +58,20 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.hookimpl(trylast=True)  # after pytest's own durations
 def pytest_terminal_summary(terminalreporter):
-    spent = [
-        (dict(report.user_properties)["cpu_s"], report.nodeid)
-        for reports in terminalreporter.stats.values()
-        for report in reports
-        if getattr(report, "when", None) == "teardown" and "cpu_s" in dict(getattr(report, "user_properties", ()))
-    ]
+    from collections import Counter
+
+    spent, modules = [], Counter()
+    for report in (r for reports in terminalreporter.stats.values() for r in reports):
+        seconds = dict(getattr(report, "user_properties", ())).get("cpu_s")
+        if getattr(report, "when", None) == "teardown" and seconds is not None:
+            spent.append((seconds, report.nodeid))
+            modules[report.nodeid.split("::")[0]] += seconds
     if not spent:
         return
-    modules: dict[str, float] = {}
-    for seconds, nodeid in spent:
-        modules[nodeid.split("::")[0]] = modules.get(nodeid.split("::")[0], 0.0) + seconds
     write = terminalreporter.write_line
     terminalreporter.section("CPU time (subprocesses included)")
     write(f"{sum(s for s, _ in spent) / 60:.1f} CPU-minutes in {len(spent)} tests; the 10 costliest modules and tests:")
-    for name, seconds in sorted(modules.items(), key=lambda m: -m[1])[:10]:
+    for name, seconds in modules.most_common(10):
         write(f"{seconds:8.1f}s  {name}")
     for seconds, nodeid in sorted(spent, reverse=True)[:10]:
         write(f"{seconds:8.1f}s  {nodeid}")
